@@ -1,0 +1,226 @@
+#include "harness/cli.hpp"
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <torch/torch.h>
+
+#include "harness/config.hpp"
+#include "harness/data.hpp"
+#include "harness/errors.hpp"
+#include "harness/progress.hpp"
+#include "harness/tasks.hpp"
+#include "harness/trainer.hpp"
+#include "masklab_version.hpp"
+#include "strategies/registry.hpp"
+
+namespace po = boost::program_options;
+
+namespace masklab {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: masklab <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train        one training run under one strategy, with its run record\n"
+    "  strategies   list the loss-masking strategies and their parameters\n"
+    "  tasks        list the built-in tasks\n"
+    "  config       print the resolved config (defaults, --config, --set)\n"
+    "\n"
+    "`masklab <command> --help` describes each command.\n";
+
+// Parses a subcommand's options; --help prints the description and returns false.
+bool parse_options(const std::vector<std::string>& args, const po::options_description& options,
+                   const po::positional_options_description& positional, po::variables_map& vm,
+                   const std::string& usage) {
+  try {
+    po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
+  } catch (const po::error& e) {
+    throw UserError(std::string(e.what()) + " (see --help)");
+  }
+  if (vm.count("help")) {
+    std::cout << usage << "\n" << options << "\n";
+    return false;
+  }
+  try {
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UserError(std::string(e.what()) + " (see --help)");
+  }
+  return true;
+}
+
+// The options every command that builds a config shares.
+void add_config_options(po::options_description& options) {
+  options.add_options()
+      ("config", po::value<std::string>(), "YAML config file (keys as in `masklab config`)")
+      ("set", po::value<std::vector<std::string>>()->composing(), "override one key: --set section.key=value (repeatable)");
+}
+
+// Defaults, then --config, then each --set in order.
+Config resolve_config(const po::variables_map& vm) {
+  Config config;
+  if (vm.count("config")) load_config_file(config, vm["config"].as<std::string>());
+  if (vm.count("set")) {
+    for (const auto& assignment : vm["set"].as<std::vector<std::string>>()) apply_override(config, assignment);
+  }
+  return config;
+}
+
+std::string config_keys_help() {
+  std::string out = "config keys (--set key=value):\n";
+  for (const auto& k : config_keys()) out += fmt::format("  {:<24} {:<16} {}\n", k.key, k.type, k.help);
+  return out;
+}
+
+int cmd_train(const std::vector<std::string>& args) {
+  po::options_description options("train options");
+  options.add_options()("help,h", "show this help");
+  add_config_options(options);
+  options.add_options()
+      ("strategy", po::value<std::string>(), "strategy spec, e.g. completion_only, weighted:0.1 (see `masklab strategies`)")
+      ("seed", po::value<int>(), "run seed (initial weights, batch order, dropout)")
+      ("device", po::value<std::string>(), "auto | cpu | cuda | cuda:N (same as --set train.device=...)")
+      ("out", po::value<std::string>()->required(), "run directory for the record")
+      ("save-model", "also write the final weights to DIR/model.pt");
+  po::variables_map vm;
+  const std::string usage =
+      "usage: masklab train [--config FILE.yaml] [--set key=value]... --strategy SPEC --seed N --out DIR\n"
+      "\n"
+      "Trains one model under one loss-masking strategy and writes DIR/config.yaml,\n"
+      "DIR/curve.jsonl, DIR/samples.jsonl and, last, DIR/metrics.json.\n"
+      "Exit status: 0 ok, 1 failed, 2 bad input, 3 diverged.\n\n" +
+      config_keys_help();
+  if (!parse_options(args, options, {}, vm, usage)) return 0;
+
+  Config config = resolve_config(vm);
+  if (vm.count("strategy")) config.strategy = vm["strategy"].as<std::string>();
+  if (vm.count("seed")) config.seed = vm["seed"].as<int>();
+  if (vm.count("device")) config.train.device = vm["device"].as<std::string>();
+  validate(config);
+  make_strategy(config.strategy);  // a bad spec fails before any data work
+
+  torch::set_num_threads(resolve_threads(config));
+  Progress progress(Progress::stdout_is_terminal());
+  const Dataset dataset = build_dataset(config);
+  progress.line(fmt::format("masklab train: strategy {}  seed {}  {} train / {} held-out examples  tasks {}",
+                            make_strategy(config.strategy)->spec(), config.seed, dataset.train.size(),
+                            dataset.eval.size(), fmt::join(dataset.tasks, ",")));
+  TrainOptions train_options;
+  train_options.out_dir = vm["out"].as<std::string>();
+  train_options.save_model = vm.count("save-model") > 0;
+  train_options.progress = &progress;
+  const auto metrics = train_run(config, dataset, train_options);
+
+  const std::string status = metrics["status"];
+  if (status == "ok") {
+    std::string per_task;
+    for (const auto& [task, m] : metrics["per_task"].items()) {
+      per_task += fmt::format("  {}={:.2f}", task, m["exact_match"].is_number() ? m["exact_match"].get<double>() : 0.0);
+    }
+    progress.line(fmt::format("done in {:.1f}s: held-out completion_nll {:.4f}  exact_match {:.3f} ({})",
+                              metrics["wall_seconds"].get<double>(), metrics["eval"]["completion_nll"].get<double>(),
+                              metrics["eval"]["exact_match"].get<double>(), per_task.substr(per_task.empty() ? 0 : 2)));
+    progress.line("record: " + train_options.out_dir + "/metrics.json");
+    return 0;
+  }
+  std::fprintf(stderr, "masklab: run %s: %s (recorded in %s/metrics.json)\n", status.c_str(),
+               metrics["error"].is_string() ? metrics["error"].get<std::string>().c_str() : "",
+               train_options.out_dir.c_str());
+  return status == "diverged" ? 3 : 1;
+}
+
+int cmd_strategies(const std::vector<std::string>& args) {
+  po::options_description options("strategies options");
+  options.add_options()("help,h", "show this help");
+  po::variables_map vm;
+  if (!parse_options(args, options, {}, vm, "usage: masklab strategies\n\nLists every registered strategy."))
+    return 0;
+  const auto& registry = StrategyRegistry::instance();
+  for (const auto& e : registry.entries()) {
+    std::string aliases;
+    for (const auto& a : e.aliases) aliases += (aliases.empty() ? " (alias: " : ", ") + a;
+    if (!aliases.empty()) aliases += ")";
+    std::cout << e.usage() << aliases << "\n    " << e.description << "\n";
+    for (const auto& p : e.params) {
+      std::string def;
+      if (p.default_value && !p.default_value->empty()) def = " [default " + *p.default_value + "]";
+      std::cout << fmt::format("    {:<10} {}{}\n", p.name, p.help, def);
+    }
+  }
+  std::cout << "\noptions for every strategy (key=value after the parameters):\n"
+               "    template=prompt|completion|zero   how template tokens weigh (default prompt)\n"
+               "    eos=all|last                      train every assistant turn's end marker, or only the last\n"
+               "\nexamples: weighted:0.1   wit:0.05,1   scheduled:1,0,cosine   completion_only:eos=last\n";
+  return 0;
+}
+
+int cmd_tasks(const std::vector<std::string>& args) {
+  po::options_description options("tasks options");
+  options.add_options()("help,h", "show this help");
+  po::variables_map vm;
+  if (!parse_options(args, options, {}, vm, "usage: masklab tasks\n\nLists the built-in tasks.")) return 0;
+  for (const auto& t : builtin_tasks()) {
+    std::cout << fmt::format("{:<8} {:<26} {}\n", t.name, t.shape, t.description);
+  }
+  return 0;
+}
+
+int cmd_config(const std::vector<std::string>& args) {
+  po::options_description options("config options");
+  options.add_options()("help,h", "show this help");
+  add_config_options(options);
+  po::variables_map vm;
+  const std::string usage = "usage: masklab config [--config FILE.yaml] [--set key=value]...\n\n"
+                            "Prints the resolved config as YAML.\n\n" + config_keys_help();
+  if (!parse_options(args, options, {}, vm, usage)) return 0;
+  const Config config = resolve_config(vm);
+  validate(config);
+  std::cout << to_yaml(config);
+  return 0;
+}
+
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version") {
+    std::cout << "masklab " << MASKLAB_VERSION << " (" << MASKLAB_GIT_SHA << "), LibTorch " << TORCH_VERSION << "\n";
+    return 0;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  using Command = int (*)(const std::vector<std::string>&);
+  const std::map<std::string, Command> commands = {
+      {"train", cmd_train}, {"strategies", cmd_strategies}, {"tasks", cmd_tasks}, {"config", cmd_config}};
+  try {
+    auto it = commands.find(command);
+    if (it == commands.end()) {
+      throw UserError("unknown command '" + command + "' (commands: train, strategies, tasks, config)");
+    }
+    return it->second(args);
+  } catch (const UserError& e) {
+    std::fprintf(stderr, "masklab: error: %s\n", e.what());
+    return e.exit_code();
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    std::fprintf(stderr, "masklab: internal error: %s\n", what.substr(0, what.find('\n')).c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "masklab: error: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace masklab

@@ -1,0 +1,109 @@
+#pragma once
+// The run's configuration: one typed struct, filled once, in one place
+// (config.cpp), from YAML files and `--set section.key=value` overrides.
+// Unknown keys and wrong types are errors that name the key. The resolved
+// config is saved with every run (config.yaml) and hashed into sweep run ids.
+#include <string>
+#include <vector>
+
+namespace YAML {
+class Node;
+}
+
+namespace masklab {
+
+struct ModelConfig {
+  int n_layers = 2;              // transformer blocks
+  int d_model = 128;             // residual width
+  int n_heads = 4;               // attention heads (d_model must divide evenly)
+  int d_ff = 0;                  // MLP hidden width; 0 = 4*d_model (gelu) or 8/3*d_model (swiglu)
+  int max_seq_len = 128;         // longest row the model accepts (RoPE table size)
+  std::string mlp = "swiglu";    // swiglu | gelu
+  bool tie_embeddings = true;    // LM head shares the token embedding matrix
+  double dropout = 0.0;          // on attention output and MLP output
+  double rope_theta = 10000.0;   // RoPE base
+  double init_std = 0.02;        // std of normal init; output projections are scaled by 1/sqrt(2*n_layers)
+  std::string init_from;         // model.pt from a run saved with --save-model; "" = random init
+};
+
+struct TrainConfig {
+  int steps = 1100;              // optimizer steps
+  int batch_size = 32;           // examples per micro-batch
+  int grad_accum = 1;            // micro-batches per optimizer step
+  double lr = 3e-3;              // peak learning rate
+  double min_lr_ratio = 0.1;     // cosine decays to lr * min_lr_ratio
+  int warmup_steps = 50;         // linear warmup from 0
+  double weight_decay = 0.1;     // AdamW; never on norms, biases or embeddings' norms
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double grad_clip = 1.0;        // max global grad norm; 0 = off
+  int eval_every = 250;          // steps between eval points on the curve; 0 = only at the end
+  int log_every = 50;            // steps between log lines (non-terminal output)
+  std::string device = "auto";   // auto | cpu | cuda | cuda:N
+  int threads = 0;               // intra-op threads; 0 = all cores
+};
+
+struct DataConfig {
+  std::vector<std::string> tasks = {"lookup", "count", "reverse", "add"};  // built-in tasks
+  int train_size = 2000;         // training examples per built-in task
+  int eval_size = 64;            // held-out examples per built-in task
+  int train_eval_size = 64;      // fixed train subset per task for the generalization gap
+  int seed = 1234;               // data generation seed; independent of the run seed
+  std::string train;             // prompt/completion JSONL instead of built-in tasks
+  std::string eval;              // held-out JSONL; "" = split from train by eval_fraction
+  double eval_fraction = 0.1;    // seeded split when data.eval is empty
+  std::string format = "auto";   // auto | prompt_completion | chat | alpaca | text
+  std::string template_name = "plain";  // chat template (key: data.template)
+  std::string tokenizer = "byte";       // byte | path to a SentencePiece .model
+  int max_len = 0;               // longest example in tokens; 0 = model.max_seq_len
+  std::string truncation = "left";     // left: drop prompt tokens from the left | skip
+  bool skip_invalid = false;     // skip (and count) malformed lines instead of failing
+  bool packing = true;           // pack examples into rows of model.max_seq_len (else pad per batch)
+};
+
+struct LossConfig {
+  std::string normalization = "weight_sum";  // weight_sum | token_count | sequence
+  int chunk_size = 4096;         // LM-head rows per cross-entropy chunk (bounds logits memory)
+};
+
+struct EvalConfig {
+  int batch_size = 64;           // examples per eval forward pass
+  int samples = 2;               // held-out examples per task greedy-decoded into samples.jsonl
+};
+
+struct Config {
+  std::string strategy = "completion_only";  // strategy spec, see `masklab strategies`
+  int seed = 1;                  // run seed: init, batch order, dropout
+  ModelConfig model;
+  TrainConfig train;
+  DataConfig data;
+  LossConfig loss;
+  EvalConfig eval;
+};
+
+// Applies a YAML mapping ({section: {key: value}} or {"section.key": value})
+// on top of `config`. `origin` names the source in errors ("exp.yaml").
+void apply_yaml(Config& config, const YAML::Node& node, const std::string& origin);
+void load_config_file(Config& config, const std::string& path);
+// Applies one "section.key=value" override; the value is parsed as YAML.
+void apply_override(Config& config, const std::string& assignment);
+void apply_value(Config& config, const std::string& key, const std::string& value_text,
+                 const std::string& origin);
+
+// Checks cross-field rules (d_model % n_heads, known normalization, ...).
+void validate(const Config& config);
+
+// The resolved config as YAML, every key present, in a fixed order.
+std::string to_yaml(const Config& config);
+YAML::Node to_yaml_node(const Config& config);
+
+// Every key with its one-line description, for `masklab train --help`.
+struct ConfigKeyHelp {
+  std::string key;
+  std::string type;
+  std::string help;
+};
+std::vector<ConfigKeyHelp> config_keys();
+
+}  // namespace masklab

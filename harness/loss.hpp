@@ -1,0 +1,57 @@
+#pragma once
+// The loss: a pure function of (hidden states, LM head, targets, weights,
+// normalization) -> scalar (invariant 1). Strategies make the weights; this
+// file turns them into step-wide coefficients and computes Σ coeff·NLL with
+// the LM head applied only at rows that carry weight.
+//
+// Shape legend: B rows, T positions, N selected positions, C d_model, V vocab.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace masklab {
+
+enum class Normalization {
+  kWeightSum,   // Σ w·ℓ / Σ w
+  kTokenCount,  // Σ w·ℓ / #{w > 0}
+  kSequence,    // mean over examples of (Σ_t w·ℓ / Σ_t w), examples with Σ w > 0
+};
+Normalization parse_normalization(const std::string& name);
+
+// Turns the raw (B, T) weights of every micro-batch of one optimizer step
+// into loss coefficients such that Σ coeff·ℓ over the whole step is the
+// step's loss. Denominators are summed over all micro-batches (invariant 5),
+// so accumulating 4 micro-batches of B equals one batch of 4B.
+// segment_ids (B, T) say which example each position belongs to (-1: none).
+// A step whose weights are all zero gets all-zero coefficients.
+std::vector<torch::Tensor> normalize_step(const std::vector<torch::Tensor>& weights,
+                                          const std::vector<torch::Tensor>& segment_ids,
+                                          Normalization normalization);
+
+// The positions that carry loss, gathered on the CPU so that the device
+// never has to find them (no host sync).
+struct LossRows {
+  torch::Tensor index;    // (N) int64 flat positions into B*T
+  torch::Tensor targets;  // (N) int64
+  torch::Tensor coeff;    // (N) float32
+};
+LossRows select_loss_rows(const torch::Tensor& coeff, const torch::Tensor& targets);
+
+// Σ_i coeff_i · (logsumexp(h_i Wᵀ) − (h_i Wᵀ)[y_i]) for hidden (N, C), head W
+// (V, C). The logits exist one chunk of rows at a time, forward and backward
+// (gradients are formed chunk by chunk during the forward pass), so memory is
+// bounded by chunk_size × V rather than N × V.
+torch::Tensor weighted_nll(const torch::Tensor& hidden, const torch::Tensor& head,
+                           const torch::Tensor& targets, const torch::Tensor& coeff, int64_t chunk_size);
+
+// Per-row NLL (nats) and whether the argmax is the target, without gradients.
+struct TokenScores {
+  torch::Tensor nll;      // (N) float32
+  torch::Tensor correct;  // (N) bool
+};
+TokenScores score_tokens(const torch::Tensor& hidden, const torch::Tensor& head, const torch::Tensor& targets,
+                         int64_t chunk_size);
+
+}  // namespace masklab

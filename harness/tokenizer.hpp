@@ -1,0 +1,37 @@
+#pragma once
+// Tokenizers turn UTF-8 text into ids and say where each token starts, so
+// that token roles can be read off the rendered text's role spans.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace masklab {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  virtual int vocab_size() const = 0;
+  virtual int pad_id() const = 0;
+  virtual int bos_id() const = 0;
+  virtual int eos_id() const = 0;
+  // Appends the ids of `text` and, for each, the byte offset in `text` where
+  // the token's first character lies.
+  virtual void encode(std::string_view text, std::vector<std::int32_t>& ids,
+                      std::vector<std::uint32_t>& offsets) const = 0;
+  // A readable form of one token for inspection ("\n" shown as "\\n", specials as <eos>).
+  virtual std::string token_text(int id) const = 0;
+  virtual std::string decode(const std::vector<std::int32_t>& ids) const = 0;
+  // Identifies the tokenizer's exact behaviour, for dataset cache keys.
+  virtual std::string fingerprint() const = 0;
+};
+
+// "byte" (the default: 256 bytes + <pad>, <bos>, <eos>) or a path to a
+// SentencePiece .model file.
+std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
+
+// Makes control characters and invisible bytes readable in tables.
+std::string escape_token_text(std::string_view text);
+
+}  // namespace masklab

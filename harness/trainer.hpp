@@ -1,0 +1,55 @@
+#pragma once
+// One training run: resolved config + dataset -> run record. The whole step
+// (batch -> weights -> forward -> loss -> backward -> step) is visible in
+// train_run() in trainer.cpp.
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "harness/batching.hpp"
+#include "harness/config.hpp"
+#include "harness/data.hpp"
+#include "harness/loss.hpp"
+#include "harness/model.hpp"
+#include "harness/progress.hpp"
+#include "strategies/strategy.hpp"
+
+namespace masklab {
+
+// "auto" -> CUDA when available; "cpu", "cuda", "cuda:N". UserError when CUDA
+// is asked for and absent.
+torch::Device resolve_device(const std::string& spec);
+
+// The intra-op thread count a run uses: train.threads, or every core.
+int resolve_threads(const Config& config);
+
+struct TrainOptions {
+  std::string out_dir;          // the run record goes here (created if missing)
+  bool save_model = false;      // write DIR/model.pt
+  Progress* progress = nullptr; // where to report; null = silent
+};
+
+// Runs the job and writes the record. Returns the contents of metrics.json.
+// A NaN/inf loss ends the run with status "diverged"; a runtime failure
+// (out of memory, a LibTorch error) with status "failed"; both are recorded
+// in metrics.json rather than thrown. Config and data errors found before
+// training starts throw UserError and write no metrics.json.
+nlohmann::json train_run(const Config& config, const Dataset& dataset, const TrainOptions& options);
+
+struct StepLoss {
+  torch::Tensor loss;            // the step's loss (scalar, on the device; no sync)
+  long long tokens_trained = 0;  // positions with nonzero weight
+};
+
+// Steps 2 and 3 of a training step: the strategy's weights for every
+// micro-batch, normalized over the whole step, then forward and backward
+// micro-batch by micro-batch (gradients accumulate in the parameters).
+StepLoss forward_backward(Transformer& model, const std::vector<Batch>& micro_batches, const Strategy& strategy,
+                          Normalization normalization, double progress, int64_t chunk_size,
+                          const torch::Device& device);
+
+// Linear warmup to train.lr, then cosine decay to lr * min_lr_ratio.
+double learning_rate_at(const TrainConfig& train, int step);
+
+}  // namespace masklab

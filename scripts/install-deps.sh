@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages masklab builds, tests and benchmarks with.
+# Idempotent: a package that is already installed is skipped, so a machine
+# that has everything runs no apt command at all (and needs no root).
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libtorch-dev libopenblas0-pthread
+  libboost-program-options-dev libeigen3-dev libfmt-dev catch2
+  nlohmann-json3-dev libyaml-cpp-dev libsentencepiece-dev
+  python3-torch python3-scipy python3-pandas python3-numpy
+)
+# Extra packages a caller needs (e.g. the report screenshot test's chromium).
+packages+=("$@")
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,101 @@
+#pragma once
+// A loss-masking strategy turns label roles into per-token weights. That is
+// all it does (invariant 1): the loss, the normalization and the optimizer
+// never depend on which strategy produced the weights.
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "strategies/labels.hpp"
+
+namespace masklab {
+
+// The weight of each kind of token at one moment of training. Template
+// tokens, end markers and system text take their weight from the common
+// options (StrategyOptions) unless the strategy sets them itself.
+struct RoleWeights {
+  double prompt = 0;              // user text
+  double completion = 1;          // assistant text of the final turn, and its end marker
+  double earlier_completion = 1;  // assistant turns before the final one (multi-turn data)
+  std::optional<double> system;   // system text; unset means "as prompt"
+};
+
+// Options every strategy accepts as key=value arguments.
+struct StrategyOptions {
+  enum class TemplateAs { kPrompt, kCompletion, kZero };
+  enum class EosPolicy { kAll, kLast };
+  TemplateAs template_as = TemplateAs::kPrompt;  // template=prompt|completion|zero
+  EosPolicy eos = EosPolicy::kAll;  // eos=all: every assistant turn's end marker is completion;
+                                    // eos=last: only the final turn's, earlier ones are prompt
+};
+
+class Strategy {
+ public:
+  Strategy(std::string canonical_spec, StrategyOptions options)
+      : spec_(std::move(canonical_spec)), options_(options) {}
+  virtual ~Strategy() = default;
+
+  // (B, T) float32 weights for a micro-batch of labels; 0 where the token
+  // teaches nothing. Pads and tokens of messages marked "weight": 0 are always 0.
+  torch::Tensor weights(const LabelView& labels) const;
+
+  // The spec with the name lower-cased and numbers normalized: what run
+  // records, reports and run ids use.
+  const std::string& spec() const { return spec_; }
+  const StrategyOptions& options() const { return options_; }
+
+  virtual RoleWeights role_weights(double progress) const = 0;
+
+ private:
+  std::string spec_;
+  StrategyOptions options_;
+};
+
+// Parsed arguments of one spec: parameter name -> value, every declared
+// parameter present (defaults filled in).
+struct StrategyArgs {
+  std::map<std::string, double> numbers;
+  std::map<std::string, std::string> choices;
+  StrategyOptions options;
+  std::string canonical_spec;
+
+  double number(const std::string& name) const { return numbers.at(name); }
+  std::optional<double> maybe_number(const std::string& name) const {
+    auto it = numbers.find(name);
+    return it == numbers.end() ? std::nullopt : std::optional<double>(it->second);
+  }
+  const std::string& choice(const std::string& name) const { return choices.at(name); }
+};
+
+// One declared parameter of a strategy.
+struct ParamSpec {
+  std::string name;
+  std::string help;
+  // nullopt: required; "": optional and absent from StrategyArgs when not given.
+  std::optional<std::string> default_value;
+  std::vector<std::string> choices;          // empty: a non-negative number
+};
+
+struct StrategyEntry {
+  std::string name;
+  std::vector<std::string> aliases;
+  std::vector<ParamSpec> params;
+  std::string description;
+  std::function<std::unique_ptr<Strategy>(const StrategyArgs&)> make;
+
+  // "weighted:<lambda>[,system=<lambda_system>]", as the help and errors show it.
+  std::string usage() const;
+};
+
+// Entries, one per strategy file; registry.cpp lists them explicitly.
+StrategyEntry full_entry();
+StrategyEntry completion_only_entry();
+StrategyEntry weighted_entry();
+StrategyEntry wit_entry();
+StrategyEntry scheduled_entry();
+StrategyEntry last_turn_only_entry();
+
+}  // namespace masklab

@@ -1,0 +1,89 @@
+#include "tests/test_helpers.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace masklab::test {
+
+Config tiny_config() {
+  Config c;
+  c.model.n_layers = 1;
+  c.model.d_model = 32;
+  c.model.n_heads = 2;
+  c.model.max_seq_len = 96;
+  c.train.steps = 8;
+  c.train.batch_size = 8;
+  c.train.warmup_steps = 2;
+  c.train.eval_every = 4;
+  c.train.log_every = 4;
+  c.train.threads = 1;
+  c.train.device = "cpu";
+  c.data.tasks = {"count", "lookup"};
+  c.data.train_size = 64;
+  c.data.eval_size = 8;
+  c.data.train_eval_size = 8;
+  c.eval.samples = 1;
+  return c;
+}
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "masklab-test-XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+void write_text(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary);
+  out << content;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+CommandResult run_shell(const std::string& command) {
+  CommandResult r{0, ""};
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return {-1, "popen failed"};
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
+  const int status = ::pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+CommandResult run_masklab(const std::string& args) { return run_shell(std::string(MASKLAB_BINARY) + " " + args); }
+
+nlohmann::json comparable_metrics(nlohmann::json m, bool drop_strategy) {
+  for (const char* key : {"wall_seconds", "train_seconds", "tokens_per_second", "provenance"}) m.erase(key);
+  if (drop_strategy) m.erase("strategy");
+  return m;
+}
+
+TokenizedExample byte_example(const std::string& prompt, const std::string& completion,
+                              const std::string& template_name) {
+  Example ex;
+  ex.task = "hand";
+  ex.messages = {{Role::kUser, prompt, "", true}, {Role::kAssistant, completion, "", true}};
+  const auto tok = make_tokenizer("byte");
+  auto out = tokenize_example(ex, load_template(template_name), *tok, 1024, true, nullptr);
+  if (!out) throw std::runtime_error("byte_example did not fit");
+  return *out;
+}
+
+}  // namespace masklab::test
