@@ -1,6 +1,8 @@
 #include "harness/cli.hpp"
 
 #include <cstdio>
+#include <filesystem>
+#include <tuple>
 #include <iostream>
 #include <map>
 #include <string>
@@ -13,6 +15,10 @@
 
 #include "harness/config.hpp"
 #include "harness/data.hpp"
+#include "harness/data_cache.hpp"
+#include "harness/report_data.hpp"
+#include "harness/sweep.hpp"
+#include "reports/report.hpp"
 #include "harness/errors.hpp"
 #include "harness/progress.hpp"
 #include "harness/tasks.hpp"
@@ -30,6 +36,8 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  train        one training run under one strategy, with its run record\n"
+    "  sweep        every run of a sweep spec (resumable, parallel, shardable)\n"
+    "  report       statistics, CSVs and report.html for a sweep directory\n"
     "  strategies   list the loss-masking strategies and their parameters\n"
     "  tasks        list the built-in tasks\n"
     "  config       print the resolved config (defaults, --config, --set)\n"
@@ -89,7 +97,8 @@ int cmd_train(const std::vector<std::string>& args) {
       ("seed", po::value<int>(), "run seed (initial weights, batch order, dropout)")
       ("device", po::value<std::string>(), "auto | cpu | cuda | cuda:N (same as --set train.device=...)")
       ("out", po::value<std::string>()->required(), "run directory for the record")
-      ("save-model", "also write the final weights to DIR/model.pt");
+      ("save-model", "also write the final weights to DIR/model.pt")
+      ("cache", po::value<std::string>(), "dataset cache directory (tokenized data keyed by content)");
   po::variables_map vm;
   const std::string usage =
       "usage: masklab train [--config FILE.yaml] [--set key=value]... --strategy SPEC --seed N --out DIR\n"
@@ -107,9 +116,9 @@ int cmd_train(const std::vector<std::string>& args) {
   validate(config);
   make_strategy(config.strategy);  // a bad spec fails before any data work
 
-  torch::set_num_threads(resolve_threads(config));
+  apply_thread_policy(resolve_threads(config));
   Progress progress(Progress::stdout_is_terminal());
-  const Dataset dataset = build_dataset(config);
+  const Dataset dataset = load_dataset(config, vm.count("cache") ? vm["cache"].as<std::string>() : "");
   progress.line(fmt::format("masklab train: strategy {}  seed {}  {} train / {} held-out examples  tasks {}",
                             make_strategy(config.strategy)->spec(), config.seed, dataset.train.size(),
                             dataset.eval.size(), fmt::join(dataset.tasks, ",")));
@@ -135,6 +144,66 @@ int cmd_train(const std::vector<std::string>& args) {
                metrics["error"].is_string() ? metrics["error"].get<std::string>().c_str() : "",
                train_options.out_dir.c_str());
   return status == "diverged" ? 3 : 1;
+}
+
+int cmd_sweep(const std::vector<std::string>& args) {
+  po::options_description options("sweep options");
+  options.add_options()("help,h", "show this help")
+      ("spec", po::value<std::string>()->required(), "sweep spec (YAML), e.g. experiments/quickstart.yaml")
+      ("out", po::value<std::string>()->required(), "sweep directory: DIR/runs/<id>/, DIR/sweep.json")
+      ("jobs", po::value<int>()->default_value(1), "runs at once; the CPU threads are divided between them")
+      ("shard", po::value<std::string>(), "K/N: run only the K-th of N deterministic parts (separate machines, array jobs)")
+      ("dry-run", "print the expanded runs and their state, run nothing")
+      ("retry-failed", "run again the runs recorded as failed");
+  po::positional_options_description positional;
+  positional.add("spec", 1);
+  po::variables_map vm;
+  const std::string usage =
+      "usage: masklab sweep SPEC.yaml --out DIR [--jobs N] [--shard K/N] [--dry-run]\n"
+      "\n"
+      "Expands the spec into runs (id = hash of the resolved config) and runs every\n"
+      "run without a DIR/runs/<id>/metrics.json: rerunning resumes. Exit status 0\n"
+      "when every run of the shard is ok, 1 otherwise, 2 for a bad spec.";
+  if (!parse_options(args, options, positional, vm, usage)) return 0;
+  const SweepSpec spec = load_sweep_spec(vm["spec"].as<std::string>());
+  SweepOptions o;
+  o.out_dir = vm["out"].as<std::string>();
+  o.jobs = vm["jobs"].as<int>();
+  if (o.jobs < 1) throw UserError("--jobs must be at least 1");
+  if (vm.count("shard")) std::tie(o.shard_k, o.shard_n) = parse_shard(vm["shard"].as<std::string>());
+  o.dry_run = vm.count("dry-run") > 0;
+  o.retry_failed = vm.count("retry-failed") > 0;
+  o.masklab_binary = std::filesystem::read_symlink("/proc/self/exe").string();
+  return run_sweep(spec, o);
+}
+
+int cmd_report(const std::vector<std::string>& args) {
+  po::options_description options("report options");
+  options.add_options()("help,h", "show this help")
+      ("dir", po::value<std::string>()->required(), "sweep directory written by `masklab sweep`")
+      ("baseline", po::value<std::string>(), "strategy the others are compared with (default: the spec's, else completion_only)")
+      ("plw-transform", po::value<std::string>()->default_value("log"), "x in the prompt-weight fit: log (log10(λ+0.001)) | quarter (λ^0.25) | linear")
+      ("out", po::value<std::string>(), "where to write the report (default: the sweep directory)");
+  po::positional_options_description positional;
+  positional.add("dir", 1);
+  po::variables_map vm;
+  const std::string usage =
+      "usage: masklab report DIR [--baseline completion_only] [--out REPORT_DIR]\n"
+      "\n"
+      "Writes runs.csv, summary.csv, comparisons.csv, plw_fit.csv (when the prompt\n"
+      "weight varies), report.html and figures/*.svg.";
+  if (!parse_options(args, options, positional, vm, usage)) return 0;
+  const std::string dir = vm["dir"].as<std::string>();
+  reports::ReportInputs inputs = reports::load_sweep(dir);
+  if (vm.count("baseline")) inputs.baseline = make_strategy(vm["baseline"].as<std::string>())->spec();
+  inputs.plw_transform = vm["plw-transform"].as<std::string>();
+  if (inputs.plw_transform != "log" && inputs.plw_transform != "quarter" && inputs.plw_transform != "linear") {
+    throw UserError("--plw-transform must be log, quarter or linear, got '" + inputs.plw_transform + "'");
+  }
+  add_data_views(inputs, dir);
+  const std::string out = vm.count("out") ? vm["out"].as<std::string>() : dir;
+  for (const auto& path : reports::write_report(inputs, out)) std::cout << path << "\n";
+  return 0;
 }
 
 int cmd_strategies(const std::vector<std::string>& args) {
@@ -203,11 +272,11 @@ int cli_main(int argc, char** argv) {
   args.erase(args.begin());
   using Command = int (*)(const std::vector<std::string>&);
   const std::map<std::string, Command> commands = {
-      {"train", cmd_train}, {"strategies", cmd_strategies}, {"tasks", cmd_tasks}, {"config", cmd_config}};
+      {"train", cmd_train}, {"sweep", cmd_sweep}, {"report", cmd_report}, {"strategies", cmd_strategies}, {"tasks", cmd_tasks}, {"config", cmd_config}};
   try {
     auto it = commands.find(command);
     if (it == commands.end()) {
-      throw UserError("unknown command '" + command + "' (commands: train, strategies, tasks, config)");
+      throw UserError("unknown command '" + command + "' (commands: train, sweep, report, strategies, tasks, config)");
     }
     return it->second(args);
   } catch (const UserError& e) {

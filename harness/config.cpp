@@ -232,6 +232,10 @@ void apply_value(Config& config, const std::string& key, const std::string& valu
   set_field(config, key, value, origin);
 }
 
+void apply_node(Config& config, const std::string& key, const YAML::Node& value, const std::string& origin) {
+  set_field(config, key, value, origin);
+}
+
 void apply_override(Config& config, const std::string& assignment) {
   const size_t eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {

@@ -90,6 +90,8 @@ void load_config_file(Config& config, const std::string& path);
 void apply_override(Config& config, const std::string& assignment);
 void apply_value(Config& config, const std::string& key, const std::string& value_text,
                  const std::string& origin);
+// Sets one key from a YAML node (scalar or list); `origin` names the source in errors.
+void apply_node(Config& config, const std::string& key, const YAML::Node& value, const std::string& origin);
 
 // Checks cross-field rules (d_model % n_heads, known normalization, ...).
 void validate(const Config& config);

@@ -41,14 +41,15 @@ using Generator = std::function<PromptCompletion(Draw&)>;
 
 // Long prompt, short answer: find a key's value in a list of pairs.
 PromptCompletion lookup(Draw& d) {
+  constexpr size_t kPairs = 6;
   std::vector<std::string> keys;
-  while (keys.size() < 8) {
+  while (keys.size() < kPairs) {
     std::string k = d.letters(2);
     if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
   }
   std::string prompt, answer;
-  const int target = d.between(0, 7);
-  for (int i = 0; i < 8; ++i) {
+  const int target = d.between(0, kPairs - 1);
+  for (int i = 0; i < kPairs; ++i) {
     const std::string value = fmt::format("{:03d}", d.between(0, 999));
     prompt += keys[i] + "=" + value + " ";
     if (i == target) answer = value;
@@ -78,7 +79,7 @@ PromptCompletion select(Draw& d) {
 // Short prompt, long answer: count from a to b.
 PromptCompletion count(Draw& d) {
   const int start = d.between(0, 989);
-  const int n = d.between(4, 12);
+  const int n = d.between(3, 8);
   std::string answer;
   for (int i = 0; i < n; ++i) answer += (i ? " " : "") + std::to_string(start + i);
   return {fmt::format("count {} to {}", start, start + n - 1), answer};
@@ -133,7 +134,7 @@ struct TaskEntry {
 
 const std::vector<TaskEntry>& entries() {
   static const std::vector<TaskEntry> kEntries = {
-      {{"lookup", "long prompt, short answer", "value of a key in 8 pairs: 'ab=123 cd=456 ... ? cd' -> '456'"}, lookup},
+      {{"lookup", "long prompt, short answer", "value of a key among 6 pairs: 'ab=123 cd=456 ... ? cd' -> '456'"}, lookup},
       {{"select", "long prompt, short answer", "n-th word of a list: 'item 2 of: owl fig yak ...' -> 'fig'"}, select},
       {{"count", "short prompt, long answer", "'count 417 to 421' -> '417 418 419 420 421'"}, count},
       {{"expand", "short prompt, long answer", "run-length decode: 'expand a3b2' -> 'aaabb'"}, expand},

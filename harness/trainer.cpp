@@ -46,6 +46,22 @@ int resolve_threads(const Config& config) {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+}  // namespace masklab
+
+// OpenBLAS's thread control, when the BLAS behind LibTorch is OpenBLAS.
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
+namespace masklab {
+
+void apply_thread_policy(int threads) {
+  if (openblas_set_num_threads != nullptr) {
+    openblas_set_num_threads(threads);
+    torch::set_num_threads(1);
+  } else {
+    torch::set_num_threads(threads);
+  }
+}
+
 double learning_rate_at(const TrainConfig& t, int step) {
   if (t.warmup_steps > 0 && step < t.warmup_steps) return t.lr * (step + 1) / t.warmup_steps;
   const int decay_steps = std::max(1, t.steps - t.warmup_steps);
@@ -176,7 +192,7 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
   const Normalization normalization = parse_normalization(config.loss.normalization);
   const torch::Device device = resolve_device(tc.device);
   const int threads = resolve_threads(config);
-  torch::set_num_threads(threads);
+  apply_thread_policy(threads);
   if (device.is_cuda()) {
     // TF32 for the fp32 matmuls that remain (optimizer-side, head gradients).
     at::globalContext().setAllowTF32CuBLAS(true);

@@ -21,8 +21,15 @@ namespace masklab {
 // is asked for and absent.
 torch::Device resolve_device(const std::string& spec);
 
-// The intra-op thread count a run uses: train.threads, or every core.
+// The compute thread count a run uses: train.threads, or every core.
 int resolve_threads(const Config& config);
+
+// Puts `threads` threads to work. Debian's LibTorch sends matmuls to
+// OpenBLAS (pthreads), which parallelizes them itself; LibTorch's own OpenMP
+// pool on top of it oversubscribes the cores (2-3x slower steps measured on
+// 2 cores, see docs/performance.md). So when OpenBLAS is present, it gets
+// the threads and LibTorch's intra-op pool one; otherwise LibTorch gets them.
+void apply_thread_policy(int threads);
 
 struct TrainOptions {
   std::string out_dir;          // the run record goes here (created if missing)

@@ -1,0 +1,224 @@
+#include "reports/figures.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "reports/svg.hpp"
+
+namespace masklab::reports {
+namespace {
+
+using nlohmann::json;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr int kFitCurvePoints = 60;
+
+// Readable axis names for the headline metrics; others use the metric's own name.
+std::string metric_title(const std::string& metric) {
+  static const std::map<std::string, std::string> titles = {
+      {"eval.exact_match", "held-out exact match"},
+      {"eval.completion_nll", "held-out completion NLL (nats/token)"},
+      {"eval.completion_token_accuracy", "held-out completion token accuracy"},
+      {"eval.prompt_nll", "held-out prompt NLL (nats/token)"},
+      {"train.completion_nll", "train-subset completion NLL (nats/token)"}};
+  const auto it = titles.find(metric);
+  return it == titles.end() ? metric : it->second;
+}
+
+// " (condition=small)" for charts of one setting among several; "" when the sweep has one.
+std::string setting_suffix(const Analysis& a, size_t setting) {
+  const std::string label = a.setting_label(setting);
+  return label.empty() ? "" : " (" + label + ")";
+}
+
+// "-2" after a file stem when the sweep has several settings, so each gets its own file.
+std::string setting_stem(const Analysis& a, size_t setting) {
+  return a.settings.size() > 1 ? fmt::format("-{}", setting + 1) : "";
+}
+
+const json* curve_value(const json& point, const char* group, const char* metric) {
+  const auto g = point.find(group);
+  if (g == point.end() || !g->is_object()) return nullptr;
+  const auto m = g->find(metric);
+  return m == g->end() || !m->is_number() ? nullptr : &*m;
+}
+
+// (a) Held-out completion NLL against the step: per strategy, the mean over
+// its ok runs with a mean ± 1 sd band across seeds.
+std::vector<Figure> loss_curves(const ReportInputs& inputs, const Analysis& a) {
+  std::vector<Figure> out;
+  for (size_t setting = 0; setting < a.settings.size(); ++setting) {
+    XYChart chart;
+    chart.title = "Held-out completion loss during training" + setting_suffix(a, setting);
+    chart.x_label = "training step";
+    chart.y_label = metric_title("eval.completion_nll");
+    for (size_t k = 0; k < a.strategies.size(); ++k) {
+      std::map<double, std::vector<double>> by_step;  // step -> one value per seed
+      for (size_t r = 0; r < inputs.runs.size(); ++r) {
+        const RunRow& run = inputs.runs[r];
+        const auto strategy = run.factors.find("strategy");
+        if (a.run_setting[r] != setting || run.status != "ok" || strategy == run.factors.end() ||
+            strategy->second != a.strategies[k]) {
+          continue;
+        }
+        for (const auto& point : run.curve) {
+          const json* nll = curve_value(point, "eval", "completion_nll");
+          if (nll && point.contains("step") && point["step"].is_number()) {
+            by_step[point["step"].get<double>()].push_back(nll->get<double>());
+          }
+        }
+      }
+      if (by_step.empty()) continue;
+      XYSeries s;
+      s.label = a.strategies[k];
+      s.style = k;
+      s.markers = by_step.size() <= 40;
+      for (const auto& [step, values] : by_step) {
+        const double m = mean(values), sd = sample_sd(values);
+        s.x.push_back(step);
+        s.y.push_back(m);
+        s.band_low.push_back(m - sd);  // NaN (no band) where only one seed reached this step
+        s.band_high.push_back(m + sd);
+      }
+      chart.series.push_back(std::move(s));
+    }
+    if (!has_data(chart)) continue;
+    out.push_back({"figures/loss_curves" + setting_stem(a, setting) + ".svg", "curves",
+                   "Held-out completion NLL at each evaluation step" + setting_suffix(a, setting) +
+                       ". Line: mean over seeds (runs with status ok); band: mean \u00b1 1 standard deviation "
+                       "across seeds (absent where a single seed reached that step).",
+                   render_svg(chart)});
+  }
+  return out;
+}
+
+// (b) Each headline metric against λ: mean ± 95% CI over seeds for each
+// strategy with a prompt weight, and the fitted quadratic when there is one.
+std::vector<Figure> plw_charts(const Analysis& a) {
+  std::vector<Figure> out;
+  if (!a.plw_varies) return out;
+  std::set<double> lambdas;
+  for (const auto& strategy : a.strategies) {
+    if (const auto lambda = prompt_weight(strategy)) lambdas.insert(*lambda);
+  }
+  std::vector<AxisTick> ticks;
+  for (double lambda : lambdas) ticks.push_back({transform_lambda(lambda, a.transform), fmt::format("{:g}", lambda)});
+  const std::string axis = a.transform == "log"       ? "prompt-loss weight \u03bb (log scale: log10(\u03bb + 0.001))"
+                           : a.transform == "quarter" ? "prompt-loss weight \u03bb (scale: \u03bb^0.25)"
+                                                      : "prompt-loss weight \u03bb";
+  for (const auto& metric : headline_metrics()) {
+    XYChart chart;
+    chart.title = metric_title(metric) + " vs prompt weight";
+    chart.x_label = axis;
+    chart.y_label = metric_title(metric);
+    chart.x_ticks = ticks;
+    for (size_t setting = 0; setting < a.settings.size(); ++setting) {
+      const std::string label = a.settings.size() > 1 ? a.setting_label(setting) : "mean \u00b1 95% CI";
+      std::vector<std::pair<double, const SummaryRow*>> points;  // (λ, summary), by λ
+      for (const auto& strategy : a.strategies) {
+        const auto lambda = prompt_weight(strategy);
+        const SummaryRow* row = a.find_summary(setting, strategy, metric);
+        if (lambda && row && row->stats.n > 0) points.emplace_back(*lambda, row);
+      }
+      std::stable_sort(points.begin(), points.end(), [](const auto& p, const auto& q) { return p.first < q.first; });
+      XYSeries s;
+      s.label = label;
+      s.style = setting;
+      s.markers = true;
+      for (const auto& [lambda, row] : points) {
+        s.x.push_back(transform_lambda(lambda, a.transform));
+        s.y.push_back(row->stats.mean);
+        s.err_low.push_back(row->stats.low);
+        s.err_high.push_back(row->stats.high);
+      }
+      chart.series.push_back(std::move(s));
+      if (const PlwFitRow* fit = a.find_plw_fit(setting, metric)) {
+        XYSeries curve;
+        curve.label = a.settings.size() > 1 ? a.setting_label(setting) + " (quadratic fit)"
+                                            : fmt::format("quadratic fit, R\u00b2 = {:.2f}", fit->fit.r2);
+        curve.style = setting;
+        curve.dashed = true;
+        const auto& b = fit->fit.beta;
+        for (int i = 0; i <= kFitCurvePoints; ++i) {
+          const double x = fit->x_min + (fit->x_max - fit->x_min) * i / kFitCurvePoints;
+          curve.x.push_back(x);
+          curve.y.push_back(b(0) + b(1) * x + b(2) * x * x);
+        }
+        chart.series.push_back(std::move(curve));
+      }
+    }
+    if (!has_data(chart)) continue;
+    std::string stem = metric;
+    std::replace(stem.begin(), stem.end(), '.', '_');
+    out.push_back({"figures/plw_" + stem + ".svg", "plw",
+                   metric_title(metric) + " against the prompt-loss weight \u03bb (completion_only = 0, full = 1). "
+                   "Dots: mean over seeds (runs with status ok); bars: 95% t interval of the mean; dashed: the "
+                   "least-squares quadratic in the transformed \u03bb (plw_fit.csv).",
+                   render_svg(chart)});
+  }
+  return out;
+}
+
+// (c) Per-task exact match and completion NLL: one bar per strategy, whiskers the 95% CI.
+std::vector<Figure> task_bars(const Analysis& a) {
+  std::vector<Figure> out;
+  const auto tasks = metric_tasks(a);
+  if (tasks.empty()) return out;
+  for (size_t setting = 0; setting < a.settings.size(); ++setting) {
+    for (const char* leaf : {"exact_match", "completion_nll"}) {
+      BarChart chart;
+      chart.title = std::string("Held-out ") + (leaf == std::string("exact_match") ? "exact match" : "completion NLL") +
+                    " per task" + setting_suffix(a, setting);
+      chart.x_label = "task";
+      chart.y_label = metric_title(std::string("eval.") + leaf);
+      chart.groups = tasks;
+      for (const auto& strategy : a.strategies) {
+        std::vector<double> values, low, high;
+        for (const auto& task : tasks) {
+          const SummaryRow* row = a.find_summary(setting, strategy, "per_task." + task + "." + leaf);
+          const bool present = row && row->stats.n > 0;
+          values.push_back(present ? row->stats.mean : kNaN);
+          low.push_back(present ? row->stats.low : kNaN);
+          high.push_back(present ? row->stats.high : kNaN);
+        }
+        chart.series.push_back(strategy);
+        chart.values.push_back(std::move(values));
+        chart.low.push_back(std::move(low));
+        chart.high.push_back(std::move(high));
+      }
+      if (!has_data(chart)) continue;
+      out.push_back({std::string("figures/tasks_") + leaf + setting_stem(a, setting) + ".svg", "tasks",
+                     chart.title + ". Bars: mean over seeds (runs with status ok); whiskers: 95% t interval of the "
+                                   "mean (none with a single seed).",
+                     render_svg(chart)});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> metric_tasks(const Analysis& a) {
+  const std::string prefix = "per_task.", suffix = ".exact_match";
+  std::vector<std::string> tasks;
+  for (const auto& metric : a.metrics) {
+    if (metric.size() > prefix.size() + suffix.size() && metric.rfind(prefix, 0) == 0 &&
+        metric.compare(metric.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      tasks.push_back(metric.substr(prefix.size(), metric.size() - prefix.size() - suffix.size()));
+    }
+  }
+  return tasks;
+}
+
+std::vector<Figure> build_figures(const ReportInputs& inputs, const Analysis& analysis) {
+  std::vector<Figure> out = loss_curves(inputs, analysis);
+  for (auto& part : {plw_charts(analysis), task_bars(analysis)}) out.insert(out.end(), part.begin(), part.end());
+  return out;
+}
+
+}  // namespace masklab::reports

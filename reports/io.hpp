@@ -1,0 +1,26 @@
+#pragma once
+// Text output shared by the report writers: CSV fields (RFC 4180), HTML/XML
+// escaping, numbers that round-trip, and atomic file writes.
+#include <string>
+#include <vector>
+
+namespace masklab::reports {
+
+// One CSV field, quoted when it holds a comma, quote, CR, LF or edge spaces;
+// quotes inside are doubled (RFC 4180).
+std::string csv_field(const std::string& text);
+// One CSV record: the quoted fields joined by commas, ending in "\n".
+std::string csv_row(const std::vector<std::string>& fields);
+
+// A number as a CSV cell: the shortest text that parses back to the same
+// double, "inf"/"-inf" for infinities, and "" (a missing value) for NaN.
+std::string csv_number(double value);
+
+// & < > " ' as entities: safe in HTML and SVG text and in quoted attributes.
+std::string html_escape(const std::string& text);
+
+// Writes to PATH.tmp.<pid>, then renames over PATH, so readers see the old
+// file or the whole new one. Throws std::runtime_error naming the path.
+void write_file_atomic(const std::string& path, const std::string& content);
+
+}  // namespace masklab::reports

@@ -1,0 +1,132 @@
+// load_sweep: DIR/sweep.json and every listed run's record -> ReportInputs.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "harness/errors.hpp"
+#include "reports/report.hpp"
+
+namespace masklab::reports {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// A factor value as text: sweep.json writes strings; a number or a bool
+// written by hand is taken as its JSON text.
+std::string factor_text(const json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
+
+std::string optional_string(const json& obj, const char* key, const std::string& file) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return "";
+  if (!it->is_string()) throw UserError(file + ": '" + key + "' must be a string");
+  return it->get<std::string>();
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Fills status, error and metrics from RUN_DIR/metrics.json. A record that
+// cannot be parsed marks that run failed rather than ending the report.
+void load_metrics(RunRow& run, const fs::path& run_dir) {
+  const fs::path path = run_dir / "metrics.json";
+  if (!fs::exists(path)) {
+    run.status = "missing";
+    return;
+  }
+  json metrics;
+  try {
+    metrics = json::parse(read_text(path.string()));
+  } catch (const json::parse_error& e) {
+    run.status = "failed";
+    run.error = path.string() + ": invalid JSON (" + e.what() + ")";
+    return;
+  }
+  if (!metrics.is_object() || !metrics.contains("status") || !metrics["status"].is_string()) {
+    run.status = "failed";
+    run.error = path.string() + ": not a run record (no \"status\" string)";
+    return;
+  }
+  run.status = metrics["status"].get<std::string>();
+  if (metrics.contains("error") && metrics["error"].is_string()) run.error = metrics["error"].get<std::string>();
+  run.metrics = std::move(metrics);
+}
+
+// curve.jsonl, one object per line. A run killed while writing can leave a
+// partial last line; lines that do not parse are dropped, the rest kept.
+std::vector<json> load_curve(const fs::path& run_dir) {
+  std::vector<json> points;
+  std::ifstream in(run_dir / "curve.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    json point = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (point.is_object()) points.push_back(std::move(point));
+  }
+  return points;
+}
+
+}  // namespace
+
+ReportInputs load_sweep(const std::string& dir) {
+  const fs::path root(dir);
+  const std::string sweep_path = (root / "sweep.json").string();
+  std::ifstream in(sweep_path);
+  if (!in) throw UserError(sweep_path + ": cannot read (is " + dir + " a sweep directory?)");
+  json sweep;
+  try {
+    sweep = json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw UserError(sweep_path + ": invalid JSON (" + std::string(e.what()) + ")");
+  }
+  if (!sweep.is_object()) throw UserError(sweep_path + ": expected a JSON object");
+
+  ReportInputs inputs;
+  inputs.sweep.name = optional_string(sweep, "name", sweep_path);
+  inputs.sweep.spec_path = optional_string(sweep, "spec_path", sweep_path);
+  inputs.sweep.spec_text = optional_string(sweep, "spec_text", sweep_path);
+  inputs.sweep.provenance = sweep.value("provenance", json::object());
+  if (sweep.contains("factors")) {
+    if (!sweep["factors"].is_array()) throw UserError(sweep_path + ": 'factors' must be a list of names");
+    for (const auto& f : sweep["factors"]) {
+      if (!f.is_string()) throw UserError(sweep_path + ": 'factors' must be a list of names");
+      inputs.sweep.factors.push_back(f.get<std::string>());
+    }
+  }
+  if (!sweep.contains("runs") || !sweep["runs"].is_array()) {
+    throw UserError(sweep_path + ": 'runs' must be a list of {id, dir, factors}");
+  }
+
+  for (size_t i = 0; i < sweep["runs"].size(); ++i) {
+    const json& entry = sweep["runs"][i];
+    const std::string where = sweep_path + ": runs[" + std::to_string(i) + "]";
+    if (!entry.is_object() || !entry.contains("id") || !entry["id"].is_string()) {
+      throw UserError(where + ": expected an object with a string 'id'");
+    }
+    RunRow run;
+    run.id = entry["id"].get<std::string>();
+    const std::string run_dir_text = optional_string(entry, "dir", where);
+    fs::path run_dir = run_dir_text.empty() ? root / "runs" / run.id : fs::path(run_dir_text);
+    if (run_dir.is_relative()) run_dir = root / run_dir;
+    if (entry.contains("factors")) {
+      if (!entry["factors"].is_object()) throw UserError(where + ": 'factors' must be an object");
+      for (const auto& [name, value] : entry["factors"].items()) {
+        run.factors[name] = factor_text(value);
+        // A factor the header forgot is still a factor: keep it, after the declared ones.
+        if (std::find(inputs.sweep.factors.begin(), inputs.sweep.factors.end(), name) == inputs.sweep.factors.end()) {
+          inputs.sweep.factors.push_back(name);
+        }
+      }
+    }
+    load_metrics(run, run_dir);
+    run.curve = load_curve(run_dir);
+    inputs.runs.push_back(std::move(run));
+  }
+  return inputs;
+}
+
+}  // namespace masklab::reports

@@ -1,0 +1,71 @@
+// write_report: the analysis once, then every file from it, each written atomically.
+//
+//   runs.csv         one row per run: run_id, the factors, status, error, every metric
+//   summary.csv      one row per condition × metric: n, mean, std, ci95_low, ci95_high (ok runs)
+//   comparisons.csv  one row per setting × strategy × metric with a better direction:
+//                    the paired t-test against the baseline, Holm-corrected per metric
+//   plw_fit.csv      only when λ varies: the quadratic fit per setting × metric
+//   figures/*.svg    every chart, standalone
+//   report.html      the page
+#include <filesystem>
+#include <set>
+
+#include "harness/errors.hpp"
+#include "reports/figures.hpp"
+#include "reports/html.hpp"
+#include "reports/io.hpp"
+#include "reports/report.hpp"
+#include "reports/tables.hpp"
+
+namespace masklab::reports {
+
+std::vector<std::string> write_report(const ReportInputs& inputs, const std::string& out_dir) {
+  namespace fs = std::filesystem;
+  const Analysis analysis = analyze(inputs);
+  const std::vector<Figure> figures = build_figures(inputs, analysis);
+
+  const fs::path root(out_dir);
+  std::error_code ec;
+  fs::create_directories(root / "figures", ec);
+  if (ec) throw UserError((root / "figures").string() + ": cannot create (" + ec.message() + ")");
+
+  std::vector<std::string> written;
+  std::vector<std::string> data_files;
+  auto write = [&](const std::string& name, const std::string& content) {
+    const std::string path = (root / name).string();
+    write_file_atomic(path, content);
+    written.push_back(path);
+  };
+  auto write_data = [&](const std::string& name, const std::string& content) {
+    write(name, content);
+    data_files.push_back(name);
+  };
+  write_data("runs.csv", runs_csv(inputs, analysis));
+  write_data("summary.csv", summary_csv(analysis));
+  write_data("comparisons.csv", comparisons_csv(analysis));
+  if (analysis.plw_varies) {
+    write_data("plw_fit.csv", plw_fit_csv(analysis));
+  } else {
+    fs::remove(root / "plw_fit.csv", ec);  // from an earlier report of a sweep that varied λ
+  }
+
+  // Figures of an earlier report that this one does not redraw would sit
+  // beside the new ones and mislead; the figures folder is the report's own.
+  std::set<std::string> current;
+  for (const auto& f : figures) {
+    write(f.file, f.svg);
+    current.insert(fs::path(f.file).filename().string());
+  }
+  std::vector<fs::path> stale;
+  for (const auto& entry : fs::directory_iterator(root / "figures", ec)) {
+    if (entry.path().extension() == ".svg" && !current.count(entry.path().filename().string())) {
+      stale.push_back(entry.path());
+    }
+  }
+  for (const auto& path : stale) fs::remove(path, ec);
+
+  write("report.html", report_html(inputs, analysis, figures, data_files));
+  return written;
+}
+
+}  // namespace masklab::reports

@@ -1,0 +1,72 @@
+#pragma once
+// Reports: a finished (or partly finished) sweep directory -> runs.csv,
+// summary.csv, comparisons.csv, plw_fit.csv, report.html and figures/*.svg.
+// This library knows nothing of LibTorch or the training harness: it reads
+// run records (JSON) and what the caller computed from the data.
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace masklab::reports {
+
+// One run of the sweep, as recorded in DIR/runs/<id>/.
+struct RunRow {
+  std::string id;                              // the run id (hash of its resolved config)
+  std::map<std::string, std::string> factors;  // factor -> value as text: "strategy", "seed", "condition",
+                                               // and every config key the sweep varies ("data.train_size")
+  std::string status;                          // ok | diverged | failed | missing (no metrics.json yet)
+  std::string error;                           // metrics.json "error", when any
+  nlohmann::json metrics;                      // the whole metrics.json; null when missing
+  std::vector<nlohmann::json> curve;           // curve.jsonl, one object per eval point
+};
+
+// What the sweep ran: DIR/sweep.json.
+struct SweepInfo {
+  std::string name;                  // the spec's name (file stem)
+  std::string spec_path;
+  std::string spec_text;             // the spec file's text, verbatim
+  std::vector<std::string> factors;  // factor names in spec order ("strategy", "seed", "condition", "data.train_size", ...)
+  nlohmann::json provenance;         // masklab version, git sha, LibTorch version, host, created
+};
+
+// The prompt/completion length profile of one task's training data
+// (R_g of Huerta-Enochian & Ko is completion / prompt).
+struct TaskProfile {
+  std::string task;
+  std::string condition;             // "" when the sweep has no named conditions
+  long examples = 0;
+  double prompt_tokens_mean = 0;     // user + system + template tokens before the final completion
+  double completion_tokens_mean = 0; // final completion tokens including its end marker
+};
+
+// One example, token by token, with each strategy's training weight.
+struct WeightedExample {
+  std::string task;
+  std::vector<std::string> tokens;   // readable token texts (escaped control characters), in order
+  std::vector<std::string> roles;    // role name of each token: system user assistant template eos
+  // strategy spec -> weight of each token *as a label* (the weight of predicting it);
+  // weights[0] belongs to the first token, which no position predicts, and is 0.
+  std::vector<std::pair<std::string, std::vector<double>>> weights;
+};
+
+struct ReportInputs {
+  SweepInfo sweep;
+  std::vector<RunRow> runs;
+  std::vector<TaskProfile> tasks;
+  std::optional<WeightedExample> example;
+  std::string baseline = "completion_only";  // strategy spec every other strategy is compared with
+  std::string plw_transform = "log";         // how λ enters the quadratic fit: log | quarter | linear
+};
+
+// Reads DIR/sweep.json and DIR/runs/<id>/{metrics.json,curve.jsonl} for every
+// run it lists. A run without metrics.json is status "missing". Throws
+// UserError (harness/errors.hpp) naming the file when sweep.json is absent or invalid.
+ReportInputs load_sweep(const std::string& dir);
+
+// Writes every report file into out_dir (and out_dir/figures/); returns their paths.
+std::vector<std::string> write_report(const ReportInputs& inputs, const std::string& out_dir);
+
+}  // namespace masklab::reports

@@ -1,0 +1,437 @@
+#include "reports/tables.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "harness/errors.hpp"
+#include "reports/io.hpp"
+
+namespace masklab::reports {
+namespace {
+
+using nlohmann::json;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Top-level record fields that are measurements of the run; the rest of the
+// top level (seed, steps_planned, same_job, data, provenance) describes it.
+const std::vector<std::string> kTopLevelMetrics = {"tokens_trained", "tokens_seen",      "wall_seconds",
+                                                   "final_train_loss", "steps",          "padding_waste",
+                                                   "tokens_per_second"};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+bool contains(const std::string& text, const char* part) { return text.find(part) != std::string::npos; }
+
+std::string factor_of(const RunRow& run, const std::string& factor) {
+  const auto it = run.factors.find(factor);
+  return it == run.factors.end() ? "" : it->second;
+}
+
+// Numeric and null leaves under `node`, named prefix.key.key...; null becomes NaN.
+void flatten(const json& node, const std::string& prefix, std::map<std::string, double>& out) {
+  if (node.is_object()) {
+    for (const auto& [key, child] : node.items()) flatten(child, prefix + "." + key, out);
+  } else if (node.is_number()) {
+    out[prefix] = node.get<double>();
+  } else if (node.is_null()) {
+    out[prefix] = kNaN;
+  }
+}
+
+std::map<std::string, double> flatten_metrics(const json& metrics) {
+  std::map<std::string, double> out;
+  if (!metrics.is_object()) return out;
+  for (const char* group : {"eval", "train", "per_task"}) {
+    if (metrics.contains(group) && metrics[group].is_object()) flatten(metrics[group], group, out);
+  }
+  for (const auto& key : kTopLevelMetrics) {
+    if (!metrics.contains(key)) continue;
+    const json& v = metrics[key];
+    if (v.is_number()) out[key] = v.get<double>();
+    if (v.is_null()) out[key] = kNaN;
+  }
+  return out;
+}
+
+// Metric columns: eval.*, train.*, per_task.* (each alphabetical), then the
+// top-level measurements in their fixed order; the union over all runs.
+std::vector<std::string> metric_columns(const std::vector<std::map<std::string, double>>& values) {
+  std::set<std::string> grouped;
+  std::set<std::string> top_level;
+  for (const auto& run : values) {
+    for (const auto& [name, value] : run) {
+      if (std::find(kTopLevelMetrics.begin(), kTopLevelMetrics.end(), name) != kTopLevelMetrics.end()) {
+        top_level.insert(name);
+      } else {
+        grouped.insert(name);
+      }
+    }
+  }
+  std::vector<std::string> out;
+  for (const char* group : {"eval.", "train.", "per_task."}) {
+    for (const auto& name : grouped) {
+      if (name.rfind(group, 0) == 0) out.push_back(name);
+    }
+  }
+  for (const auto& name : kTopLevelMetrics) {
+    if (top_level.count(name)) out.push_back(name);
+  }
+  return out;
+}
+
+// The metrics the λ fits cover: held-out quality metrics and, per task, exact
+// match and completion NLL.
+bool is_plw_metric(const std::string& metric) {
+  if (metric.rfind("eval.", 0) == 0) return better_direction(metric) != Better::kNeither;
+  if (metric.rfind("per_task.", 0) != 0) return false;
+  auto ends_with = [&](const std::string& suffix) {
+    return metric.size() > suffix.size() && metric.compare(metric.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return ends_with(".exact_match") || ends_with(".completion_nll");  // not train_exact_match, train_completion_nll
+}
+
+void add_summaries(const ReportInputs& inputs, Analysis& a) {
+  for (size_t s = 0; s < a.settings.size(); ++s) {
+    for (const auto& strategy : a.strategies) {
+      std::vector<size_t> runs;  // every run of this condition, any status
+      for (size_t r = 0; r < inputs.runs.size(); ++r) {
+        if (a.run_setting[r] == s && factor_of(inputs.runs[r], "strategy") == strategy) runs.push_back(r);
+      }
+      if (runs.empty()) continue;
+      std::vector<std::string> condition;
+      for (const auto& f : a.condition_factors) condition.push_back(factor_of(inputs.runs[runs[0]], f));
+      for (const auto& metric : a.metrics) {
+        std::vector<double> xs;
+        for (size_t r : runs) {
+          const double v = a.value(r, metric);
+          if (inputs.runs[r].status == "ok" && std::isfinite(v)) xs.push_back(v);
+        }
+        a.summary.push_back({condition, s, strategy, metric, mean_interval(xs)});
+      }
+    }
+  }
+}
+
+void add_comparisons(const ReportInputs& inputs, Analysis& a) {
+  if (!a.baseline_present) return;
+  // For one setting and strategy: seed -> run index, ok runs only; the first run wins a duplicate seed.
+  auto runs_by_seed = [&](size_t setting, const std::string& strategy) {
+    std::map<std::string, size_t> out;
+    for (size_t r = 0; r < inputs.runs.size(); ++r) {
+      const RunRow& run = inputs.runs[r];
+      if (a.run_setting[r] == setting && run.status == "ok" && factor_of(run, "strategy") == strategy) {
+        out.emplace(factor_of(run, "seed"), r);
+      }
+    }
+    return out;
+  };
+  for (size_t s = 0; s < a.settings.size(); ++s) {
+    const auto baseline_runs = runs_by_seed(s, a.baseline);
+    for (const auto& strategy : a.strategies) {
+      if (strategy == a.baseline) continue;
+      const auto strategy_runs = runs_by_seed(s, strategy);
+      for (const auto& metric : a.metrics) {
+        const Better better = better_direction(metric);
+        if (better == Better::kNeither) continue;
+        ComparisonRow row{s, strategy, metric, {}, kNaN, 0, 0, 0};
+        std::vector<double> ours, theirs;
+        for (const auto& [seed, r] : strategy_runs) {
+          const auto base = baseline_runs.find(seed);
+          if (base == baseline_runs.end()) continue;
+          const double x = a.value(r, metric), y = a.value(base->second, metric);
+          if (!std::isfinite(x) || !std::isfinite(y)) continue;
+          ours.push_back(x);
+          theirs.push_back(y);
+          if (x == y) {
+            ++row.ties;
+          } else if ((x > y) == (better == Better::kHigher)) {
+            ++row.wins;
+          } else {
+            ++row.losses;
+          }
+        }
+        if (ours.empty()) continue;
+        row.test = paired_t_test(ours, theirs);
+        a.comparisons.push_back(row);
+      }
+    }
+  }
+  // The Holm family: every (setting, strategy) comparison of one metric.
+  std::map<std::string, std::vector<size_t>> family;
+  for (size_t i = 0; i < a.comparisons.size(); ++i) family[a.comparisons[i].metric].push_back(i);
+  for (const auto& [metric, rows] : family) {
+    std::vector<double> p;
+    for (size_t i : rows) p.push_back(a.comparisons[i].test.p_value);
+    const auto adjusted = holm_adjust(p);
+    for (size_t k = 0; k < rows.size(); ++k) a.comparisons[rows[k]].p_holm = adjusted[k];
+  }
+}
+
+// The λ of the fitted curve's optimum over [x_min, x_max]: the vertex when it
+// lies inside and is the optimum, else the better endpoint.
+double best_lambda(const PlwFitRow& row, double lambda_min, double lambda_max, const std::string& transform) {
+  const auto& b = row.fit.beta;
+  auto f = [&](double x) { return b(0) + b(1) * x + b(2) * x * x; };
+  auto better = [&](double u, double v) { return row.direction == Better::kHigher ? f(u) > f(v) : f(u) < f(v); };
+  double best_x = better(row.x_max, row.x_min) ? row.x_max : row.x_min;
+  double best = best_x == row.x_max ? lambda_max : lambda_min;
+  if (b(2) != 0) {
+    const double vertex = -b(1) / (2 * b(2));
+    if (vertex > row.x_min && vertex < row.x_max && better(vertex, best_x)) {
+      best = std::clamp(untransform_lambda(vertex, transform), lambda_min, lambda_max);
+    }
+  }
+  return best;
+}
+
+void add_plw_fits(const ReportInputs& inputs, Analysis& a) {
+  std::set<double> lambdas;
+  for (const auto& strategy : a.strategies) {
+    if (const auto lambda = prompt_weight(strategy)) lambdas.insert(*lambda);
+  }
+  a.plw_varies = lambdas.size() >= 3;
+  if (!a.plw_varies) return;
+  for (size_t s = 0; s < a.settings.size(); ++s) {
+    for (const auto& metric : a.metrics) {
+      if (!is_plw_metric(metric)) continue;
+      std::vector<double> x, y;
+      std::set<double> distinct;
+      double lambda_min = INFINITY, lambda_max = -INFINITY;
+      for (size_t r = 0; r < inputs.runs.size(); ++r) {
+        const RunRow& run = inputs.runs[r];
+        const auto lambda = prompt_weight(factor_of(run, "strategy"));
+        const double v = a.value(r, metric);
+        if (a.run_setting[r] != s || run.status != "ok" || !lambda || !std::isfinite(v)) continue;
+        x.push_back(transform_lambda(*lambda, a.transform));
+        y.push_back(v);
+        distinct.insert(*lambda);
+        lambda_min = std::min(lambda_min, *lambda);
+        lambda_max = std::max(lambda_max, *lambda);
+      }
+      if (distinct.size() < 3) continue;  // a quadratic needs three distinct λ
+      PlwFitRow row;
+      row.setting = s;
+      row.metric = metric;
+      row.fit = quadratic_fit(x, y);
+      if (!row.fit.full_rank) continue;
+      row.x_min = *std::min_element(x.begin(), x.end());
+      row.x_max = *std::max_element(x.begin(), x.end());
+      row.direction = better_direction(metric);
+      row.best_lambda = best_lambda(row, lambda_min, lambda_max, a.transform);
+      a.plw_fits.push_back(std::move(row));
+    }
+  }
+}
+
+}  // namespace
+
+Better better_direction(const std::string& metric) {
+  // Each run's training loss is its own strategy's weighted objective, so
+  // it cannot rank strategies: it has no direction here.
+  if (metric == "final_train_loss") return Better::kNeither;
+  const std::string leaf = lower(metric.substr(metric.rfind('.') == std::string::npos ? 0 : metric.rfind('.') + 1));
+  if (contains(leaf, "accuracy") || contains(leaf, "exact_match")) return Better::kHigher;
+  if (contains(leaf, "nll") || contains(leaf, "ppl") || contains(leaf, "loss")) return Better::kLower;
+  return Better::kNeither;
+}
+
+const std::vector<std::string>& headline_metrics() {
+  static const std::vector<std::string> metrics = {"eval.exact_match", "eval.completion_nll",
+                                                   "eval.completion_token_accuracy", "eval.prompt_nll",
+                                                   "train.completion_nll"};
+  return metrics;
+}
+
+std::optional<double> prompt_weight(const std::string& strategy) {
+  const std::string spec = lower(strategy);
+  const std::string name = spec.substr(0, spec.find(':'));
+  if (name == "completion_only" || name == "assistant_only") return 0.0;
+  if (name == "full") return 1.0;
+  if ((name != "weighted" && name != "plw") || name.size() == spec.size()) return std::nullopt;
+  const std::string params = spec.substr(name.size() + 1);
+  try {
+    size_t used = 0;
+    const double lambda = std::stod(params, &used);
+    if (used == params.size() || params[used] == ',') return lambda;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
+double transform_lambda(double lambda, const std::string& transform) {
+  if (transform == "log") return std::log10(lambda + 0.001);
+  if (transform == "quarter") return std::pow(lambda, 0.25);
+  if (transform == "linear") return lambda;
+  throw UserError("plw transform '" + transform + "': expected log, quarter or linear");
+}
+
+double untransform_lambda(double x, const std::string& transform) {
+  if (transform == "log") return std::pow(10.0, x) - 0.001;
+  if (transform == "quarter") return std::pow(x, 4.0);
+  if (transform == "linear") return x;
+  throw UserError("plw transform '" + transform + "': expected log, quarter or linear");
+}
+
+double Analysis::value(size_t run, const std::string& metric) const {
+  const auto it = values[run].find(metric);
+  return it == values[run].end() ? kNaN : it->second;
+}
+
+const SummaryRow* Analysis::find_summary(size_t setting, const std::string& strategy,
+                                         const std::string& metric) const {
+  for (const auto& row : summary) {
+    if (row.setting == setting && row.strategy == strategy && row.metric == metric) return &row;
+  }
+  return nullptr;
+}
+
+const ComparisonRow* Analysis::find_comparison(size_t setting, const std::string& strategy,
+                                               const std::string& metric) const {
+  for (const auto& row : comparisons) {
+    if (row.setting == setting && row.strategy == strategy && row.metric == metric) return &row;
+  }
+  return nullptr;
+}
+
+const PlwFitRow* Analysis::find_plw_fit(size_t setting, const std::string& metric) const {
+  for (const auto& row : plw_fits) {
+    if (row.setting == setting && row.metric == metric) return &row;
+  }
+  return nullptr;
+}
+
+std::string Analysis::setting_label(size_t setting) const {
+  std::string out;
+  for (size_t i = 0; i < setting_factors.size(); ++i) {
+    out += (i ? ", " : "") + setting_factors[i] + "=" + settings[setting][i];
+  }
+  return out;
+}
+
+Analysis analyze(const ReportInputs& inputs) {
+  Analysis a;
+  transform_lambda(1.0, inputs.plw_transform);  // rejects an unknown transform before any work
+  a.transform = inputs.plw_transform;
+  for (const auto& f : inputs.sweep.factors) {
+    if (f == "seed") continue;
+    a.condition_factors.push_back(f);
+    if (f != "strategy") a.setting_factors.push_back(f);
+  }
+  a.baseline = inputs.baseline;
+  for (const auto& run : inputs.runs) {
+    const std::string strategy = factor_of(run, "strategy");
+    if (std::find(a.strategies.begin(), a.strategies.end(), strategy) == a.strategies.end()) {
+      a.strategies.push_back(strategy);
+    }
+    // Strategy names are case-insensitive: adopt the sweep's spelling of the baseline.
+    if (!a.baseline_present && lower(strategy) == lower(inputs.baseline)) {
+      a.baseline = strategy;
+      a.baseline_present = true;
+    }
+    std::vector<std::string> setting;
+    for (const auto& f : a.setting_factors) setting.push_back(factor_of(run, f));
+    const auto it = std::find(a.settings.begin(), a.settings.end(), setting);
+    a.run_setting.push_back(static_cast<size_t>(it - a.settings.begin()));
+    if (it == a.settings.end()) a.settings.push_back(setting);
+    a.values.push_back(flatten_metrics(run.metrics));
+  }
+  if (a.baseline_present) {
+    std::stable_partition(a.strategies.begin(), a.strategies.end(),
+                          [&](const std::string& s) { return s == a.baseline; });
+  }
+  a.metrics = metric_columns(a.values);
+  add_summaries(inputs, a);
+  add_comparisons(inputs, a);
+  add_plw_fits(inputs, a);
+  return a;
+}
+
+std::string runs_csv(const ReportInputs& inputs, const Analysis& a) {
+  std::vector<std::string> header = {"run_id"};
+  header.insert(header.end(), inputs.sweep.factors.begin(), inputs.sweep.factors.end());
+  header.push_back("status");
+  header.push_back("error");
+  header.insert(header.end(), a.metrics.begin(), a.metrics.end());
+  std::string out = csv_row(header);
+  for (size_t r = 0; r < inputs.runs.size(); ++r) {
+    const RunRow& run = inputs.runs[r];
+    std::vector<std::string> row = {run.id};
+    for (const auto& f : inputs.sweep.factors) row.push_back(factor_of(run, f));
+    row.push_back(run.status);
+    row.push_back(run.error);
+    for (const auto& metric : a.metrics) row.push_back(csv_number(a.value(r, metric)));
+    out += csv_row(row);
+  }
+  return out;
+}
+
+std::string summary_csv(const Analysis& a) {
+  std::vector<std::string> header = a.condition_factors;
+  for (const char* column : {"metric", "n", "mean", "std", "ci95_low", "ci95_high"}) header.push_back(column);
+  std::string out = csv_row(header);
+  for (const auto& row : a.summary) {
+    std::vector<std::string> fields = row.condition;
+    fields.push_back(row.metric);
+    fields.push_back(std::to_string(row.stats.n));
+    for (double v : {row.stats.mean, row.stats.sd, row.stats.low, row.stats.high}) fields.push_back(csv_number(v));
+    out += csv_row(fields);
+  }
+  return out;
+}
+
+std::string comparisons_csv(const Analysis& a) {
+  std::vector<std::string> header = a.setting_factors;
+  for (const char* column : {"strategy", "baseline", "metric", "n_pairs", "mean_diff", "ci95_low", "ci95_high", "t",
+                             "p_value", "p_holm", "cohens_d", "wins", "losses", "ties"}) {
+    header.push_back(column);
+  }
+  std::string out = csv_row(header);
+  for (const auto& row : a.comparisons) {
+    std::vector<std::string> fields = a.settings[row.setting];
+    fields.push_back(row.strategy);
+    fields.push_back(a.baseline);
+    fields.push_back(row.metric);
+    fields.push_back(std::to_string(row.test.n));
+    for (double v : {row.test.mean_diff, row.test.low, row.test.high, row.test.t, row.test.p_value, row.p_holm,
+                     row.test.cohens_dz}) {
+      fields.push_back(csv_number(v));
+    }
+    for (long count : {row.wins, row.losses, row.ties}) fields.push_back(std::to_string(count));
+    out += csv_row(fields);
+  }
+  return out;
+}
+
+std::string plw_fit_csv(const Analysis& a) {
+  std::vector<std::string> header = a.setting_factors;
+  for (const char* column : {"metric", "transform", "n", "b0", "b1", "b2", "se_b0", "se_b1", "se_b2", "p_b0", "p_b1",
+                             "p_b2", "r2", "best_lambda", "direction"}) {
+    header.push_back(column);
+  }
+  std::string out = csv_row(header);
+  for (const auto& row : a.plw_fits) {
+    std::vector<std::string> fields = a.settings[row.setting];
+    fields.push_back(row.metric);
+    fields.push_back(a.transform);
+    fields.push_back(std::to_string(row.fit.n));
+    for (const Eigen::VectorXd* v : {&row.fit.beta, &row.fit.se, &row.fit.p}) {
+      for (int j = 0; j < 3; ++j) fields.push_back(csv_number((*v)(j)));
+    }
+    fields.push_back(csv_number(row.fit.r2));
+    fields.push_back(csv_number(row.best_lambda));
+    fields.push_back(row.direction == Better::kHigher ? "max" : "min");
+    out += csv_row(fields);
+  }
+  return out;
+}
+
+}  // namespace masklab::reports

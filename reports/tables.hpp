@@ -1,0 +1,105 @@
+#pragma once
+// The numbers of a report, computed once from ReportInputs and shared by the
+// CSV, SVG and HTML writers.
+//
+// Vocabulary:
+//   metric     a numeric leaf of metrics.json flattened with dots: "eval.exact_match",
+//              "per_task.count.completion_nll", "tokens_trained".
+//   setting    the values of every factor except strategy and seed: the
+//              circumstances under which strategies are compared.
+//   condition  a setting plus a strategy (every factor except seed): what
+//              repeats across seeds and what summary.csv groups by.
+//
+// Only runs with status "ok" enter summaries, comparisons and fits; a
+// diverged, failed or missing run is listed but never averaged.
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reports/report.hpp"
+#include "reports/stats.hpp"
+
+namespace masklab::reports {
+
+// Which way a metric improves, read from its name: accuracy and exact_match
+// go up; nll, ppl and loss go down; counts, timings and final_train_loss (each
+// strategy's own objective, not comparable across strategies) have no direction.
+enum class Better { kHigher, kLower, kNeither };
+Better better_direction(const std::string& metric);
+
+// The held-out metrics of the headline table and charts.
+const std::vector<std::string>& headline_metrics();
+
+// The prompt weight λ a strategy trains with: completion_only (assistant_only) 0,
+// full 1, weighted:<λ>[,...] (plw:<λ>) its first number; nullopt for any other strategy.
+std::optional<double> prompt_weight(const std::string& strategy);
+
+// x = transform(λ) for the quadratic fit: "log" log10(λ + 0.001), "quarter"
+// λ^0.25, "linear" λ. Throws UserError for any other transform name.
+double transform_lambda(double lambda, const std::string& transform);
+double untransform_lambda(double x, const std::string& transform);
+
+struct SummaryRow {
+  std::vector<std::string> condition;  // values of Analysis::condition_factors
+  size_t setting = 0;                  // index into Analysis::settings
+  std::string strategy;
+  std::string metric;
+  MeanInterval stats;                  // over the condition's ok runs with a finite value
+};
+
+struct ComparisonRow {
+  size_t setting = 0;  // index into Analysis::settings
+  std::string strategy;
+  std::string metric;
+  PairedTest test;     // strategy − baseline, paired by seed within the setting
+  double p_holm = 0;   // Holm over every (setting, strategy) test of this metric
+  long wins = 0;       // pairs where the strategy is better than the baseline
+  long losses = 0;
+  long ties = 0;
+};
+
+struct PlwFitRow {
+  size_t setting = 0;  // index into Analysis::settings
+  std::string metric;
+  OlsFit fit;          // y = b0 + b1·x + b2·x², x = transform(λ), one point per ok run
+  double x_min = 0;    // the observed range of x
+  double x_max = 0;
+  double best_lambda = 0;  // λ of the fitted optimum within the observed range
+  Better direction = Better::kHigher;
+};
+
+struct Analysis {
+  std::string transform;                          // ReportInputs::plw_transform, validated
+  std::string baseline;                           // ReportInputs::baseline as the sweep spells it
+  bool baseline_present = false;                  // some run uses the baseline strategy
+  std::vector<std::string> metrics;               // runs.csv metric columns, in order
+  std::vector<std::string> condition_factors;     // SweepInfo::factors without seed
+  std::vector<std::string> setting_factors;       // ... and without strategy
+  std::vector<std::vector<std::string>> settings; // distinct settings (values of setting_factors), first seen first
+  std::vector<std::string> strategies;            // distinct strategies, baseline first, then first seen first
+  std::vector<std::map<std::string, double>> values;  // per run (as ReportInputs::runs): metric -> value, NaN for null
+  std::vector<size_t> run_setting;                // per run: index into settings
+  bool plw_varies = false;                        // >= 3 distinct λ among the strategies
+  std::vector<SummaryRow> summary;
+  std::vector<ComparisonRow> comparisons;
+  std::vector<PlwFitRow> plw_fits;
+
+  // NaN when the run has no finite value for the metric.
+  double value(size_t run, const std::string& metric) const;
+  const SummaryRow* find_summary(size_t setting, const std::string& strategy, const std::string& metric) const;
+  const ComparisonRow* find_comparison(size_t setting, const std::string& strategy, const std::string& metric) const;
+  const PlwFitRow* find_plw_fit(size_t setting, const std::string& metric) const;
+  // "condition=small, data.train_size=200"; "" when the sweep varies nothing but strategy and seed.
+  std::string setting_label(size_t setting) const;
+};
+
+Analysis analyze(const ReportInputs& inputs);
+
+// The CSV files, as text (see write_report for their columns).
+std::string runs_csv(const ReportInputs& inputs, const Analysis& analysis);
+std::string summary_csv(const Analysis& analysis);
+std::string comparisons_csv(const Analysis& analysis);
+std::string plw_fit_csv(const Analysis& analysis);
+
+}  // namespace masklab::reports
