@@ -20,12 +20,14 @@ build: deps $(BUILD_DIR)/build.ninja
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
 
-# One run of each core strategy on the built-in tasks, same seed: the same job.
-demo: build
-	@for s in full completion_only weighted:0.1; do \
-	  $(MASKLAB) train --strategy $$s --seed 1 --out results/demo/$$(echo $$s | tr ':' '_') || exit $$?; \
-	done
-	@echo "run records: results/demo/*/metrics.json"
+# The quickstart sweep (full, completion_only, weighted:0.1 x 3 seeds) and its
+# report. Rerunning resumes: finished runs are kept.
+DEMO_DIR ?= results/quickstart
+demo: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) --target masklab masklab_spm
+	$(MASKLAB) sweep experiments/quickstart.yaml --out $(DEMO_DIR) --jobs 2
+	$(MASKLAB) report $(DEMO_DIR) > /dev/null
+	@echo "report: $(DEMO_DIR)/report.html"
 
 clean:
 	rm -rf $(BUILD_DIR)

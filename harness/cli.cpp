@@ -20,6 +20,8 @@
 #include "harness/sweep.hpp"
 #include "reports/report.hpp"
 #include "harness/errors.hpp"
+#include "harness/inspect.hpp"
+#include "harness/tokenizer_training.hpp"
 #include "harness/progress.hpp"
 #include "harness/tasks.hpp"
 #include "harness/trainer.hpp"
@@ -38,6 +40,8 @@ constexpr const char* kUsage =
     "  train        one training run under one strategy, with its run record\n"
     "  sweep        every run of a sweep spec (resumable, parallel, shardable)\n"
     "  report       statistics, CSVs and report.html for a sweep directory\n"
+    "  inspect      show which tokens each strategy trains on, token by token\n"
+    "  tokenizer    train a SentencePiece tokenizer on data (`tokenizer train`)\n"
     "  strategies   list the loss-masking strategies and their parameters\n"
     "  tasks        list the built-in tasks\n"
     "  config       print the resolved config (defaults, --config, --set)\n"
@@ -206,6 +210,82 @@ int cmd_report(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_inspect(const std::vector<std::string>& args) {
+  po::options_description options("inspect options");
+  options.add_options()("help,h", "show this help")
+      ("data", po::value<std::string>()->required(), "JSONL file, or builtin:TASK[,TASK...]")
+      ("template", po::value<std::string>()->default_value("plain"), "plain | chatml | llama2 | alpaca | template.yaml")
+      ("tokenizer", po::value<std::string>()->default_value("byte"), "byte | SentencePiece .model")
+      ("format", po::value<std::string>()->default_value("auto"), "auto | prompt_completion | chat | alpaca | text")
+      ("strategy", po::value<std::vector<std::string>>()->composing(), "strategy to show (repeatable; default full and completion_only)")
+      ("n", po::value<int>()->default_value(3), "examples to show")
+      ("max-len", po::value<int>()->default_value(0), "truncate to this many tokens (0: no limit)")
+      ("truncation", po::value<std::string>()->default_value("left"), "left | skip")
+      ("skip-invalid", "skip and count malformed lines")
+      ("html", po::value<std::string>(), "also write the examples as an HTML page")
+      ("plain", "a token|role|weight table even on a terminal");
+  po::positional_options_description positional;
+  positional.add("data", 1);
+  po::variables_map vm;
+  const std::string usage =
+      "usage: masklab inspect DATA [--template T] [--tokenizer M] [--strategy S]... [--n 3] [--html FILE]\n"
+      "\n"
+      "Prints examples token by token with each strategy's weight (the weight of\n"
+      "predicting that token), in colour on a terminal, as token|role|weight\n"
+      "otherwise, then a summary: tokens per role, the prompt/completion length\n"
+      "ratio R_g, truncated and skipped examples.";
+  if (!parse_options(args, options, positional, vm, usage)) return 0;
+  InspectOptions o;
+  o.data = vm["data"].as<std::string>();
+  o.template_name = vm["template"].as<std::string>();
+  o.tokenizer = vm["tokenizer"].as<std::string>();
+  o.format = vm["format"].as<std::string>();
+  if (vm.count("strategy")) o.strategies = vm["strategy"].as<std::vector<std::string>>();
+  for (const auto& s : o.strategies) make_strategy(s);  // a bad spec fails before any output
+  o.n = vm["n"].as<int>();
+  o.max_len = vm["max-len"].as<int>();
+  o.truncation = vm["truncation"].as<std::string>();
+  if (o.truncation != "left" && o.truncation != "skip") throw UserError("--truncation must be left or skip");
+  o.skip_invalid = vm.count("skip-invalid") > 0;
+  if (vm.count("html")) o.html_path = vm["html"].as<std::string>();
+  o.colour = Progress::stdout_is_terminal() && !vm.count("plain");
+  run_inspect(o, std::cout);
+  return 0;
+}
+
+int cmd_tokenizer(const std::vector<std::string>& args) {
+  po::options_description options("tokenizer train options");
+  options.add_options()("help,h", "show this help")
+      ("action", po::value<std::string>()->required(), "train")
+      ("data", po::value<std::string>()->required(), "JSONL (any supported format) or a plain text file")
+      ("vocab", po::value<int>()->default_value(8000), "vocabulary size")
+      ("type", po::value<std::string>()->default_value("bpe"), "bpe | unigram")
+      ("out", po::value<std::string>()->required(), "the model file to write, e.g. tok.model")
+      ("user-symbols", po::value<std::string>(), "comma-separated strings kept as single tokens (e.g. <|im_start|>,<|im_end|>)");
+  po::positional_options_description positional;
+  positional.add("action", 1).add("data", 1);
+  po::variables_map vm;
+  const std::string usage =
+      "usage: masklab tokenizer train DATA --vocab N --type bpe|unigram --out tok.model\n"
+      "\n"
+      "Trains a SentencePiece model on the text of DATA (every message of a JSONL\n"
+      "file, or the lines of a text file), with <unk>=0 <s>=1 </s>=2 <pad>=3 and\n"
+      "byte fallback, so any UTF-8 text encodes. Use it with --set data.tokenizer=tok.model.";
+  if (!parse_options(args, options, positional, vm, usage)) return 0;
+  if (vm["action"].as<std::string>() != "train") throw UserError("tokenizer: unknown action '" + vm["action"].as<std::string>() + "' (expected train)");
+  const std::string type = vm["type"].as<std::string>();
+  if (type != "bpe" && type != "unigram") throw UserError("--type must be bpe or unigram, got '" + type + "'");
+  TokenizerTrainOptions o;
+  o.data = vm["data"].as<std::string>();
+  o.vocab_size = vm["vocab"].as<int>();
+  o.type = type;
+  o.out = vm["out"].as<std::string>();
+  if (vm.count("user-symbols")) o.user_symbols = vm["user-symbols"].as<std::string>();
+  const auto summary = train_tokenizer(o);
+  std::cout << summary << "\n";
+  return 0;
+}
+
 int cmd_strategies(const std::vector<std::string>& args) {
   po::options_description options("strategies options");
   options.add_options()("help,h", "show this help");
@@ -272,11 +352,12 @@ int cli_main(int argc, char** argv) {
   args.erase(args.begin());
   using Command = int (*)(const std::vector<std::string>&);
   const std::map<std::string, Command> commands = {
-      {"train", cmd_train}, {"sweep", cmd_sweep}, {"report", cmd_report}, {"strategies", cmd_strategies}, {"tasks", cmd_tasks}, {"config", cmd_config}};
+      {"train", cmd_train}, {"sweep", cmd_sweep}, {"report", cmd_report}, {"inspect", cmd_inspect},
+      {"tokenizer", cmd_tokenizer}, {"strategies", cmd_strategies}, {"tasks", cmd_tasks}, {"config", cmd_config}};
   try {
     auto it = commands.find(command);
     if (it == commands.end()) {
-      throw UserError("unknown command '" + command + "' (commands: train, sweep, report, strategies, tasks, config)");
+      throw UserError("unknown command '" + command + "' (commands: train, sweep, report, inspect, tokenizer, strategies, tasks, config)");
     }
     return it->second(args);
   } catch (const UserError& e) {

@@ -45,7 +45,7 @@ struct TrainConfig {
 };
 
 struct DataConfig {
-  std::vector<std::string> tasks = {"lookup", "count", "reverse", "add"};  // built-in tasks
+  std::vector<std::string> tasks = {"lookup", "expand", "reverse", "sort"};  // built-in tasks
   int train_size = 2000;         // training examples per built-in task
   int eval_size = 64;            // held-out examples per built-in task
   int train_eval_size = 64;      // fixed train subset per task for the generalization gap

@@ -235,20 +235,24 @@ std::vector<Example> load_jsonl(const std::string& path, DataFormat format, bool
 
 std::optional<TokenizedExample> tokenize_example(const Example& example, const ChatTemplate& tmpl,
                                                  const Tokenizer& tokenizer, int max_len,
-                                                 bool truncate_left, TruncationStats* stats) {
+                                                 bool truncate_left, TokenizeStats* stats) {
   const RenderedExample r = render(tmpl, example);
+  const auto& pieces = r.pieces;
   TokenizedExample out;
-  std::vector<size_t> piece_of_token;
+  // Where each piece and each token starts: (text run, byte offset in it).
+  // Specials are runs of their own.
+  std::vector<std::pair<size_t, size_t>> piece_start(pieces.size()), token_start;
   std::vector<std::int32_t> ids;
   std::vector<std::uint32_t> offsets;
-  const auto& pieces = r.pieces;
-  size_t i = 0;
-  while (i < pieces.size()) {
+  size_t run = 0;
+  long straddling = 0;
+  for (size_t i = 0; i < pieces.size(); ++run) {
     if (pieces[i].special >= 0) {
       out.ids.push_back(pieces[i].special == kSpecialBos ? tokenizer.bos_id() : tokenizer.eos_id());
       out.roles.push_back(static_cast<std::uint8_t>(pieces[i].role));
       out.flags.push_back(pieces[i].flags);
-      piece_of_token.push_back(i);
+      piece_start[i] = {run, 0};
+      token_start.emplace_back(run, 0);
       ++i;
       continue;
     }
@@ -259,12 +263,13 @@ std::optional<TokenizedExample> tokenize_example(const Example& example, const C
     size_t j = i;
     for (; j < pieces.size() && pieces[j].special < 0; ++j) {
       starts.push_back(text.size());
+      piece_start[j] = {run, text.size()};
       text += pieces[j].text;
     }
     ids.clear();
     offsets.clear();
     tokenizer.encode(text, ids, offsets);
-    size_t k = 0;  // index into [i, j)
+    size_t k = 0;  // index into [i, j) of the piece holding the token's first byte
     for (size_t t = 0; t < ids.size(); ++t) {
       const size_t off = std::min<size_t>(offsets[t], text.empty() ? 0 : text.size() - 1);
       while (k + 1 < starts.size() && starts[k + 1] <= off) ++k;
@@ -272,26 +277,49 @@ std::optional<TokenizedExample> tokenize_example(const Example& example, const C
       out.ids.push_back(ids[t]);
       out.roles.push_back(static_cast<std::uint8_t>(piece.role));
       out.flags.push_back(piece.flags);
-      piece_of_token.push_back(i + k);
+      token_start.emplace_back(run, off);
+      // Does the token reach into a later piece of another role?
+      const size_t end = t + 1 < ids.size() ? offsets[t + 1] : text.size();
+      for (size_t q = k + 1; q < starts.size() && starts[q] < end; ++q) {
+        if (pieces[i + q].role != piece.role && !pieces[i + q].text.empty()) {
+          ++straddling;
+          break;
+        }
+      }
     }
     i = j;
   }
-  const auto first_token_at = [&](size_t piece) {
-    for (size_t t = 0; t < piece_of_token.size(); ++t) {
-      if (piece_of_token[t] >= piece) return static_cast<std::int32_t>(t);
+  // The token holding a piece's first byte: the last token starting at or before it.
+  const auto token_holding = [&](size_t piece) {
+    if (piece >= pieces.size()) return static_cast<std::int32_t>(out.ids.size());
+    std::int32_t found = static_cast<std::int32_t>(out.ids.size());
+    for (size_t t = 0; t < token_start.size(); ++t) {
+      if (token_start[t].first == piece_start[piece].first && token_start[t].second <= piece_start[piece].second) {
+        found = static_cast<std::int32_t>(t);
+      } else if (token_start[t].first > piece_start[piece].first) {
+        break;
+      }
     }
-    return static_cast<std::int32_t>(piece_of_token.size());
+    return found;
   };
-  out.completion_begin = first_token_at(r.completion_begin);
-  out.completion_end = first_token_at(r.completion_end);
+  out.completion_begin = token_holding(r.completion_begin);
+  // The end: the first token that starts in a piece after the completion.
+  out.completion_end = static_cast<std::int32_t>(out.ids.size());
+  if (r.completion_end < pieces.size()) {
+    const auto& [end_run, end_off] = piece_start[r.completion_end];
+    for (size_t t = 0; t < token_start.size(); ++t) {
+      if (token_start[t].first > end_run || (token_start[t].first == end_run && token_start[t].second >= end_off)) {
+        out.completion_end = static_cast<std::int32_t>(t);
+        break;
+      }
+    }
+  }
+  if (stats) stats->straddling_tokens += straddling;
 
   const int length = static_cast<int>(out.ids.size());
   if (length <= max_len) return out;
   // Too long: cut prompt tokens from the left, after a leading <bos>, or skip.
-  const int keep_front = (!out.ids.empty() && out.ids[0] == tokenizer.bos_id() &&
-                          piece_of_token[0] < pieces.size() && pieces[piece_of_token[0]].special >= 0)
-                             ? 1
-                             : 0;
+  const int keep_front = (!pieces.empty() && pieces[0].special == kSpecialBos) ? 1 : 0;
   // The template text right before the completion (separator, assistant
   // header) stays too, or the example would lose its shape.
   int protected_begin = out.completion_begin;

@@ -44,23 +44,29 @@ std::vector<Example> load_jsonl(const std::string& path, DataFormat format, bool
                                 const std::string& default_task, LoadStats* stats,
                                 DataFormat* detected = nullptr);
 
-struct TruncationStats {
+struct TokenizeStats {
   long truncated = 0;                  // examples shortened from the left of their prompt
   long skipped_too_long = 0;           // examples dropped because their completion does not fit
   long earlier_turn_tokens_dropped = 0;  // assistant tokens of earlier turns cut by left truncation
+  long straddling_tokens = 0;          // tokens whose text spans two roles (they take the first one's)
 };
 
-// Renders and tokenizes one example. Returns nullopt (and counts it) when the
-// final completion cannot fit in max_len tokens, or when the example is too
-// long and truncation is "skip". Prompt tokens are dropped from the left
-// (after a leading <bos>) otherwise; completion tokens never are.
+// Renders and tokenizes one example. Each token takes the role (and flags)
+// of its first character. The final completion starts at the token that
+// holds its first character, even when that token began in the template
+// text before it (SentencePiece's "▁word" after a space): greedy decoding
+// must produce that token too.
+// Returns nullopt (and counts it) when the final completion cannot fit in
+// max_len tokens, or when the example is too long and truncation is "skip".
+// Prompt tokens are dropped from the left (after a leading <bos>) otherwise;
+// completion tokens never are.
 std::optional<TokenizedExample> tokenize_example(const Example& example, const ChatTemplate& tmpl,
                                                  const Tokenizer& tokenizer, int max_len,
-                                                 bool truncate_left, TruncationStats* stats);
+                                                 bool truncate_left, TokenizeStats* stats);
 
 struct DataStats {
   LoadStats load;
-  TruncationStats truncation;
+  TokenizeStats truncation;
 };
 
 struct Dataset {

@@ -15,7 +15,7 @@ namespace masklab {
 namespace {
 
 // Bump when the tokenized format or the tokenization rules change.
-constexpr std::uint32_t kCacheVersion = 1;
+constexpr std::uint32_t kCacheVersion = 2;
 constexpr char kMagic[4] = {'M', 'L', 'D', 'S'};
 
 void hash_file(Fnv1a& h, const std::string& path) {
@@ -105,7 +105,7 @@ std::string serialize(const Dataset& ds) {
   w.vec(ds.train_eval);
   const auto& s = ds.stats;
   for (long v : {s.load.lines, s.load.invalid_skipped, s.truncation.truncated, s.truncation.skipped_too_long,
-                 s.truncation.earlier_turn_tokens_dropped}) {
+                 s.truncation.earlier_turn_tokens_dropped, s.truncation.straddling_tokens}) {
     w.pod<std::int64_t>(v);
   }
   return w.bytes();
@@ -135,7 +135,7 @@ bool deserialize(const std::string& bytes, Dataset& ds) {
     ds.train_eval = r.vec<std::int32_t>();
     auto& s = ds.stats;
     for (long* v : {&s.load.lines, &s.load.invalid_skipped, &s.truncation.truncated, &s.truncation.skipped_too_long,
-                    &s.truncation.earlier_turn_tokens_dropped}) {
+                    &s.truncation.earlier_turn_tokens_dropped, &s.truncation.straddling_tokens}) {
       *v = r.pod<std::int64_t>();
     }
     return true;

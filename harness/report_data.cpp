@@ -9,6 +9,25 @@
 
 namespace masklab {
 
+reports::WeightedExample weigh_example(const TokenizedExample& ex, const Tokenizer& tokenizer, const std::string& task,
+                                       const std::vector<std::string>& strategy_specs, double progress) {
+  reports::WeightedExample view;
+  view.task = task;
+  for (size_t i = 0; i < ex.ids.size(); ++i) {
+    view.tokens.push_back(escape_token_text(tokenizer.token_text(ex.ids[i])));
+    view.roles.push_back(role_name(static_cast<Role>(ex.roles[i])));
+  }
+  const Batch batch = make_padded_batch({&ex}, tokenizer.pad_id());
+  for (const auto& spec : strategy_specs) {
+    const auto strategy = make_strategy(spec);
+    const auto w = strategy->weights(LabelView{batch.label_role, batch.label_flags, progress})[0].contiguous();
+    std::vector<double> per_token(ex.ids.size(), 0.0);
+    for (int64_t t = 0; t + 1 < static_cast<int64_t>(ex.ids.size()); ++t) per_token[t + 1] = w[t].item<double>();
+    view.weights.emplace_back(strategy->spec(), per_token);
+  }
+  return view;
+}
+
 void add_data_views(reports::ReportInputs& inputs, const std::string& sweep_dir) {
   // One representative run per condition: the factors other than strategy and seed.
   std::set<std::string> seen_conditions, strategies;
@@ -50,19 +69,8 @@ void add_data_views(reports::ReportInputs& inputs, const std::string& sweep_dir)
     // The first training example, as every strategy of the sweep weighs it
     // (scheduled strategies at the start of training).
     const TokenizedExample& ex = ds.train.front();
-    reports::WeightedExample view;
-    view.task = ds.tasks[ex.task];
-    for (size_t i = 0; i < ex.ids.size(); ++i) {
-      view.tokens.push_back(escape_token_text(ds.tokenizer->token_text(ex.ids[i])));
-      view.roles.push_back(role_name(static_cast<Role>(ex.roles[i])));
-    }
-    const Batch batch = make_padded_batch({&ex}, ds.tokenizer->pad_id());
-    for (const auto& spec : strategies) {
-      const auto w = make_strategy(spec)->weights(LabelView{batch.label_role, batch.label_flags, 0.0})[0];
-      std::vector<double> per_token(ex.ids.size(), 0.0);
-      for (int64_t t = 0; t + 1 < static_cast<int64_t>(ex.ids.size()); ++t) per_token[t + 1] = w[t].item<double>();
-      view.weights.emplace_back(spec, per_token);
-    }
+    const reports::WeightedExample view =
+        weigh_example(ex, *ds.tokenizer, ds.tasks[ex.task], std::vector<std::string>(strategies.begin(), strategies.end()));
     inputs.example = view;
   }
 }

@@ -51,7 +51,7 @@ class SentencePieceTokenizer final : public Tokenizer {
     bytes << in.rdbuf();
     fingerprint_ = "spm-" + Fnv1a().add(bytes.str()).hex();
     try {
-      sp_ = std::make_unique<SentencePieceModel>(bytes.str());
+      sp_ = std::make_unique<SentencePieceModel>(path);
     } catch (const UserError& e) {
       throw UserError("data.tokenizer: '" + path + "': " + e.what());
     }

@@ -368,7 +368,8 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
                      {"invalid_skipped", st.load.invalid_skipped},
                      {"truncated", st.truncation.truncated},
                      {"skipped_too_long", st.truncation.skipped_too_long},
-                     {"earlier_turn_tokens_dropped", st.truncation.earlier_turn_tokens_dropped}};
+                     {"earlier_turn_tokens_dropped", st.truncation.earlier_turn_tokens_dropped},
+                     {"straddling_tokens", st.truncation.straddling_tokens}};
   metrics["same_job"] = {{"init_hash", init_hash},
                          {"order_hash", order_hash.hex()},
                          {"data_fingerprint", dataset.fingerprint}};

@@ -139,8 +139,9 @@ std::vector<Figure> plw_charts(const Analysis& a) {
       chart.series.push_back(std::move(s));
       if (const PlwFitRow* fit = a.find_plw_fit(setting, metric)) {
         XYSeries curve;
-        curve.label = a.settings.size() > 1 ? a.setting_label(setting) + " (quadratic fit)"
-                                            : fmt::format("quadratic fit, R\u00b2 = {:.2f}", fit->fit.r2);
+        curve.label = a.settings.size() > 1      ? a.setting_label(setting) + " (quadratic fit)"
+                      : std::isfinite(fit->fit.r2) ? fmt::format("quadratic fit, R\u00b2 = {:.2f}", fit->fit.r2)
+                                                   : "quadratic fit";  // a constant metric has no R²
         curve.style = setting;
         curve.dashed = true;
         const auto& b = fit->fit.beta;
@@ -162,6 +163,19 @@ std::vector<Figure> plw_charts(const Analysis& a) {
                    render_svg(chart)});
   }
   return out;
+}
+
+// The tasks with per-task metrics ("per_task.<task>.exact_match"), in column order.
+std::vector<std::string> metric_tasks(const Analysis& a) {
+  const std::string prefix = "per_task.", suffix = ".exact_match";
+  std::vector<std::string> tasks;
+  for (const auto& metric : a.metrics) {
+    if (metric.size() > prefix.size() + suffix.size() && metric.rfind(prefix, 0) == 0 &&
+        metric.compare(metric.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      tasks.push_back(metric.substr(prefix.size(), metric.size() - prefix.size() - suffix.size()));
+    }
+  }
+  return tasks;
 }
 
 // (c) Per-task exact match and completion NLL: one bar per strategy, whiskers the 95% CI.
@@ -202,18 +216,6 @@ std::vector<Figure> task_bars(const Analysis& a) {
 }
 
 }  // namespace
-
-std::vector<std::string> metric_tasks(const Analysis& a) {
-  const std::string prefix = "per_task.", suffix = ".exact_match";
-  std::vector<std::string> tasks;
-  for (const auto& metric : a.metrics) {
-    if (metric.size() > prefix.size() + suffix.size() && metric.rfind(prefix, 0) == 0 &&
-        metric.compare(metric.size() - suffix.size(), suffix.size(), suffix) == 0) {
-      tasks.push_back(metric.substr(prefix.size(), metric.size() - prefix.size() - suffix.size()));
-    }
-  }
-  return tasks;
-}
 
 std::vector<Figure> build_figures(const ReportInputs& inputs, const Analysis& analysis) {
   std::vector<Figure> out = loss_curves(inputs, analysis);

@@ -22,7 +22,4 @@ struct Figure {
 // per-task metrics leave their charts out.
 std::vector<Figure> build_figures(const ReportInputs& inputs, const Analysis& analysis);
 
-// The tasks with per-task metrics ("per_task.<task>.exact_match"), in column order.
-std::vector<std::string> metric_tasks(const Analysis& analysis);
-
 }  // namespace masklab::reports

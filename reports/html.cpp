@@ -46,6 +46,7 @@ figure{margin:6px 0}
 figure svg{width:100%;height:auto;border:1px solid #ececec}
 figcaption{font-size:12px;color:#555;margin-top:3px}
 code,.file{font:12px ui-monospace,Menlo,Consolas,monospace;color:#444}
+h2 code,h3 code{font-size:0.9em}
 .note{background:#fff8e5;border-left:4px solid #E69F00;padding:6px 10px;margin:8px 0}
 .seqrow{display:flex;gap:10px;align-items:flex-start;margin:3px 0}
 .seqlabel{flex:0 0 190px;font-size:12px;padding-top:3px;overflow-wrap:anywhere}
@@ -308,17 +309,17 @@ std::string problems(const ReportInputs& inputs) {
          rows + "</table>\n</section>\n";
 }
 
-std::string weighted_example(const ReportInputs& inputs) {
-  std::string out = "<section id=\"example\"><h2>One example, as each strategy weighs it</h2>\n";
-  if (!inputs.example) return out + "<p class=\"note\">No example was supplied.</p>\n</section>\n";
-  const WeightedExample& ex = *inputs.example;
-  out += "<p>Task <code>" + esc(ex.task) +
-         "</code>. Each token's background is its weight as a label (the weight of predicting it): 0 "
-         "<span class=\"scale\"></span> 1 (weights above 1 saturate). The first row underlines each token's role: "
-         "<span class=\"role-system\">system</span> <span class=\"role-user\">user</span> "
-         "<span class=\"role-template\">template</span> <span class=\"role-assistant\">assistant</span> "
-         "<span class=\"role-eos\">eos</span>. Hover a token for its weight.</p>\n";
-  out += "<div class=\"seqrow\"><div class=\"seqlabel\"><b>role</b></div><div class=\"seq\">";
+constexpr const char* kWeightLegend =
+    "Each token's background is its weight as a label (the weight of predicting it): 0 "
+    "<span class=\"scale\"></span> 1 (weights above 1 saturate). The first row underlines each token's role: "
+    "<span class=\"role-system\">system</span> <span class=\"role-user\">user</span> "
+    "<span class=\"role-template\">template</span> <span class=\"role-assistant\">assistant</span> "
+    "<span class=\"role-eos\">eos</span>. Hover a token for its weight.";
+
+// An example's tokens: a row of roles, then one row per strategy with each
+// token's background shaded by its weight.
+std::string weighted_tokens(const WeightedExample& ex) {
+  std::string out = "<div class=\"seqrow\"><div class=\"seqlabel\"><b>role</b></div><div class=\"seq\">";
   for (size_t i = 0; i < ex.tokens.size(); ++i) {
     const std::string role = i < ex.roles.size() ? ex.roles[i] : "";
     out += "<span class=\"tok role-" + esc(role) + "\" title=\"" + esc(role) + "\">" + esc(ex.tokens[i]) + "</span>";
@@ -337,7 +338,20 @@ std::string weighted_example(const ReportInputs& inputs) {
     }
     out += "</div></div>\n";
   }
-  return out + "</section>\n";
+  return out;
+}
+
+std::string weighted_example(const ReportInputs& inputs) {
+  std::string out = "<section id=\"example\"><h2>One example, as each strategy weighs it</h2>\n";
+  if (!inputs.example) return out + "<p class=\"note\">No example was supplied.</p>\n</section>\n";
+  out += "<p>Task <code>" + esc(inputs.example->task) + "</code>. " + kWeightLegend + "</p>\n";
+  return out + weighted_tokens(*inputs.example) + "</section>\n";
+}
+
+std::string page_head(const std::string& title) {
+  return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>" +
+         esc(title) + "</title>\n<style>" + kStyle + "</style></head>\n<body>\n<h1>" + esc(title) + "</h1>\n";
 }
 
 }  // namespace
@@ -345,10 +359,8 @@ std::string weighted_example(const ReportInputs& inputs) {
 std::string report_html(const ReportInputs& inputs, const Analysis& analysis, const std::vector<Figure>& figures,
                         const std::vector<std::string>& data_files) {
   const std::string title = "masklab report: " + (inputs.sweep.name.empty() ? std::string("sweep") : inputs.sweep.name);
-  std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-                    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>" +
-                    esc(title) + "</title>\n<style>" + kStyle + "</style></head>\n<body>\n";
-  out += "<h1>" + esc(title) + "</h1>\n<p class=\"sub\">Loss-masking strategies compared on the same training job. "
+  std::string out = page_head(title);
+  out += "<p class=\"sub\">Loss-masking strategies compared on the same training job. "
          "Spec <span class=\"file\">" + esc(inputs.sweep.spec_path) + "</span>.</p>\n";
   out += "<nav><a href=\"#run\">what was run</a><a href=\"#headline\">headline</a><a href=\"#curves\">loss curves</a>"
          "<a href=\"#plw\">prompt weight</a><a href=\"#tasks\">tasks</a><a href=\"#problems\">problem runs</a>"
@@ -364,6 +376,17 @@ std::string report_html(const ReportInputs& inputs, const Analysis& analysis, co
   for (const auto& f : data_files) files += (files.empty() ? "" : ", ") + std::string("<span class=\"file\">") + esc(f) + "</span>";
   out += "<footer><h2>Data</h2><p>Next to this page: " + files +
          ", and every chart as a standalone SVG under <span class=\"file\">figures/</span>.</p></footer>\n";
+  return out + "</body></html>\n";
+}
+
+std::string examples_page(const std::string& title, const std::vector<WeightedExample>& examples) {
+  std::string out = page_head(title) + "<p class=\"sub\">" + kWeightLegend + "</p>\n";
+  if (examples.empty()) out += "<p class=\"note\">No example to show.</p>\n";
+  for (size_t i = 0; i < examples.size(); ++i) {
+    out += fmt::format("<h2>Example {}: task <code>{}</code>, {} tokens</h2>\n", i + 1, esc(examples[i].task),
+                       examples[i].tokens.size());
+    out += weighted_tokens(examples[i]);
+  }
   return out + "</body></html>\n";
 }
 

@@ -9,7 +9,8 @@ namespace masklab::reports {
 // One CSV field, quoted when it holds a comma, quote, CR, LF or edge spaces;
 // quotes inside are doubled (RFC 4180).
 std::string csv_field(const std::string& text);
-// One CSV record: the quoted fields joined by commas, ending in "\n".
+// One CSV record: the quoted fields joined by commas, ending in "\n" (not
+// RFC 4180's CRLF: pandas, R and spreadsheets read both, and Unix tools prefer LF).
 std::string csv_row(const std::vector<std::string>& fields);
 
 // A number as a CSV cell: the shortest text that parses back to the same

@@ -2,8 +2,10 @@
 //
 //   runs.csv         one row per run: run_id, the factors, status, error, every metric
 //   summary.csv      one row per condition × metric: n, mean, std, ci95_low, ci95_high (ok runs)
-//   comparisons.csv  one row per setting × strategy × metric with a better direction:
-//                    the paired t-test against the baseline, Holm-corrected per metric
+//   comparisons.csv  one row per setting × strategy × metric with a better direction
+//                    and at least one seed shared with the baseline: the paired t-test
+//                    against the baseline, Holm-corrected per metric over every setting
+//                    and strategy; with a single pair the test columns are empty
 //   plw_fit.csv      only when λ varies: the quadratic fit per setting × metric
 //   figures/*.svg    every chart, standalone
 //   report.html      the page

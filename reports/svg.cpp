@@ -26,6 +26,8 @@ constexpr size_t kPaletteSize = sizeof(kPalette) / sizeof(kPalette[0]);
 
 std::string num(double v) { return fmt::format("{:.1f}", v); }
 
+std::string series_colour(size_t i) { return kPalette[i % kPaletteSize]; }
+
 struct Range {
   double lo = INFINITY;
   double hi = -INFINITY;
@@ -106,7 +108,7 @@ std::string svg_open(double width, double height, const std::string& title) {
       num(width), num(height), html_escape(title), num(kMarginLeft));
 }
 
-// Grid, ticks, axis lines and axis labels.
+// Grid, ticks, axis lines and axis labels (an empty x label is left to the caller).
 std::string axes(const Frame& f, const std::vector<AxisTick>& x_ticks, const std::vector<AxisTick>& y_ticks,
                  const std::string& x_label, const std::string& y_label) {
   std::string out = "<g stroke=\"#e6e6e6\" stroke-width=\"1\">\n";
@@ -132,8 +134,10 @@ std::string axes(const Frame& f, const std::vector<AxisTick>& x_ticks, const std
   out += "</g>\n";
   out += fmt::format("<path d=\"M{0} {1} V{2} H{3}\" fill=\"none\" stroke=\"#333\"/>\n", num(f.left), num(f.top),
                      num(f.bottom), num(f.right));
-  out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#222\">{}</text>\n",
-                     num((f.left + f.right) / 2), num(f.bottom + 40), html_escape(x_label));
+  if (!x_label.empty()) {
+    out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#222\">{}</text>\n",
+                       num((f.left + f.right) / 2), num(f.bottom + 40), html_escape(x_label));
+  }
   out += fmt::format("<text transform=\"translate(18 {}) rotate(-90)\" text-anchor=\"middle\" fill=\"#222\">{}</text>\n",
                      num((f.top + f.bottom) / 2), html_escape(y_label));
   return out;
@@ -177,8 +181,6 @@ std::vector<std::pair<size_t, size_t>> finite_runs(size_t n, const std::vector<c
 bool is_dashed(const XYSeries& s) { return s.dashed || s.style >= kPaletteSize; }
 
 }  // namespace
-
-std::string series_colour(size_t i) { return kPalette[i % kPaletteSize]; }
 
 bool has_data(const XYChart& chart) {
   for (const auto& s : chart.series) {
@@ -279,7 +281,7 @@ std::string render_svg(const BarChart& chart) {
   Frame f{plot_left, plot_right, kMarginTop, height - bottom_margin, {0, 1}, padded_y};
 
   std::string out = svg_open(kWidth, height, chart.title);
-  out += axes(f, {}, nice_ticks(f.y.lo, f.y.hi), "", chart.y_label);
+  out += axes(f, {}, nice_ticks(f.y.lo, f.y.hi), "", chart.y_label);  // the x label goes below the slanted names
   out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#222\">{}</text>\n",
                      num((f.left + f.right) / 2), num(height - 8), html_escape(chart.x_label));
   const double bar_w = group_w * 0.8 / static_cast<double>(std::max<size_t>(1, chart.series.size()));

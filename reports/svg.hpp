@@ -10,13 +10,9 @@
 
 namespace masklab::reports {
 
-// Colour of series i ("#0072B2", ...); the palette repeats after 8, and
-// series past the first 8 are drawn dashed to stay apart.
-std::string series_colour(size_t i);
-
 struct XYSeries {
   std::string label;                        // legend text
-  size_t style = 0;                         // palette index (series_colour)
+  size_t style = 0;                         // palette index; past the 8 colours, lines are dashed
   std::vector<double> x, y;                 // the points; a NaN y breaks the line
   std::vector<double> band_low, band_high;  // empty, or a shaded band per point
   std::vector<double> err_low, err_high;    // empty, or an error bar per point

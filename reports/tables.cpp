@@ -200,6 +200,8 @@ void add_plw_fits(const ReportInputs& inputs, Analysis& a) {
   }
   a.plw_varies = lambdas.size() >= 3;
   if (!a.plw_varies) return;
+  std::vector<std::optional<double>> run_lambda;
+  for (const auto& run : inputs.runs) run_lambda.push_back(prompt_weight(factor_of(run, "strategy")));
   for (size_t s = 0; s < a.settings.size(); ++s) {
     for (const auto& metric : a.metrics) {
       if (!is_plw_metric(metric)) continue;
@@ -208,7 +210,7 @@ void add_plw_fits(const ReportInputs& inputs, Analysis& a) {
       double lambda_min = INFINITY, lambda_max = -INFINITY;
       for (size_t r = 0; r < inputs.runs.size(); ++r) {
         const RunRow& run = inputs.runs[r];
-        const auto lambda = prompt_weight(factor_of(run, "strategy"));
+        const auto& lambda = run_lambda[r];
         const double v = a.value(r, metric);
         if (a.run_setting[r] != s || run.status != "ok" || !lambda || !std::isfinite(v)) continue;
         x.push_back(transform_lambda(*lambda, a.transform));
@@ -288,25 +290,19 @@ double Analysis::value(size_t run, const std::string& metric) const {
 
 const SummaryRow* Analysis::find_summary(size_t setting, const std::string& strategy,
                                          const std::string& metric) const {
-  for (const auto& row : summary) {
-    if (row.setting == setting && row.strategy == strategy && row.metric == metric) return &row;
-  }
-  return nullptr;
+  const auto it = summary_index.find({setting, strategy, metric});
+  return it == summary_index.end() ? nullptr : &summary[it->second];
 }
 
 const ComparisonRow* Analysis::find_comparison(size_t setting, const std::string& strategy,
                                                const std::string& metric) const {
-  for (const auto& row : comparisons) {
-    if (row.setting == setting && row.strategy == strategy && row.metric == metric) return &row;
-  }
-  return nullptr;
+  const auto it = comparison_index.find({setting, strategy, metric});
+  return it == comparison_index.end() ? nullptr : &comparisons[it->second];
 }
 
 const PlwFitRow* Analysis::find_plw_fit(size_t setting, const std::string& metric) const {
-  for (const auto& row : plw_fits) {
-    if (row.setting == setting && row.metric == metric) return &row;
-  }
-  return nullptr;
+  const auto it = plw_fit_index.find({setting, metric});
+  return it == plw_fit_index.end() ? nullptr : &plw_fits[it->second];
 }
 
 std::string Analysis::setting_label(size_t setting) const {
@@ -352,6 +348,13 @@ Analysis analyze(const ReportInputs& inputs) {
   add_summaries(inputs, a);
   add_comparisons(inputs, a);
   add_plw_fits(inputs, a);
+  for (size_t i = 0; i < a.summary.size(); ++i) {
+    a.summary_index[{a.summary[i].setting, a.summary[i].strategy, a.summary[i].metric}] = i;
+  }
+  for (size_t i = 0; i < a.comparisons.size(); ++i) {
+    a.comparison_index[{a.comparisons[i].setting, a.comparisons[i].strategy, a.comparisons[i].metric}] = i;
+  }
+  for (size_t i = 0; i < a.plw_fits.size(); ++i) a.plw_fit_index[{a.plw_fits[i].setting, a.plw_fits[i].metric}] = i;
   return a;
 }
 

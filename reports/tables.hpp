@@ -15,6 +15,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "reports/report.hpp"
@@ -92,6 +94,12 @@ struct Analysis {
   const PlwFitRow* find_plw_fit(size_t setting, const std::string& metric) const;
   // "condition=small, data.train_size=200"; "" when the sweep varies nothing but strategy and seed.
   std::string setting_label(size_t setting) const;
+
+  // Row lookups for the writers, which ask for every cell of large sweeps:
+  // (setting, strategy, metric) -> index into summary / comparisons; (setting, metric) -> into plw_fits.
+  std::map<std::tuple<size_t, std::string, std::string>, size_t> summary_index;
+  std::map<std::tuple<size_t, std::string, std::string>, size_t> comparison_index;
+  std::map<std::pair<size_t, std::string>, size_t> plw_fit_index;
 };
 
 Analysis analyze(const ReportInputs& inputs);

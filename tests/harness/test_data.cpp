@@ -111,7 +111,7 @@ TEST_CASE("prompt/completion JSONL loads, with tasks and Unicode", "[data][jsonl
   CHECK(examples[0].messages[1].content == "cat 🐱");
   CHECK(examples[0].origin == dir.file("d.jsonl") + ":1");
   const auto tok = make_tokenizer("byte");
-  TruncationStats ts;
+  TokenizeStats ts;
   const auto t = tokenize_example(examples[0], load_template("plain"), *tok, 128, true, &ts);
   REQUIRE(t);
   CHECK(text_with_role(*t, Role::kAssistant) == "cat 🐱");
@@ -152,7 +152,7 @@ TEST_CASE("truncation drops prompt tokens from the left, never completion tokens
   ex.messages = {{Role::kUser, std::string(50, 'p'), "", true}, {Role::kAssistant, "answer", "", true}};
   const auto tok = make_tokenizer("byte");
   const auto tmpl = load_template("plain");
-  TruncationStats stats;
+  TokenizeStats stats;
   const auto full = tokenize_example(ex, tmpl, *tok, 1000, true, &stats);
   REQUIRE(full);
   const auto cut = tokenize_example(ex, tmpl, *tok, 30, true, &stats);

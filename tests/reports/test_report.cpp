@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/errors.hpp"
+#include "reports/html.hpp"
 #include "reports/io.hpp"
 #include "reports/report.hpp"
 #include "reports/tables.hpp"
@@ -198,7 +199,7 @@ size_t line_count(const std::string& text) { return static_cast<size_t>(std::cou
 
 }  // namespace
 
-TEST_CASE("load_sweep reads the sweep and every record; unfinished and corrupt records get a status", "[reports]") {
+TEST_CASE("load_sweep reads the sweep and every record, and gives unfinished and corrupt records a status", "[reports]") {
   test::TempDir dir;
   const SweepShape shape;
   write_messy_sweep(dir.path(), shape);
@@ -359,6 +360,21 @@ TEST_CASE("text from data and config is escaped everywhere in the page and the f
   CHECK_THAT(test::read_text(dir.file("report/figures/tasks_exact_match.svg")), Catch::Contains(escaped));
 }
 
+TEST_CASE("the examples page shows every example's weighted tokens, escaped", "[reports][security]") {
+  ReportInputs inputs = with_data_views(ReportInputs{});
+  WeightedExample hostile = *inputs.example;
+  hostile.task = "<b>task</b>";
+  hostile.tokens[1] = "<script>";
+  const std::string page = examples_page("inspect <data>", {*inputs.example, hostile});
+  CHECK_THAT(page, Catch::Contains("<title>inspect &lt;data&gt;</title>"));
+  CHECK_THAT(page, Catch::Contains("Example 2: task <code>&lt;b&gt;task&lt;/b&gt;</code>, 15 tokens"));
+  CHECK(page.find("<script") == std::string::npos);
+  // weighted:0.1 shades a prompt token at 0.1, full at 1 (white text on the saturated colour).
+  CHECK_THAT(page, Catch::Contains("background:rgba(0,114,178,0.100)\" title=\"c \u00b7 user \u00b7 weight 0.1\""));
+  CHECK_THAT(page, Catch::Contains("background:rgba(0,114,178,1.000);color:#fff\" title=\"c \u00b7 user \u00b7 weight 1\""));
+  CHECK_THAT(examples_page("empty", {}), Catch::Contains("No example to show"));
+}
+
 TEST_CASE("edge cases: one seed, a single strategy, every run failed, no curve points", "[reports]") {
   SECTION("one seed: means without intervals, comparisons without tests, a fit with no residual df") {
     test::TempDir dir;
@@ -445,7 +461,7 @@ TEST_CASE("a report written over an older one leaves no stale or temporary files
   CHECK(on_disk == std::set<std::string>(written.begin(), written.end()));
 }
 
-TEST_CASE("prompt weights are read from strategy specs; unknown transforms are errors", "[reports]") {
+TEST_CASE("prompt weights are read from strategy specs, and unknown transforms are errors", "[reports]") {
   CHECK(prompt_weight("completion_only") == 0.0);
   CHECK(prompt_weight("assistant_only") == 0.0);
   CHECK(prompt_weight("FULL") == 1.0);
@@ -477,7 +493,7 @@ TEST_CASE("better direction is read from the metric name", "[reports]") {
   CHECK(better_direction("eval.completion_tokens") == Better::kNeither);
 }
 
-TEST_CASE("CSV fields are quoted as RFC 4180 says; numbers round-trip", "[reports]") {
+TEST_CASE("CSV fields are quoted as RFC 4180 says and numbers round-trip", "[reports]") {
   CHECK(csv_field("plain") == "plain");
   CHECK(csv_field("a,b") == "\"a,b\"");
   CHECK(csv_field("say \"hi\"") == "\"say \"\"hi\"\"\"");
