@@ -25,9 +25,8 @@ test: build
 DEMO_DIR ?= results/quickstart
 demo: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) --target masklab masklab_spm
-	$(MASKLAB) sweep experiments/quickstart.yaml --out $(DEMO_DIR) --jobs 2
-	$(MASKLAB) report $(DEMO_DIR) > /dev/null
-	@echo "report: $(DEMO_DIR)/report.html"
+	@$(MASKLAB) sweep experiments/quickstart.yaml --out $(DEMO_DIR) --jobs 2; status=$$?; \
+	  $(MASKLAB) report $(DEMO_DIR) > /dev/null && echo "report: $(DEMO_DIR)/report.html"; exit $$status
 
 clean:
 	rm -rf $(BUILD_DIR)

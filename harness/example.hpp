@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "strategies/labels.hpp"
+#include "strategies/roles.hpp"
 
 namespace masklab {
 

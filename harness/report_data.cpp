@@ -5,6 +5,7 @@
 
 #include "harness/batching.hpp"
 #include "harness/data_cache.hpp"
+#include "strategies/labels.hpp"
 #include "strategies/registry.hpp"
 
 namespace masklab {

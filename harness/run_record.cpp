@@ -7,7 +7,7 @@
 #include <ctime>
 #include <sstream>
 
-#include <torch/torch.h>
+#include <torch/version.h>
 
 #include "harness/errors.hpp"
 #include "masklab_version.hpp"

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <torch/version.h>
 #include <yaml-cpp/yaml.h>
 
 #include "harness/errors.hpp"

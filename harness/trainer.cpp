@@ -14,6 +14,7 @@
 #include "harness/loss.hpp"
 #include "harness/model.hpp"
 #include "harness/run_record.hpp"
+#include "strategies/labels.hpp"
 #include "strategies/registry.hpp"
 
 namespace masklab {

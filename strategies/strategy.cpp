@@ -1,10 +1,12 @@
 #include "strategies/strategy.hpp"
 
+#include "strategies/labels.hpp"
+
 #include <array>
 
 namespace masklab {
 
-torch::Tensor Strategy::weights(const LabelView& labels) const {
+at::Tensor Strategy::weights(const LabelView& labels) const {
   const RoleWeights rw = role_weights(labels.progress);
   const double system = rw.system.value_or(rw.prompt);
 

@@ -4,14 +4,21 @@
 // never depend on which strategy produced the weights.
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "strategies/labels.hpp"
+#include "strategies/roles.hpp"
+
+namespace at {
+class Tensor;
+}
 
 namespace masklab {
+
+struct LabelView;  // strategies/labels.hpp
 
 // The weight of each kind of token at one moment of training. Template
 // tokens, end markers and system text take their weight from the common
@@ -40,7 +47,7 @@ class Strategy {
 
   // (B, T) float32 weights for a micro-batch of labels; 0 where the token
   // teaches nothing. Pads and tokens of messages marked "weight": 0 are always 0.
-  torch::Tensor weights(const LabelView& labels) const;
+  at::Tensor weights(const LabelView& labels) const;
 
   // The spec with the name lower-cased and numbers normalized: what run
   // records, reports and run ids use.

@@ -9,6 +9,7 @@
 #include "harness/data_cache.hpp"
 #include "harness/errors.hpp"
 #include "harness/tokenizer_training.hpp"
+#include "strategies/labels.hpp"
 #include "strategies/registry.hpp"
 #include "tests/test_helpers.hpp"
 

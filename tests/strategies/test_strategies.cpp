@@ -3,6 +3,7 @@
 
 #include "harness/batching.hpp"
 #include "harness/errors.hpp"
+#include "strategies/labels.hpp"
 #include "strategies/registry.hpp"
 #include "tests/test_helpers.hpp"
 

@@ -1,7 +1,8 @@
-#include "strategies/labels.hpp"
+#include "strategies/roles.hpp"
 
 #include <array>
 #include <cctype>
+#include <string>
 
 namespace masklab {
 namespace {
