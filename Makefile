@@ -4,7 +4,7 @@ BUILD_DIR ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 MASKLAB := $(BUILD_DIR)/masklab
 
-.PHONY: all deps build test demo clean
+.PHONY: all deps build test demo bench clean
 
 all: build
 
@@ -27,6 +27,10 @@ demo: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) --target masklab masklab_spm
 	@$(MASKLAB) sweep experiments/quickstart.yaml --out $(DEMO_DIR) --jobs 2; status=$$?; \
 	  $(MASKLAB) report $(DEMO_DIR) > /dev/null && echo "report: $(DEMO_DIR)/report.html"; exit $$status
+
+# masklab against a PyTorch reference on identical jobs; writes bench/results.json.
+bench: build
+	bench/run.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -68,6 +68,11 @@ Batch make_padded_batch(const std::vector<const TokenizedExample*>& examples, in
 }
 
 Batch make_packed_batch(const std::vector<const TokenizedExample*>& examples, int pad_id, int row_len) {
+  if (row_len <= 0) {
+    int64_t longest = 1;
+    for (const auto* ex : examples) longest = std::max(longest, positions_of(*ex));
+    row_len = static_cast<int>((longest + 7) / 8 * 8);
+  }
   // Best-fit decreasing: longest first, each into the row it fills most tightly.
   std::vector<size_t> by_length(examples.size());
   std::iota(by_length.begin(), by_length.end(), 0);

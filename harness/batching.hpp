@@ -31,6 +31,8 @@ Batch make_padded_batch(const std::vector<const TokenizedExample*>& examples, in
 
 // Examples packed best-fit-decreasing into rows of at most row_len positions;
 // positions restart per example and no label crosses an example boundary.
+// row_len 0: the longest example's length rounded up to a multiple of 8, so
+// that the (quadratic) attention over a row stays close to what the examples need.
 Batch make_packed_batch(const std::vector<const TokenizedExample*>& examples, int pad_id, int row_len);
 
 // The training order: an endless stream of example indices, reshuffled every

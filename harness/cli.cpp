@@ -5,6 +5,7 @@
 #include <tuple>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -13,10 +14,12 @@
 #include <fmt/ranges.h>
 #include <torch/torch.h>
 
+#include "harness/bench.hpp"
 #include "harness/config.hpp"
 #include "harness/data.hpp"
 #include "harness/data_cache.hpp"
 #include "harness/report_data.hpp"
+#include "harness/run_record.hpp"
 #include "harness/sweep.hpp"
 #include "reports/report.hpp"
 #include "harness/errors.hpp"
@@ -42,6 +45,7 @@ constexpr const char* kUsage =
     "  report       statistics, CSVs and report.html for a sweep directory\n"
     "  inspect      show which tokens each strategy trains on, token by token\n"
     "  tokenizer    train a SentencePiece tokenizer on data (`tokenizer train`)\n"
+    "  bench        tokens/s, step time, peak memory and MFU of the training step\n"
     "  strategies   list the loss-masking strategies and their parameters\n"
     "  tasks        list the built-in tasks\n"
     "  config       print the resolved config (defaults, --config, --set)\n"
@@ -286,6 +290,59 @@ int cmd_tokenizer(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_bench(const std::vector<std::string>& args) {
+  po::options_description options("bench options");
+  options.add_options()("help,h", "show this help");
+  add_config_options(options);
+  options.add_options()
+      ("strategies", po::value<std::string>()->default_value("completion_only,full,weighted:0.1"), "comma-separated specs to measure")
+      ("steps", po::value<int>()->default_value(20), "timed optimizer steps per strategy")
+      ("warmup", po::value<int>()->default_value(3), "untimed steps first")
+      ("device", po::value<std::string>(), "auto | cpu | cuda | cuda:N")
+      ("export", po::value<std::string>(), "write initial weights, every step's examples and losses for bench/reference_train.py")
+      ("json", po::value<std::string>(), "also write the JSON result to this file")
+      ("profile", po::value<std::string>(), "write a Chrome trace of the timed steps to PREFIX.<strategy>.json");
+  po::variables_map vm;
+  const std::string usage =
+      "usage: masklab bench [--config FILE] [--set key=value]... [--strategies a,b] [--steps N] [--export DIR]\n"
+      "\n"
+      "Measures the real training step per strategy: tokens/s (all and loss-bearing),\n"
+      "step time, peak memory (RSS on CPU, the allocator's peak on CUDA) and MFU\n"
+      "(model FLOP/s over a square-matmul peak measured in the same process).\n"
+      "Prints JSON, then a one-line summary.";
+  if (!parse_options(args, options, {}, vm, usage)) return 0;
+  Config config = resolve_config(vm);
+  if (vm.count("device")) config.train.device = vm["device"].as<std::string>();
+  BenchOptions o;
+  o.strategies.clear();
+  std::stringstream list(vm["strategies"].as<std::string>());
+  for (std::string spec; std::getline(list, spec, ',');) {
+    // wit:0.5,1 has a comma of its own: glue a bare number back to the previous spec.
+    if (!o.strategies.empty() && !spec.empty() && (std::isdigit(static_cast<unsigned char>(spec[0])) || spec[0] == '.')) {
+      o.strategies.back() += "," + spec;
+    } else if (!spec.empty()) {
+      o.strategies.push_back(spec);
+    }
+  }
+  o.steps = vm["steps"].as<int>();
+  o.warmup_steps = vm["warmup"].as<int>();
+  if (vm.count("export")) o.export_dir = vm["export"].as<std::string>();
+  if (vm.count("profile")) o.profile = vm["profile"].as<std::string>();
+  const auto result = run_bench(config, o);
+  std::cout << result.dump(2) << "\n";
+  if (vm.count("json")) write_file_atomic(vm["json"].as<std::string>(), result.dump(2) + "\n");
+  std::string summary = fmt::format("bench {} ({} threads, matmul peak {:.1f} GFLOP/s):", result["device"].get<std::string>(),
+                                    result["threads"].get<int>(), result["matmul_peak_flops"].get<double>() / 1e9);
+  for (const auto& [spec, r] : result["strategies"].items()) {
+    summary += fmt::format("  {} {:.0f} tok/s ({:.0f} loss tok/s) {:.1f} ms/step mfu {:.1f}% step-mem {:.0f} MB", spec,
+                           r["tokens_per_second"].get<double>(), r["loss_tokens_per_second"].get<double>(),
+                           1e3 * r["step_seconds"].get<double>(), 100 * r["mfu"].get<double>(),
+                           r["step_memory_mb"].get<double>());
+  }
+  std::cout << summary << "\n";
+  return 0;
+}
+
 int cmd_strategies(const std::vector<std::string>& args) {
   po::options_description options("strategies options");
   options.add_options()("help,h", "show this help");
@@ -353,11 +410,11 @@ int cli_main(int argc, char** argv) {
   using Command = int (*)(const std::vector<std::string>&);
   const std::map<std::string, Command> commands = {
       {"train", cmd_train}, {"sweep", cmd_sweep}, {"report", cmd_report}, {"inspect", cmd_inspect},
-      {"tokenizer", cmd_tokenizer}, {"strategies", cmd_strategies}, {"tasks", cmd_tasks}, {"config", cmd_config}};
+      {"tokenizer", cmd_tokenizer}, {"bench", cmd_bench}, {"strategies", cmd_strategies}, {"tasks", cmd_tasks}, {"config", cmd_config}};
   try {
     auto it = commands.find(command);
     if (it == commands.end()) {
-      throw UserError("unknown command '" + command + "' (commands: train, sweep, report, inspect, tokenizer, strategies, tasks, config)");
+      throw UserError("unknown command '" + command + "' (commands: train, sweep, report, inspect, tokenizer, bench, strategies, tasks, config)");
     }
     return it->second(args);
   } catch (const UserError& e) {

@@ -107,6 +107,7 @@ const std::vector<Field>& fields() {
       MASKLAB_FIELD("model.rope_theta", model.rope_theta, "RoPE base"),
       MASKLAB_FIELD("model.init_std", model.init_std, "std of the normal initialization"),
       MASKLAB_FIELD("model.init_from", model.init_from, "start from model.pt saved by --save-model"),
+      MASKLAB_FIELD("model.vocab_size", model.vocab_size, "embedding rows; 0 = the tokenizer's, larger pads (e.g. 32768)"),
       MASKLAB_FIELD("train.steps", train.steps, "optimizer steps"),
       MASKLAB_FIELD("train.batch_size", train.batch_size, "examples per micro-batch"),
       MASKLAB_FIELD("train.grad_accum", train.grad_accum, "micro-batches per optimizer step"),
@@ -137,8 +138,9 @@ const std::vector<Field>& fields() {
       MASKLAB_FIELD("data.truncation", data.truncation, "left (drop prompt from the left) | skip"),
       MASKLAB_FIELD("data.skip_invalid", data.skip_invalid, "skip and count malformed lines"),
       MASKLAB_FIELD("data.packing", data.packing, "pack examples into rows (block-diagonal attention); false = pad"),
+      MASKLAB_FIELD("data.pack_len", data.pack_len, "packed row length; 0 = longest example of the micro-batch"),
       MASKLAB_FIELD("loss.normalization", loss.normalization, "weight_sum | token_count | sequence"),
-      MASKLAB_FIELD("loss.chunk_size", loss.chunk_size, "LM-head rows per cross-entropy chunk"),
+      MASKLAB_FIELD("loss.chunk_size", loss.chunk_size, "LM-head rows per cross-entropy chunk; 0 = fit 32 MiB of logits"),
       MASKLAB_FIELD("eval.batch_size", eval.batch_size, "examples per eval forward pass"),
       MASKLAB_FIELD("eval.samples", eval.samples, "held-out examples per task decoded into samples.jsonl"),
   };
@@ -296,6 +298,10 @@ void validate(const Config& c) {
     throw bad("data.eval_fraction", "must be in (0, 1)");
   }
   non_negative("data.max_len", c.data.max_len);
+  non_negative("data.pack_len", c.data.pack_len);
+  if (c.data.pack_len > c.model.max_seq_len) {
+    throw bad("data.pack_len", fmt::format("{} exceeds model.max_seq_len {}", c.data.pack_len, c.model.max_seq_len));
+  }
   if (c.data.max_len > c.model.max_seq_len) {
     throw bad("data.max_len", fmt::format("{} exceeds model.max_seq_len {}", c.data.max_len,
                                           c.model.max_seq_len));
@@ -307,7 +313,8 @@ void validate(const Config& c) {
   if (n != "weight_sum" && n != "token_count" && n != "sequence") {
     throw bad("loss.normalization", "must be weight_sum, token_count or sequence, got '" + n + "'");
   }
-  positive("loss.chunk_size", c.loss.chunk_size);
+  non_negative("loss.chunk_size", c.loss.chunk_size);
+  non_negative("model.vocab_size", c.model.vocab_size);
   positive("eval.batch_size", c.eval.batch_size);
   non_negative("eval.samples", c.eval.samples);
 }

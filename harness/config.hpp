@@ -24,6 +24,7 @@ struct ModelConfig {
   double rope_theta = 10000.0;   // RoPE base
   double init_std = 0.02;        // std of normal init; output projections are scaled by 1/sqrt(2*n_layers)
   std::string init_from;         // model.pt from a run saved with --save-model; "" = random init
+  int vocab_size = 0;            // embedding rows; 0 = the tokenizer's; larger pads the vocabulary
 };
 
 struct TrainConfig {
@@ -59,12 +60,13 @@ struct DataConfig {
   int max_len = 0;               // longest example in tokens; 0 = model.max_seq_len
   std::string truncation = "left";     // left: drop prompt tokens from the left | skip
   bool skip_invalid = false;     // skip (and count) malformed lines instead of failing
-  bool packing = true;           // pack examples into rows of model.max_seq_len (else pad per batch)
+  bool packing = true;           // pack examples into rows (block-diagonal attention); false = pad per batch
+  int pack_len = 0;              // packed row length; 0 = the longest example of the micro-batch, rounded up to 8
 };
 
 struct LossConfig {
   std::string normalization = "weight_sum";  // weight_sum | token_count | sequence
-  int chunk_size = 4096;         // LM-head rows per cross-entropy chunk (bounds logits memory)
+  int chunk_size = 0;            // LM-head rows per cross-entropy chunk; 0 = as many as fit 32 MiB of logits
 };
 
 struct EvalConfig {

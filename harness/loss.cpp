@@ -60,6 +60,12 @@ LossRows select_loss_rows(const torch::Tensor& coeff, const torch::Tensor& targe
   return rows;
 }
 
+int64_t resolve_chunk_size(int64_t requested, int64_t vocab_size) {
+  if (requested > 0) return requested;
+  constexpr int64_t kLogitsBudget = 8 * 1024 * 1024;  // fp32 elements: 32 MiB
+  return std::max<int64_t>(1, kLogitsBudget / std::max<int64_t>(1, vocab_size));
+}
+
 namespace {
 
 // Fused LM head + cross-entropy. The gradient of Σ c·NLL with respect to the
@@ -114,12 +120,13 @@ torch::Tensor weighted_nll(const torch::Tensor& hidden, const torch::Tensor& hea
     // Nothing carries weight this micro-batch: a zero that still joins the graph.
     return (hidden.sum() * 0).to(torch::kFloat) + (head.sum() * 0).to(torch::kFloat);
   }
-  return FusedLinearCrossEntropy::apply(hidden, head, targets, coeff, chunk_size);
+  return FusedLinearCrossEntropy::apply(hidden, head, targets, coeff, resolve_chunk_size(chunk_size, head.size(0)));
 }
 
 TokenScores score_tokens(const torch::Tensor& hidden, const torch::Tensor& head, const torch::Tensor& targets,
                          int64_t chunk_size) {
   torch::NoGradGuard no_grad;
+  chunk_size = resolve_chunk_size(chunk_size, head.size(0));
   const auto head_c = head.to(hidden.scalar_type());
   std::vector<torch::Tensor> nll_parts, correct_parts;
   const int64_t N = hidden.size(0);

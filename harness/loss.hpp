@@ -46,6 +46,10 @@ LossRows select_loss_rows(const torch::Tensor& coeff, const torch::Tensor& targe
 torch::Tensor weighted_nll(const torch::Tensor& hidden, const torch::Tensor& head,
                            const torch::Tensor& targets, const torch::Tensor& coeff, int64_t chunk_size);
 
+// Rows per chunk: `requested` when positive, else as many as keep one
+// chunk's fp32 logits within 32 MiB (8192 rows at a 1k vocabulary, 256 at 32k).
+int64_t resolve_chunk_size(int64_t requested, int64_t vocab_size);
+
 // Per-row NLL (nats) and whether the argmax is the target, without gradients.
 struct TokenScores {
   torch::Tensor nll;      // (N) float32

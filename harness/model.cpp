@@ -47,31 +47,45 @@ AttentionImpl::AttentionImpl(int64_t d_model, int64_t heads, double dropout_p)
   proj = register_parameter("proj", torch::empty({d_model, d_model}));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
-                                     const torch::Tensor& sin, const torch::Tensor& mask) {
-  const int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = n_heads, D = C / H;
-  auto qkv_out = cast_linear(x, qkv).view({B, T, 3, H, D}).permute({2, 0, 3, 1, 4});  // (3, B, H, T, D)
-  const auto q = rotate(qkv_out[0], cos, sin);
-  const auto k = rotate(qkv_out[1], cos, sin);
-  const auto v = qkv_out[2];
-  const double p = is_training() ? dropout : 0.0;
-  torch::Tensor y;  // (B, H, T, D)
+namespace {
+
+// softmax(q kᵀ / √D) v over the positions `mask` allows (true = attend).
+// q (..., Tq, D), k and v (..., Tk, D); mask broadcastable to (..., Tq, Tk),
+// or undefined for plain causal attention (Tq == Tk).
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& mask,
+                     double dropout) {
 #if TORCH_VERSION_MAJOR >= 2
   // Fused kernels (flash / memory-efficient) on CUDA; causal without a mask tensor when unpacked.
-  y = mask.defined() ? at::scaled_dot_product_attention(q, k, v, mask, p, /*is_causal=*/false)
-                     : at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true);
+  return mask.defined() ? at::scaled_dot_product_attention(q, k, v, mask, dropout, /*is_causal=*/false)
+                        : at::scaled_dot_product_attention(q, k, v, {}, dropout, /*is_causal=*/true);
 #else
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(D)));
-  const auto allowed = mask.defined() ? mask
-                                      : torch::ones({T, T}, torch::dtype(torch::kBool).device(x.device())).tril();
+  const int64_t T = k.size(-2);
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(q.size(-1))));
+  const auto allowed = mask.defined() ? mask : torch::ones({T, T}, torch::dtype(torch::kBool).device(q.device())).tril();
   scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
   auto att = torch::softmax(scores.to(torch::kFloat), -1).to(q.scalar_type());
-  if (p > 0) att = torch::dropout(att, p, /*train=*/true);
-  y = torch::matmul(att, v);
+  if (dropout > 0) att = torch::dropout(att, dropout, /*train=*/true);
+  return torch::matmul(att, v);
 #endif
-  y = y.transpose(1, 2).reshape({B, T, C});
+}
+
+}  // namespace
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                     const torch::Tensor& mask, const torch::Tensor& rows) {
+  const int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = n_heads, D = C / H;
+  // split (not three selects): its backward is one cat, not three full-size zero tensors.
+  const auto parts = cast_linear(x, qkv).split(C, -1);                       // 3 x (B, T, C)
+  auto heads = [&](const torch::Tensor& t) { return t.view({B, T, H, D}).transpose(1, 2); };  // (B, H, T, D)
+  const auto q = rotate(heads(parts[0]), cos, sin);
+  const auto k = rotate(heads(parts[1]), cos, sin);
+  const auto v = heads(parts[2]);
+  const double p = is_training() ? dropout : 0.0;
+  auto y = attend(q, k, v, mask, p).transpose(1, 2).reshape({B * T, C});  // (B*T, C)
+  if (rows.defined()) y = y.index_select(0, rows);                         // (N, C)
   y = cast_linear(y, proj);
-  return p > 0 ? torch::dropout(y, p, /*train=*/true) : y;
+  if (p > 0) y = torch::dropout(y, p, /*train=*/true);
+  return rows.defined() ? y : y.view({B, T, C});
 }
 
 MlpImpl::MlpImpl(int64_t d_model, int64_t d_ff, bool use_swiglu, double dropout_p)
@@ -100,8 +114,9 @@ BlockImpl::BlockImpl(const ModelConfig& c, int64_t d_ff)
       mlp(register_module("mlp", Mlp(c.d_model, d_ff, c.mlp == "swiglu", c.dropout))) {}
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                 const torch::Tensor& mask) {
-  auto h = x + attn(norm1(x), cos, sin, mask);
+                                 const torch::Tensor& mask, const torch::Tensor& rows) {
+  const auto residual = rows.defined() ? x.reshape({-1, x.size(-1)}).index_select(0, rows) : x;  // (N, C) or (B, T, C)
+  auto h = residual + attn(norm1(x), cos, sin, mask, rows);
   return h + mlp(norm2(h));
 }
 
@@ -130,7 +145,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& c, int64_t vocab)
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
-                                       const torch::Tensor& segment_ids) {
+                                       const torch::Tensor& segment_ids, const torch::Tensor& rows) {
   const int64_t B = input_ids.size(0), T = input_ids.size(1);
   TORCH_CHECK(T <= config.max_seq_len, "sequence of ", T, " positions exceeds model.max_seq_len ",
               config.max_seq_len);
@@ -144,10 +159,14 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, const tor
     const auto causal = torch::ones({T, T}, torch::dtype(torch::kBool).device(x.device())).tril();
     mask = same.logical_and(causal).unsqueeze(1);  // (B, 1, T, T)
   }
-  for (const auto& block : *blocks) {
-    x = block->as<Block>()->forward(x, cos, sin, mask);
+  // With rows, the last block keeps only what the loss needs: attention runs
+  // over every position (the keys and values are needed anyway), then its
+  // output projection and the MLP only at the selected rows.
+  const size_t L = blocks->size();
+  for (size_t i = 0; i < L; ++i) {
+    x = blocks[i]->as<Block>()->forward(x, cos, sin, mask, i + 1 == L ? rows : torch::Tensor());
   }
-  return norm_f(x);
+  return norm_f(x);  // (B, T, C), or (N, C) with rows
 }
 
 torch::Tensor TransformerImpl::head_weight() const { return lm_head.defined() ? lm_head : embed->weight; }
@@ -169,14 +188,6 @@ void TransformerImpl::initialize(std::uint64_t seed) {
       p.normal_(0.0, config.init_std, gen);
     }
   }
-}
-
-double TransformerImpl::flops_per_token(int64_t context) const {
-  const double C = config.d_model, L = config.n_layers, F = static_cast<double>(resolved_d_ff(config));
-  const double mlp = (config.mlp == "swiglu" ? 3.0 : 2.0) * C * F;
-  const double per_layer = 4.0 * C * C + mlp;  // qkv + proj + MLP matmul params
-  const double head = C * static_cast<double>(vocab_size);
-  return 6.0 * (L * per_layer + head) + 12.0 * L * C * static_cast<double>(context);
 }
 
 std::string parameters_hash(const torch::nn::Module& module) {

@@ -30,9 +30,10 @@ TORCH_MODULE(RMSNorm);
 struct AttentionImpl : torch::nn::Module {
   AttentionImpl(int64_t d_model, int64_t n_heads, double dropout);
   // x (B, T, C); cos/sin (B, 1, T, D/2); mask: undefined = plain causal, else
-  // (B, 1, T, T) bool where true means "may attend".
+  // (B, 1, T, T) bool where true means "may attend". Returns (B, T, C), or
+  // (N, C) at `rows` ((N) flat positions into B*T) when given.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask);
+                        const torch::Tensor& mask, const torch::Tensor& rows = {});
   torch::Tensor qkv;   // (3C, C)
   torch::Tensor proj;  // (C, C)
   int64_t n_heads;
@@ -52,8 +53,9 @@ TORCH_MODULE(Mlp);
 
 struct BlockImpl : torch::nn::Module {
   BlockImpl(const ModelConfig& config, int64_t d_ff);
+  // (B, T, C) -> (B, T, C), or -> (N, C) at `rows` only (output projection and MLP there alone).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask);
+                        const torch::Tensor& mask, const torch::Tensor& rows = {});
   RMSNorm norm1;
   Attention attn;
   RMSNorm norm2;
@@ -67,8 +69,11 @@ struct TransformerImpl : torch::nn::Module {
   // input_ids, position_ids (B, T) int64; segment_ids (B, T) int64 when rows
   // are packed (block-diagonal attention), undefined otherwise.
   // Returns hidden states (B, T, C) in the compute dtype, after the final norm.
+  // With `rows` ((N) flat positions into B*T), returns only those (N, C), and
+  // the last block computes its output projection and MLP only there: what
+  // completion-only training needs, without the prompt's share.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
-                        const torch::Tensor& segment_ids = {});
+                        const torch::Tensor& segment_ids = {}, const torch::Tensor& rows = {});
 
   // (V, C): the embedding matrix when tied.
   torch::Tensor head_weight() const;
@@ -79,10 +84,6 @@ struct TransformerImpl : torch::nn::Module {
 
   // Activations' dtype: fp32 on CPU, bf16 on CUDA. Parameters stay fp32.
   void set_compute_dtype(torch::ScalarType dtype) { compute_dtype = dtype; }
-
-  // Model FLOPs per trained token (forward + backward) at context length T:
-  // 6 * non-embedding params + 12 * L * C * T attention, plus the LM head.
-  double flops_per_token(int64_t context) const;
 
   ModelConfig config;
   int64_t vocab_size;

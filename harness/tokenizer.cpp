@@ -30,6 +30,7 @@ class ByteTokenizer final : public Tokenizer {
     if (id == kPad) return "<pad>";
     if (id == kBos) return "<bos>";
     if (id == kEos) return "<eos>";
+    if (id < 0 || id > kEos) return "<unused " + std::to_string(id) + ">";  // padded vocabulary rows
     return std::string(1, static_cast<char>(id));
   }
   std::string decode(const std::vector<std::int32_t>& ids) const override {

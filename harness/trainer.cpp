@@ -170,15 +170,89 @@ StepLoss forward_backward(Transformer& model, const std::vector<Batch>& micro_ba
     const LossRows rows = select_loss_rows(coeffs[m], b.targets);  // on the CPU: no device sync
     out.tokens_trained += rows.index.numel();
     const int64_t B = b.input_ids.size(0), T = b.input_ids.size(1);
-    const auto hidden = model->forward(b.input_ids.to(device, /*non_blocking=*/true), b.position_ids.to(device, true),
-                                       b.packed ? b.segment_ids.to(device, true) : torch::Tensor());  // (B, T, C)
-    // The LM head runs only at rows that carry weight.
-    const auto selected = hidden.reshape({B * T, -1}).index_select(0, rows.index.to(device, true));  // (N, C)
+    const auto index = rows.index.to(device, /*non_blocking=*/true);
+    const auto input_ids = b.input_ids.to(device, true), position_ids = b.position_ids.to(device, true);
+    const auto segment_ids = b.packed ? b.segment_ids.to(device, true) : torch::Tensor();
+    // The LM head runs only at rows that carry weight. When they are few (the
+    // prompt carries none), so does the last block: it computes only there.
+    const bool few_rows = rows.index.numel() * 2 <= b.real_tokens;
+    const auto selected = few_rows ? model->forward(input_ids, position_ids, segment_ids, index)  // (N, C)
+                                   : model->forward(input_ids, position_ids, segment_ids)        // (B, T, C)
+                                         .reshape({B * T, -1})
+                                         .index_select(0, index);
     const auto loss = weighted_nll(selected, model->head_weight(), rows.targets.to(device, true),
                                    rows.coeff.to(device, true), chunk_size);
     loss.backward();
     out.loss.add_(loss.detach());
   }
+  return out;
+}
+
+TrainJob make_train_job(const Config& config, const Dataset& dataset) {
+  validate(config);
+  TrainJob job;
+  job.config = config;
+  job.strategy = make_strategy(config.strategy);
+  job.normalization = parse_normalization(config.loss.normalization);
+  job.device = resolve_device(config.train.device);
+  job.threads = resolve_threads(config);
+  apply_thread_policy(job.threads);
+  if (job.device.is_cuda()) {
+    // TF32 for the fp32 matmuls that remain (optimizer-side, head gradients).
+    at::globalContext().setAllowTF32CuBLAS(true);
+    at::globalContext().setAllowTF32CuDNN(true);
+  }
+  const auto seed = static_cast<std::uint64_t>(config.seed);
+  // Dropout draws from the global generator; seed it from the run seed alone.
+  torch::manual_seed(derive_seed(seed, "dropout"));
+  const int vocab = std::max(dataset.tokenizer->vocab_size(), config.model.vocab_size);
+  job.model = Transformer(config.model, vocab);
+  job.model->initialize(derive_seed(seed, "init"));
+  if (!config.model.init_from.empty()) load_parameters(*job.model, config.model.init_from);
+  job.init_hash = parameters_hash(*job.model);
+  job.model->to(job.device);
+  if (job.device.is_cuda()) job.model->set_compute_dtype(torch::kBFloat16);
+  job.optimizer = make_optimizer(job.model, config.train);
+  job.params = job.model->parameters();
+  job.order = std::make_unique<ExampleOrder>(dataset.train.size(), derive_seed(seed, "order"));
+  return job;
+}
+
+StepResult train_step(TrainJob& job, const Dataset& dataset, int step) {
+  const TrainConfig& tc = job.config.train;
+  const double lr = learning_rate_at(tc, step);
+  for (auto& group : job.optimizer->param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  }
+
+  // 1. batch: the next batch_size * grad_accum examples in the run's order.
+  const int pad_id = dataset.tokenizer->pad_id();
+  std::vector<Batch> micro;
+  StepResult out;
+  for (int m = 0; m < tc.grad_accum; ++m) {
+    std::vector<const TokenizedExample*> examples;
+    for (int i = 0; i < tc.batch_size; ++i) {
+      const auto idx = job.order->next();
+      job.order_hash.add_value(idx);
+      examples.push_back(&dataset.train[idx]);
+    }
+    micro.push_back(job.config.data.packing ? make_packed_batch(examples, pad_id, job.config.data.pack_len)
+                                            : make_padded_batch(examples, pad_id));
+    out.tokens_seen += micro.back().real_tokens;
+    out.tokens_total += micro.back().total_tokens;
+  }
+
+  // 2 + 3. weights (strategy, step-wide normalization), forward, backward.
+  const double progress = tc.steps > 1 ? static_cast<double>(step) / (tc.steps - 1) : 0.0;
+  job.optimizer->zero_grad();
+  const StepLoss loss = forward_backward(job.model, micro, *job.strategy, job.normalization, progress,
+                                         job.config.loss.chunk_size, job.device);
+  out.loss = loss.loss;
+  out.tokens_trained = loss.tokens_trained;
+
+  // 4. clip, update.
+  if (tc.grad_clip > 0) clip_gradients(job.params, tc.grad_clip);
+  job.optimizer->step();
   return out;
 }
 
@@ -188,29 +262,9 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
   const TrainConfig& tc = config.train;
 
   // ---- setup: everything that can fail because of the config fails here ----
-  validate(config);
-  const auto strategy = make_strategy(config.strategy);
-  const Normalization normalization = parse_normalization(config.loss.normalization);
-  const torch::Device device = resolve_device(tc.device);
-  const int threads = resolve_threads(config);
-  apply_thread_policy(threads);
-  if (device.is_cuda()) {
-    // TF32 for the fp32 matmuls that remain (optimizer-side, head gradients).
-    at::globalContext().setAllowTF32CuBLAS(true);
-    at::globalContext().setAllowTF32CuDNN(true);
-  }
-  const auto seed = static_cast<std::uint64_t>(config.seed);
-  // Dropout draws from the global generator; seed it from the run seed alone.
-  torch::manual_seed(derive_seed(seed, "dropout"));
-
-  Transformer model(config.model, dataset.tokenizer->vocab_size());
-  model->initialize(derive_seed(seed, "init"));
-  if (!config.model.init_from.empty()) load_parameters(*model, config.model.init_from);
-  const std::string init_hash = parameters_hash(*model);
-  model->to(device);
-  if (device.is_cuda()) model->set_compute_dtype(torch::kBFloat16);
-  auto optimizer = make_optimizer(model, tc);
-  const auto params = model->parameters();
+  TrainJob job = make_train_job(config, dataset);
+  Transformer& model = job.model;
+  const torch::Device device = job.device;
 
   std::filesystem::create_directories(options.out_dir);
   const std::string dir = options.out_dir + "/";
@@ -229,8 +283,6 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
     return eval_json(held, seen, dataset.tasks);
   };
 
-  ExampleOrder order(dataset.train.size(), derive_seed(seed, "order"));
-  Fnv1a order_hash;
   std::string status = "ok", error;
   int steps_done = 0;
   long long tokens_trained = 0, tokens_seen = 0, tokens_total = 0;
@@ -251,43 +303,15 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
     }
     const auto train_start = Clock::now();
     for (int step = 0; step < tc.steps; ++step) {
-      const double lr = learning_rate_at(tc, step);
-      for (auto& group : optimizer->param_groups()) {
-        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-      }
-
-      // 1. batch: the next batch_size * grad_accum examples in the run's order.
-      std::vector<Batch> micro;
-      for (int m = 0; m < tc.grad_accum; ++m) {
-        std::vector<const TokenizedExample*> examples;
-        for (int i = 0; i < tc.batch_size; ++i) {
-          const auto idx = order.next();
-          order_hash.add_value(idx);
-          examples.push_back(&dataset.train[idx]);
-        }
-        micro.push_back(config.data.packing ? make_packed_batch(examples, pad_id, config.model.max_seq_len)
-                                            : make_padded_batch(examples, pad_id));
-      }
-
-      // 2 + 3. weights (strategy, step-wide normalization), forward, backward.
-      const double progress_fraction = tc.steps > 1 ? static_cast<double>(step) / (tc.steps - 1) : 0.0;
-      optimizer->zero_grad();
-      const StepLoss step_loss =
-          forward_backward(model, micro, *strategy, normalization, progress_fraction, chunk, device);
-      tokens_trained += step_loss.tokens_trained;
-      for (const auto& b : micro) {
-        tokens_seen += b.real_tokens;
-        tokens_total += b.total_tokens;
-      }
-      loss_since_log.add_(step_loss.loss);
-
-      // 4. clip, update.
-      if (tc.grad_clip > 0) clip_gradients(params, tc.grad_clip);
-      optimizer->step();
+      const StepResult result = train_step(job, dataset, step);
+      tokens_trained += result.tokens_trained;
+      tokens_seen += result.tokens_seen;
+      tokens_total += result.tokens_total;
+      loss_since_log.add_(result.loss);
       ++steps_done;
       ++steps_since_log;
 
-      // 5. log, check, evaluate. On CUDA these are the only host syncs.
+      // After the step: log, check, evaluate. On CUDA these are the only host syncs.
       const bool last = step + 1 == tc.steps;
       const bool log_now = device.is_cpu() || last || steps_done % tc.log_every == 0;
       const bool eval_now = tc.eval_every > 0 && steps_done % tc.eval_every == 0 && !last;
@@ -303,7 +327,8 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
         const double eta = elapsed / steps_done * (tc.steps - steps_done);
         if (progress && (steps_done % tc.log_every == 0 || last || progress->interactive())) {
           const std::string text = fmt::format("step {}/{}  loss {:.4f}  lr {:.2e}  {:.0f} tok/s  ETA {}", steps_done,
-                                               tc.steps, mean_loss, lr, tok_s, format_duration(eta));
+                                               tc.steps, mean_loss, learning_rate_at(tc, step), tok_s,
+                                               format_duration(eta));
           if (progress->interactive()) progress->status(text);
           else if (steps_done % tc.log_every == 0 || last) progress->line(text);
         }
@@ -315,7 +340,7 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
         auto point = run_eval();
         point["step"] = steps_done;
         point["train_loss"] = last_logged_loss;
-        point["lr"] = lr;
+        point["lr"] = learning_rate_at(tc, steps_done - 1);
         curve.append(point);
         if (progress) {
           progress->line(fmt::format("eval @ {}: completion_nll {:.4f}  exact_match {:.3f}", steps_done,
@@ -348,7 +373,7 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
   nlohmann::json metrics;
   metrics["status"] = status;
   metrics["error"] = error.empty() ? nlohmann::json() : nlohmann::json(error);
-  metrics["strategy"] = strategy->spec();
+  metrics["strategy"] = job.strategy->spec();
   metrics["seed"] = config.seed;
   metrics["steps"] = steps_done;
   metrics["steps_planned"] = tc.steps;
@@ -371,10 +396,10 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
                      {"skipped_too_long", st.truncation.skipped_too_long},
                      {"earlier_turn_tokens_dropped", st.truncation.earlier_turn_tokens_dropped},
                      {"straddling_tokens", st.truncation.straddling_tokens}};
-  metrics["same_job"] = {{"init_hash", init_hash},
-                         {"order_hash", order_hash.hex()},
+  metrics["same_job"] = {{"init_hash", job.init_hash},
+                         {"order_hash", job.order_hash.hex()},
                          {"data_fingerprint", dataset.fingerprint}};
-  auto prov = provenance(device.str(), threads);
+  auto prov = provenance(device.str(), job.threads);
   prov["start_time"] = start_time;
   prov["end_time"] = iso_time_now();
   metrics["provenance"] = prov;

@@ -9,6 +9,7 @@
 
 #include "harness/batching.hpp"
 #include "harness/config.hpp"
+#include "harness/hashing.hpp"
 #include "harness/data.hpp"
 #include "harness/loss.hpp"
 #include "harness/model.hpp"
@@ -43,6 +44,39 @@ struct TrainOptions {
 // in metrics.json rather than thrown. Config and data errors found before
 // training starts throw UserError and write no metrics.json.
 nlohmann::json train_run(const Config& config, const Dataset& dataset, const TrainOptions& options);
+
+// Everything a run's optimizer steps share, set up once from the config: the
+// same for every strategy but the strategy itself (invariant 3).
+struct TrainJob {
+  Config config;
+  std::unique_ptr<Strategy> strategy;
+  Normalization normalization = Normalization::kWeightSum;
+  torch::Device device = torch::kCPU;
+  int threads = 1;
+  Transformer model{nullptr};
+  std::string init_hash;  // hash of the initial weights, before any step
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<torch::Tensor> params;
+  std::unique_ptr<ExampleOrder> order;
+  Fnv1a order_hash;       // hash of every example index drawn, in order
+};
+
+// Validates the config, resolves the device and threads, seeds, builds and
+// initializes the model (or loads model.init_from), the optimizer and the
+// example order. Throws UserError for config problems.
+TrainJob make_train_job(const Config& config, const Dataset& dataset);
+
+struct StepResult {
+  torch::Tensor loss;            // the step's loss (scalar, on the device; no sync)
+  long long tokens_trained = 0;  // positions with nonzero weight
+  long long tokens_seen = 0;     // positions holding an example token
+  long long tokens_total = 0;    // positions including padding
+};
+
+// One optimizer step: the next batch_size * grad_accum examples, the
+// strategy's weights normalized over the step, forward and backward, clip,
+// AdamW with the scheduled learning rate.
+StepResult train_step(TrainJob& job, const Dataset& dataset, int step);
 
 struct StepLoss {
   torch::Tensor loss;            // the step's loss (scalar, on the device; no sync)

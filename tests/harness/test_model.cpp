@@ -2,6 +2,8 @@
 // saved weights, greedy decoding.
 #include <catch2/catch.hpp>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "harness/batching.hpp"
 #include "harness/errors.hpp"
 #include "harness/evaluator.hpp"
@@ -113,6 +115,45 @@ TEST_CASE("exact match from the teacher-forced pass equals real greedy decoding"
       auto& id = wrong.ids[wrong.completion_begin + pos];
       id = (id + 1) % 256;
       CHECK(evaluate(m, {&wrong}, 1, 256, 8, 64, torch::kCPU).overall.exact_match == 0.0);
+    }
+  }
+}
+
+TEST_CASE("the last block computed only at selected rows equals the full forward there", "[model][rows]") {
+  ModelConfig mc = tiny_model();
+  mc.n_layers = 2;
+  Transformer m(mc, 259);
+  m->initialize(9);
+  const auto a = test::byte_example("reverse abcdef", "fedcba");
+  const auto b = test::byte_example("add 12+5", "17");
+  const auto c = test::byte_example("count 3 to 9", "3 4 5 6 7 8 9");
+  for (bool packed : {false, true}) {
+    INFO("packed " << packed);
+    const Batch batch = packed ? make_packed_batch({&a, &b, &c}, 256, 0) : make_padded_batch({&a, &b, &c}, 256);
+    const auto seg = packed ? batch.segment_ids : torch::Tensor();
+    // Completion positions, as completion_only selects them.
+    const auto role = batch.label_role.flatten();
+    const auto rows = role.eq(static_cast<int>(Role::kAssistant)).logical_or(role.eq(static_cast<int>(Role::kEos)))
+                          .nonzero().flatten();
+    REQUIRE(rows.numel() > 0);
+    const auto full = m->forward(batch.input_ids, batch.position_ids, seg);
+    const auto expected = full.reshape({-1, full.size(-1)}).index_select(0, rows);
+    const auto got = m->forward(batch.input_ids, batch.position_ids, seg, rows);
+    CHECK(torch::allclose(got, expected, 1e-5, 1e-5));
+    // And the gradients agree.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+    const auto w = torch::empty({got.size(0), got.size(1)}).normal_(0, 1, gen);
+    m->zero_grad();
+    (expected * w).sum().backward();
+    std::vector<torch::Tensor> grads;
+    for (auto& p : m->parameters()) grads.push_back(p.grad().clone());
+    m->zero_grad();
+    (m->forward(batch.input_ids, batch.position_ids, seg, rows) * w).sum().backward();
+    size_t i = 0;
+    for (auto& p : m->parameters()) {
+      // Another order of the same float operations: equal up to rounding, relative to the gradient's scale.
+      const double scale = grads[i].abs().max().item<double>();
+      CHECK((p.grad() - grads[i++]).abs().max().item<double>() <= 1e-5 * scale + 1e-9);
     }
   }
 }

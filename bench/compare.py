@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""Reads what bench/run.sh measured (masklab bench JSON and the reference's
+JSON per strategy, for each configuration and round; each side keeps its
+best round) and prints the ratio lines:
+
+  ratio completion_only=X full=Y weighted=Z       (masklab tokens/s over the reference's)
+  ratio@32k completion_only=X full=Y weighted=Z
+  memory@32k completion_only masklab=A MB reference=B MB (A/B)
+  mfu@512 completion_only=X full=Y
+
+and writes bench/results.json.
+
+usage: compare.py WORK_DIR OUT_JSON
+"""
+import json
+import os
+import sys
+
+NAMES = {"completion_only": "completion_only", "full": "full", "weighted:0.1": "weighted"}
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def label(spec):
+    return "".join(c if c.isalnum() or c == "." else "_" for c in spec)
+
+
+def best(runs):
+    return max(runs, key=lambda r: r["tokens_per_second"])
+
+
+def main():
+    work, out_path = sys.argv[1], sys.argv[2]
+    results = {"configs": {}}
+    lines = []
+    for config, prefix in (("default", "ratio"), ("vocab32k", "ratio@32k")):
+        rounds = sorted(d for d in os.listdir(os.path.join(work, config)) if d.startswith("round"))
+        runs = [load(os.path.join(work, config, r, "masklab.json")) for r in rounds]
+        masklab = runs[0]
+        masklab["strategies"] = {s: best([run["strategies"][s] for run in runs]) for s in runs[0]["strategies"]}
+        entry = {"masklab": masklab, "rounds": len(rounds), "reference": {}, "ratio": {}}
+        parts = []
+        for spec, short in NAMES.items():
+            ref = best([load(os.path.join(work, config, r, "export", label(spec), "reference.json")) for r in rounds])
+            mine = masklab["strategies"][spec]
+            ratio = mine["tokens_per_second"] / ref["tokens_per_second"]
+            # Parity on the way: the same job must give the same losses.
+            worst = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(mine["losses"], ref["losses"]))
+            entry["reference"][spec] = ref
+            entry["ratio"][spec] = {"tokens_per_second": ratio, "max_relative_loss_difference": worst,
+                                    "memory": mine["step_memory_mb"] / max(ref["step_memory_mb"], 1e-9)}
+            parts.append(f"{short}={ratio:.2f}")
+        lines.append(f"{prefix} " + " ".join(parts))
+        if config == "vocab32k":
+            mine = masklab["strategies"]["completion_only"]
+            ref = entry["reference"]["completion_only"]
+            lines.append(f"memory@32k completion_only masklab={mine['step_memory_mb']:.0f} MB "
+                         f"reference={ref['step_memory_mb']:.0f} MB "
+                         f"({mine['step_memory_mb'] / max(ref['step_memory_mb'], 1e-9):.2f}x, training-step growth of peak RSS)")
+        results["configs"][config] = entry
+    mfu = load(os.path.join(work, "d512", "masklab.json"))
+    results["configs"]["d512"] = {"masklab": mfu}
+    lines.append("mfu@512 " + " ".join(f"{NAMES.get(s, s)}={100 * r['mfu']:.1f}%" for s, r in mfu["strategies"].items())
+                 + f" (matmul peak {mfu['matmul_peak_flops'] / 1e9:.0f} GFLOP/s)")
+    results["summary"] = lines
+    with open(out_path, "w") as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")
+    for line in lines:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
