@@ -12,7 +12,8 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <torch/torch.h>
+#include <c10/util/Exception.h>
+#include <torch/version.h>
 
 #include "harness/bench.hpp"
 #include "harness/config.hpp"
@@ -27,7 +28,7 @@
 #include "harness/tokenizer_training.hpp"
 #include "harness/progress.hpp"
 #include "harness/tasks.hpp"
-#include "harness/trainer.hpp"
+#include "harness/run.hpp"
 #include "masklab_version.hpp"
 #include "strategies/registry.hpp"
 

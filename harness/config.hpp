@@ -28,7 +28,7 @@ struct ModelConfig {
 };
 
 struct TrainConfig {
-  int steps = 1100;              // optimizer steps
+  int steps = 1500;              // optimizer steps
   int batch_size = 32;           // examples per micro-batch
   int grad_accum = 1;            // micro-batches per optimizer step
   double lr = 3e-3;              // peak learning rate

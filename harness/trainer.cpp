@@ -150,6 +150,13 @@ void write_samples(Transformer& model, const Dataset& dataset, int per_task, con
   write_file_atomic(path, lines);
 }
 
+// Host -> device without a host sync: a copy from pinned memory is
+// asynchronous (from pageable memory it is not). A no-op on the CPU.
+torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device) {
+  if (!device.is_cuda()) return t;
+  return t.pin_memory().to(device, /*non_blocking=*/true);
+}
+
 }  // namespace
 
 StepLoss forward_backward(Transformer& model, const std::vector<Batch>& micro_batches, const Strategy& strategy,
@@ -170,9 +177,9 @@ StepLoss forward_backward(Transformer& model, const std::vector<Batch>& micro_ba
     const LossRows rows = select_loss_rows(coeffs[m], b.targets);  // on the CPU: no device sync
     out.tokens_trained += rows.index.numel();
     const int64_t B = b.input_ids.size(0), T = b.input_ids.size(1);
-    const auto index = rows.index.to(device, /*non_blocking=*/true);
-    const auto input_ids = b.input_ids.to(device, true), position_ids = b.position_ids.to(device, true);
-    const auto segment_ids = b.packed ? b.segment_ids.to(device, true) : torch::Tensor();
+    const auto index = to_device(rows.index, device);
+    const auto input_ids = to_device(b.input_ids, device), position_ids = to_device(b.position_ids, device);
+    const auto segment_ids = b.packed ? to_device(b.segment_ids, device) : torch::Tensor();
     // The LM head runs only at rows that carry weight. When they are few (the
     // prompt carries none), so does the last block: it computes only there.
     const bool few_rows = rows.index.numel() * 2 <= b.real_tokens;
@@ -180,8 +187,8 @@ StepLoss forward_backward(Transformer& model, const std::vector<Batch>& micro_ba
                                    : model->forward(input_ids, position_ids, segment_ids)        // (B, T, C)
                                          .reshape({B * T, -1})
                                          .index_select(0, index);
-    const auto loss = weighted_nll(selected, model->head_weight(), rows.targets.to(device, true),
-                                   rows.coeff.to(device, true), chunk_size);
+    const auto loss = weighted_nll(selected, model->head_weight(), to_device(rows.targets, device),
+                                   to_device(rows.coeff, device), chunk_size);
     loss.backward();
     out.loss.add_(loss.detach());
   }

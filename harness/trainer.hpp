@@ -1,7 +1,7 @@
 #pragma once
-// One training run: resolved config + dataset -> run record. The whole step
-// (batch -> weights -> forward -> loss -> backward -> step) is visible in
-// train_run() in trainer.cpp.
+// The training job's LibTorch side: device, model, optimizer, the step
+// (batch -> weights -> forward -> loss -> backward -> update, in train_step()
+// in trainer.cpp). harness/run.hpp is its LibTorch-free face.
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -14,6 +14,7 @@
 #include "harness/loss.hpp"
 #include "harness/model.hpp"
 #include "harness/progress.hpp"
+#include "harness/run.hpp"
 #include "strategies/strategy.hpp"
 
 namespace masklab {
@@ -21,29 +22,6 @@ namespace masklab {
 // "auto" -> CUDA when available; "cpu", "cuda", "cuda:N". UserError when CUDA
 // is asked for and absent.
 torch::Device resolve_device(const std::string& spec);
-
-// The compute thread count a run uses: train.threads, or every core.
-int resolve_threads(const Config& config);
-
-// Puts `threads` threads to work. Debian's LibTorch sends matmuls to
-// OpenBLAS (pthreads), which parallelizes them itself; LibTorch's own OpenMP
-// pool on top of it oversubscribes the cores (2-3x slower steps measured on
-// 2 cores, see docs/performance.md). So when OpenBLAS is present, it gets
-// the threads and LibTorch's intra-op pool one; otherwise LibTorch gets them.
-void apply_thread_policy(int threads);
-
-struct TrainOptions {
-  std::string out_dir;          // the run record goes here (created if missing)
-  bool save_model = false;      // write DIR/model.pt
-  Progress* progress = nullptr; // where to report; null = silent
-};
-
-// Runs the job and writes the record. Returns the contents of metrics.json.
-// A NaN/inf loss ends the run with status "diverged"; a runtime failure
-// (out of memory, a LibTorch error) with status "failed"; both are recorded
-// in metrics.json rather than thrown. Config and data errors found before
-// training starts throw UserError and write no metrics.json.
-nlohmann::json train_run(const Config& config, const Dataset& dataset, const TrainOptions& options);
 
 // Everything a run's optimizer steps share, set up once from the config: the
 // same for every strategy but the strategy itself (invariant 3).

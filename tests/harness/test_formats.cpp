@@ -8,6 +8,7 @@
 #include "harness/data.hpp"
 #include "harness/data_cache.hpp"
 #include "harness/errors.hpp"
+#include "harness/run_record.hpp"
 #include "harness/tokenizer_training.hpp"
 #include "strategies/labels.hpp"
 #include "strategies/registry.hpp"
@@ -238,4 +239,40 @@ TEST_CASE("inspect prints token|role|weight tables and a summary", "[formats][in
   CHECK(std::filesystem::exists(dir.file("i.html")));
   const auto bad = test::run_masklab("inspect " + dir.file("chat.jsonl") + " --strategy weighted:-1");
   CHECK(bad.exit_code == 2);
+}
+
+TEST_CASE("the shipped 3-turn chats train under assistant_only and last_turn_only, with train and with a sweep "
+          "on a SentencePiece model from `masklab tokenizer train`", "[formats][cli][sentencepiece]") {
+  test::TempDir dir;
+  const std::string data = MASKLAB_SOURCE_DIR "/experiments/data/chat_3turn.jsonl";
+  const std::string tiny =
+      "--set model.n_layers=1 --set model.d_model=32 --set model.n_heads=2 --set model.max_seq_len=352 "
+      "--set train.steps=2 --set train.batch_size=4 --set train.threads=1 --set data.template=chatml "
+      "--set data.train=" + data;
+  long trained[2] = {0, 0};
+  int i = 0;
+  for (const char* strategy : {"assistant_only", "last_turn_only"}) {
+    const auto r = test::run_masklab(std::string("train --strategy ") + strategy + " --out " + dir.file(strategy) + " " + tiny);
+    INFO(r.out);
+    REQUIRE(r.exit_code == 0);
+    trained[i++] = read_json_file(dir.file(strategy) + "/metrics.json")["tokens_trained"].get<long>();
+  }
+  CHECK(trained[1] < trained[0]);  // only the final turn
+
+  const auto tok = test::run_masklab("tokenizer train " + data + " --vocab 400 --type unigram --out " + dir.file("chat.model"));
+  INFO(tok.out);
+  REQUIRE(tok.exit_code == 0);
+  test::write_text(dir.file("spec.yaml"),
+                   "base:\n"
+                   "  model: {n_layers: 1, d_model: 32, n_heads: 2, max_seq_len: 160}\n"
+                   "  train: {steps: 2, batch_size: 4, threads: 1, eval_every: 0}\n"
+                   "  data: {train: " + data + ", template: chatml, tokenizer: " + dir.file("chat.model") + "}\n"
+                   "grid:\n  strategy: [assistant_only, last_turn_only]\n");
+  const auto sweep = test::run_masklab("sweep " + dir.file("spec.yaml") + " --out " + dir.file("sweep"));
+  INFO(sweep.out);
+  CHECK(sweep.exit_code == 0);
+  CHECK_THAT(sweep.out, Catch::Contains("2 runs ok, 0 not ok"));
+  const auto report = test::run_masklab("report " + dir.file("sweep"));
+  INFO(report.out);
+  CHECK(report.exit_code == 0);
 }

@@ -5,7 +5,7 @@
 
 #include "harness/errors.hpp"
 #include "harness/run_record.hpp"
-#include "harness/trainer.hpp"
+#include "harness/run.hpp"
 #include "tests/test_helpers.hpp"
 
 using namespace masklab;
