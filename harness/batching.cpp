@@ -4,6 +4,8 @@
 #include <numeric>
 #include <random>
 
+#include "harness/hashing.hpp"
+
 namespace masklab {
 namespace {
 
@@ -113,7 +115,9 @@ Batch make_packed_batch(const std::vector<const TokenizedExample*>& examples, in
   return b;
 }
 
-ExampleOrder::ExampleOrder(std::size_t n_examples, std::uint64_t seed) : order_(n_examples), state_(seed) {
+ExampleOrder::ExampleOrder(std::size_t n_examples, std::uint64_t seed, std::vector<std::int32_t> lengths,
+                           int batch_size)
+    : order_(n_examples), lengths_(std::move(lengths)), batch_size_(batch_size), state_(seed) {
   std::iota(order_.begin(), order_.end(), 0);
   reshuffle();
 }
@@ -121,9 +125,38 @@ ExampleOrder::ExampleOrder(std::size_t n_examples, std::uint64_t seed) : order_(
 void ExampleOrder::reshuffle() {
   // Fisher-Yates with mt19937_64 drawn by hand: portable across standard libraries.
   std::mt19937_64 rng(state_);
-  for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[rng() % i]);
+  auto shuffle = [&](auto begin, auto end) {
+    for (auto n = end - begin; n > 1; --n) std::swap(begin[n - 1], begin[static_cast<long>(rng() % n)]);
+  };
+  std::iota(order_.begin(), order_.end(), 0);
+  shuffle(order_.begin(), order_.end());
+  if (!lengths_.empty() && batch_size_ > 1) {
+    const size_t pool = static_cast<size_t>(batch_size_) * 64;
+    for (size_t start = 0; start < order_.size(); start += pool) {
+      const auto end = order_.begin() + static_cast<long>(std::min(order_.size(), start + pool));
+      std::stable_sort(order_.begin() + static_cast<long>(start), end,
+                       [&](std::int32_t a, std::int32_t b) { return lengths_[a] < lengths_[b]; });
+    }
+    std::vector<std::vector<std::int32_t>> batches;
+    for (size_t start = 0; start < order_.size(); start += batch_size_) {
+      batches.emplace_back(order_.begin() + static_cast<long>(start),
+                           order_.begin() + static_cast<long>(std::min(order_.size(), start + batch_size_)));
+    }
+    shuffle(batches.begin(), batches.end());
+    order_.clear();
+    for (const auto& b : batches) order_.insert(order_.end(), b.begin(), b.end());
+  }
   state_ = rng();
   pos_ = 0;
+}
+
+ExampleOrder training_order(const Config& config, const Dataset& dataset) {
+  std::vector<std::int32_t> lengths;
+  if (config.data.bucketing && !config.data.packing) {
+    for (const auto& ex : dataset.train) lengths.push_back(static_cast<std::int32_t>(ex.ids.size()));
+  }
+  return ExampleOrder(dataset.train.size(), derive_seed(static_cast<std::uint64_t>(config.seed), "order"),
+                      std::move(lengths), config.train.batch_size);
 }
 
 std::int32_t ExampleOrder::next() {

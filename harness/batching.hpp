@@ -36,17 +36,28 @@ Batch make_padded_batch(const std::vector<const TokenizedExample*>& examples, in
 Batch make_packed_batch(const std::vector<const TokenizedExample*>& examples, int pad_id, int row_len);
 
 // The training order: an endless stream of example indices, reshuffled every
-// epoch with a generator seeded from the run seed.
+// epoch with a generator seeded from the run seed. With lengths, it buckets:
+// each epoch's shuffle is cut into pools of 64 batches, each pool sorted by
+// length and cut into batches, and the batches shuffled, so that padded
+// batches hold similar lengths. Either way the order depends on the seed and
+// the data only, never on the strategy.
 class ExampleOrder {
  public:
-  ExampleOrder(std::size_t n_examples, std::uint64_t seed);
+  ExampleOrder(std::size_t n_examples, std::uint64_t seed, std::vector<std::int32_t> lengths = {},
+               int batch_size = 0);
   std::int32_t next();
 
  private:
   void reshuffle();
   std::vector<std::int32_t> order_;
+  std::vector<std::int32_t> lengths_;  // empty: no bucketing
+  int batch_size_;
   std::size_t pos_ = 0;
   std::uint64_t state_;
 };
+
+// The order a run of `config` draws its training examples in
+// (data.bucketing when not packing).
+ExampleOrder training_order(const Config& config, const Dataset& dataset);
 
 }  // namespace masklab

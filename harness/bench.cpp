@@ -105,7 +105,7 @@ std::string file_label(const std::string& spec) {
 // The examples and label weights of every step, reconstructed from the run
 // seed alone, as bench/reference_train.py needs them.
 nlohmann::json export_steps(const Config& config, const Dataset& ds, const Strategy& strategy, int steps) {
-  ExampleOrder order(ds.train.size(), derive_seed(static_cast<std::uint64_t>(config.seed), "order"));
+  ExampleOrder order = training_order(config, ds);
   nlohmann::json out = nlohmann::json::array();
   for (int step = 0; step < steps; ++step) {
     const double progress = config.train.steps > 1 ? static_cast<double>(step) / (config.train.steps - 1) : 0.0;
@@ -193,7 +193,7 @@ nlohmann::json run_bench(const Config& base, const BenchOptions& o) {
 
     std::vector<double> losses;
     // The examples of each step, for the FLOP count: the same order the job draws.
-    ExampleOrder shadow(ds.train.size(), derive_seed(static_cast<std::uint64_t>(c.seed), "order"));
+    ExampleOrder shadow = training_order(c, ds);
     auto positions_of_step = [&] {
       std::vector<int64_t> n;
       for (int i = 0; i < c.train.batch_size * c.train.grad_accum; ++i) {

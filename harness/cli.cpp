@@ -107,6 +107,7 @@ int cmd_train(const std::vector<std::string>& args) {
       ("device", po::value<std::string>(), "auto | cpu | cuda | cuda:N (same as --set train.device=...)")
       ("out", po::value<std::string>()->required(), "run directory for the record")
       ("save-model", "also write the final weights to DIR/model.pt")
+      ("skip-invalid", "skip and count malformed data lines (same as --set data.skip_invalid=true)")
       ("cache", po::value<std::string>(), "dataset cache directory (tokenized data keyed by content)");
   po::variables_map vm;
   const std::string usage =
@@ -122,6 +123,7 @@ int cmd_train(const std::vector<std::string>& args) {
   if (vm.count("strategy")) config.strategy = vm["strategy"].as<std::string>();
   if (vm.count("seed")) config.seed = vm["seed"].as<int>();
   if (vm.count("device")) config.train.device = vm["device"].as<std::string>();
+  if (vm.count("skip-invalid")) config.data.skip_invalid = true;
   validate(config);
   make_strategy(config.strategy);  // a bad spec fails before any data work
 

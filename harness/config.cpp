@@ -138,6 +138,7 @@ const std::vector<Field>& fields() {
       MASKLAB_FIELD("data.truncation", data.truncation, "left (drop prompt from the left) | skip"),
       MASKLAB_FIELD("data.skip_invalid", data.skip_invalid, "skip and count malformed lines"),
       MASKLAB_FIELD("data.packing", data.packing, "pack examples into rows (block-diagonal attention); false = pad"),
+      MASKLAB_FIELD("data.bucketing", data.bucketing, "without packing: batch similar lengths together"),
       MASKLAB_FIELD("data.pack_len", data.pack_len, "packed row length; 0 = longest example of the micro-batch"),
       MASKLAB_FIELD("loss.normalization", loss.normalization, "weight_sum | token_count | sequence"),
       MASKLAB_FIELD("loss.chunk_size", loss.chunk_size, "LM-head rows per cross-entropy chunk; 0 = fit 32 MiB of logits"),

@@ -61,6 +61,7 @@ struct DataConfig {
   std::string truncation = "left";     // left: drop prompt tokens from the left | skip
   bool skip_invalid = false;     // skip (and count) malformed lines instead of failing
   bool packing = true;           // pack examples into rows (block-diagonal attention); false = pad per batch
+  bool bucketing = false;        // without packing: batches of similar lengths (order still seed-only)
   int pack_len = 0;              // packed row length; 0 = the longest example of the micro-batch, rounded up to 8
 };
 

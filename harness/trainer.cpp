@@ -221,7 +221,7 @@ TrainJob make_train_job(const Config& config, const Dataset& dataset) {
   if (job.device.is_cuda()) job.model->set_compute_dtype(torch::kBFloat16);
   job.optimizer = make_optimizer(job.model, config.train);
   job.params = job.model->parameters();
-  job.order = std::make_unique<ExampleOrder>(dataset.train.size(), derive_seed(seed, "order"));
+  job.order = std::make_unique<ExampleOrder>(training_order(config, dataset));
   return job;
 }
 

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <set>
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -181,4 +182,33 @@ TEST_CASE("packed rows give each example the same loss as padded rows", "[loss][
   REQUIRE(packed.input_ids.size(0) < padded.input_ids.size(0));  // packing actually packed
   CHECK(packed.real_tokens == padded.real_tokens);
   CHECK(torch::allclose(per_example_loss(padded), per_example_loss(packed), 1e-5, 1e-5));
+}
+
+TEST_CASE("length bucketing keeps each epoch a permutation and cuts padding", "[batching]") {
+  Config config = test::tiny_config();
+  config.data.packing = false;
+  config.data.train_size = 200;
+  const Dataset ds = build_dataset(config);
+  auto waste_of = [&](bool bucketing) {
+    config.data.bucketing = bucketing;
+    ExampleOrder order = training_order(config, ds);
+    std::set<int> epoch;
+    long real = 0, total = 0;
+    for (size_t b = 0; b < ds.train.size() / config.train.batch_size; ++b) {
+      std::vector<const TokenizedExample*> batch;
+      for (int i = 0; i < config.train.batch_size; ++i) {
+        const int idx = order.next();
+        epoch.insert(idx);
+        batch.push_back(&ds.train[idx]);
+      }
+      const Batch padded = make_padded_batch(batch, ds.tokenizer->pad_id());
+      real += padded.real_tokens;
+      total += padded.total_tokens;
+    }
+    CHECK(epoch.size() == ds.train.size());  // every example once per epoch
+    return 1.0 - static_cast<double>(real) / total;
+  };
+  const double plain = waste_of(false), bucketed = waste_of(true);
+  INFO("padding waste " << plain << " -> " << bucketed);
+  CHECK(bucketed < plain / 2);
 }
