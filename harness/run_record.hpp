@@ -8,9 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "harness/atomic_file.hpp"
+
 namespace masklab {
 
-void write_file_atomic(const std::string& path, const std::string& content);
 nlohmann::json read_json_file(const std::string& path);  // throws UserError naming the file
 
 std::string iso_time_now();  // UTC, "2026-11-29T12:00:00Z"

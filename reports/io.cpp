@@ -1,6 +1,5 @@
 #include "reports/io.hpp"
 
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -51,23 +50,6 @@ std::string html_escape(const std::string& text) {
     }
   }
   return out;
-}
-
-void write_file_atomic(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw std::runtime_error("cannot write " + path);
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot rename " + tmp + " to " + path);
-  }
 }
 
 }  // namespace masklab::reports

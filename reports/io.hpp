@@ -1,8 +1,10 @@
 #pragma once
 // Text output shared by the report writers: CSV fields (RFC 4180), HTML/XML
-// escaping, numbers that round-trip, and atomic file writes.
+// escaping and numbers that round-trip. Atomic writes: harness/atomic_file.hpp.
 #include <string>
 #include <vector>
+
+#include "harness/atomic_file.hpp"
 
 namespace masklab::reports {
 
@@ -19,9 +21,5 @@ std::string csv_number(double value);
 
 // & < > " ' as entities: safe in HTML and SVG text and in quoted attributes.
 std::string html_escape(const std::string& text);
-
-// Writes to PATH.tmp.<pid>, then renames over PATH, so readers see the old
-// file or the whole new one. Throws std::runtime_error naming the path.
-void write_file_atomic(const std::string& path, const std::string& content);
 
 }  // namespace masklab::reports

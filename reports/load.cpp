@@ -90,6 +90,9 @@ ReportInputs load_sweep(const std::string& dir) {
   inputs.sweep.spec_path = optional_string(sweep, "spec_path", sweep_path);
   inputs.sweep.spec_text = optional_string(sweep, "spec_text", sweep_path);
   inputs.sweep.provenance = sweep.value("provenance", json::object());
+  // The spec's baseline; `masklab report --baseline` overrides it.
+  const std::string baseline = optional_string(sweep, "baseline", sweep_path);
+  if (!baseline.empty()) inputs.baseline = baseline;
   if (sweep.contains("factors")) {
     if (!sweep["factors"].is_array()) throw UserError(sweep_path + ": 'factors' must be a list of names");
     for (const auto& f : sweep["factors"]) {

@@ -58,6 +58,7 @@ struct ReportInputs {
   std::vector<TaskProfile> tasks;
   std::optional<WeightedExample> example;
   std::string baseline = "completion_only";  // strategy spec every other strategy is compared with
+                                             // (sweep.json's "baseline" when it has one)
   std::string plw_transform = "log";         // how λ enters the quadratic fit: log | quarter | linear
 };
 

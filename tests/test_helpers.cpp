@@ -1,5 +1,7 @@
 #include "tests/test_helpers.hpp"
 
+#include "harness/errors.hpp"
+
 #include <unistd.h>
 
 #include <array>
@@ -73,6 +75,15 @@ nlohmann::json comparable_metrics(nlohmann::json m, bool drop_strategy) {
   for (const char* key : {"wall_seconds", "train_seconds", "tokens_per_second", "provenance"}) m.erase(key);
   if (drop_strategy) m.erase("strategy");
   return m;
+}
+
+std::string user_error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
 }
 
 TokenizedExample byte_example(const std::string& prompt, const std::string& completion,

@@ -1,6 +1,7 @@
 #pragma once
 // Shared fixtures: a tiny config that trains in a second, temp directories,
 // running the CLI, and reading files.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,9 @@ CommandResult run_shell(const std::string& command);
 // metrics.json without the fields that legitimately differ between
 // identical runs (timing, start/end time) or between strategies (the name).
 nlohmann::json comparable_metrics(nlohmann::json metrics, bool drop_strategy);
+
+// The message of the UserError `f` throws, or "" when it throws none.
+std::string user_error_of(const std::function<void()>& f);
 
 // A hand-built example: prompt/completion through the given template and the byte tokenizer.
 TokenizedExample byte_example(const std::string& prompt, const std::string& completion,

@@ -9,17 +9,6 @@
 
 using namespace masklab;
 
-namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
-}
-}  // namespace
-
 TEST_CASE("YAML sections and --set overrides fill the typed config", "[config]") {
   test::TempDir dir;
   test::write_text(dir.file("c.yaml"),
@@ -57,21 +46,21 @@ TEST_CASE("the resolved config round-trips through config.yaml exactly", "[confi
 
 TEST_CASE("unknown keys and wrong types are errors that name the key", "[config][errors]") {
   Config c;
-  CHECK_THAT(error_of([&] { apply_override(c, "train.stpes=3"); }),
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "train.stpes=3"); }),
              Catch::Contains("unknown config key 'train.stpes'") && Catch::Contains("steps"));
-  CHECK_THAT(error_of([&] { apply_override(c, "train.steps=abc"); }),
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "train.steps=abc"); }),
              Catch::Contains("'train.steps' expects integer, got 'abc'"));
-  CHECK_THAT(error_of([&] { apply_override(c, "train.steps=1.5"); }), Catch::Contains("train.steps"));
-  CHECK_THAT(error_of([&] { apply_override(c, "model.tie_embeddings=maybe"); }),
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "train.steps=1.5"); }), Catch::Contains("train.steps"));
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "model.tie_embeddings=maybe"); }),
              Catch::Contains("model.tie_embeddings"));
-  CHECK_THAT(error_of([&] { apply_override(c, "nokey"); }), Catch::Contains("expected section.key=value"));
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "nokey"); }), Catch::Contains("expected section.key=value"));
 
   test::TempDir dir;
   test::write_text(dir.file("bad.yaml"), "train:\n  steps: 3\n  warmup: 2\n");
-  CHECK_THAT(error_of([&] { load_config_file(c, dir.file("bad.yaml")); }),
+  CHECK_THAT(test::user_error_of([&] { load_config_file(c, dir.file("bad.yaml")); }),
              Catch::Contains("bad.yaml:3: unknown config key 'train.warmup'"));
   test::write_text(dir.file("broken.yaml"), "train:\n  steps: [3\n");
-  CHECK_THAT(error_of([&] { load_config_file(c, dir.file("broken.yaml")); }),
+  CHECK_THAT(test::user_error_of([&] { load_config_file(c, dir.file("broken.yaml")); }),
              Catch::Contains("broken.yaml:") && Catch::Contains("invalid YAML"));
 }
 
@@ -79,12 +68,12 @@ TEST_CASE("cross-field rules are checked", "[config][errors]") {
   Config c;
   c.model.d_model = 30;
   c.model.n_heads = 4;
-  CHECK_THAT(error_of([&] { validate(c); }), Catch::Contains("model.n_heads"));
+  CHECK_THAT(test::user_error_of([&] { validate(c); }), Catch::Contains("model.n_heads"));
   c = Config();
   c.loss.normalization = "mean";
-  CHECK_THAT(error_of([&] { validate(c); }), Catch::Contains("loss.normalization"));
+  CHECK_THAT(test::user_error_of([&] { validate(c); }), Catch::Contains("loss.normalization"));
   c = Config();
   c.train.device = "tpu";
-  CHECK_THAT(error_of([&] { validate(c); }), Catch::Contains("train.device"));
+  CHECK_THAT(test::user_error_of([&] { validate(c); }), Catch::Contains("train.device"));
   CHECK_NOTHROW(validate(Config()));
 }

@@ -12,14 +12,6 @@ using namespace masklab;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 std::string prompt_of(const Example& e) { return e.messages.front().content; }
 
@@ -55,7 +47,7 @@ TEST_CASE("built-in tasks are deterministic, disjoint and sized by train_size", 
     const auto other = generate_task(info.name, 300, 40, 10);
     CHECK(prompt_of(other.train[0]) + prompt_of(other.train[1]) != prompt_of(a.train[0]) + prompt_of(a.train[1]));
   }
-  CHECK_THAT(error_of([] { generate_task("nosuch", 1, 1, 1); }), Catch::Contains("unknown task 'nosuch'"));
+  CHECK_THAT(test::user_error_of([] { generate_task("nosuch", 1, 1, 1); }), Catch::Contains("unknown task 'nosuch'"));
 }
 
 TEST_CASE("built-in tasks compute correct answers", "[data][tasks]") {
@@ -132,7 +124,7 @@ TEST_CASE("malformed data lines name file:line and the reason", "[data][errors]"
   for (const auto& [line, expected] : cases) {
     INFO(line);
     test::write_text(dir.file("bad.jsonl"), good + line);
-    const std::string msg = error_of([&] { load_jsonl(dir.file("bad.jsonl"), DataFormat::kAuto, false, "x", nullptr); });
+    const std::string msg = test::user_error_of([&] { load_jsonl(dir.file("bad.jsonl"), DataFormat::kAuto, false, "x", nullptr); });
     CHECK_THAT(msg, Catch::Contains(dir.file("bad.jsonl") + expected));
     // --skip-invalid drops and counts the line instead.
     LoadStats stats;
@@ -141,9 +133,9 @@ TEST_CASE("malformed data lines name file:line and the reason", "[data][errors]"
     CHECK(stats.invalid_skipped == 1);
   }
   test::write_text(dir.file("empty.jsonl"), "\n\n");
-  CHECK_THAT(error_of([&] { load_jsonl(dir.file("empty.jsonl"), DataFormat::kAuto, false, "x", nullptr); }),
+  CHECK_THAT(test::user_error_of([&] { load_jsonl(dir.file("empty.jsonl"), DataFormat::kAuto, false, "x", nullptr); }),
              Catch::Contains("empty.jsonl:1: empty file"));
-  CHECK_THAT(error_of([&] { load_jsonl(dir.file("missing.jsonl"), DataFormat::kAuto, false, "x", nullptr); }),
+  CHECK_THAT(test::user_error_of([&] { load_jsonl(dir.file("missing.jsonl"), DataFormat::kAuto, false, "x", nullptr); }),
              Catch::Contains("missing.jsonl: cannot read"));
 }
 

@@ -18,14 +18,6 @@ using namespace masklab;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // Concatenated text of the tokens (byte tokenizer) whose label weight under `spec` is > 0.
 std::string trained_text(const TokenizedExample& ex, const std::string& spec) {
@@ -113,7 +105,7 @@ TEST_CASE("user-defined templates come from YAML", "[formats][template]") {
   CHECK(trained_text(t, "completion_only") == "because<eos>");
   CHECK(trained_text(t, "full") == "Q: why\nA: because<eos>\n");
   test::write_text(dir.file("bad.yaml"), "user: {prefix: a, sufix: b}\n");
-  CHECK_THAT(error_of([&] { load_template(dir.file("bad.yaml")); }), Catch::Contains("bad.yaml:1: unknown template key 'user.sufix'"));
+  CHECK_THAT(test::user_error_of([&] { load_template(dir.file("bad.yaml")); }), Catch::Contains("bad.yaml:1: unknown template key 'user.sufix'"));
 }
 
 TEST_CASE("a per-message weight of 0 is honoured", "[formats][chat]") {
@@ -155,7 +147,7 @@ TEST_CASE("bad chat data gives file:line and the reason", "[formats][errors]") {
   for (const auto& [line, expected] : cases) {
     INFO(line);
     test::write_text(dir.file("bad.jsonl"), line + "\n");
-    const std::string msg = error_of([&] { load_jsonl(dir.file("bad.jsonl"), DataFormat::kAuto, false, "x", nullptr); });
+    const std::string msg = test::user_error_of([&] { load_jsonl(dir.file("bad.jsonl"), DataFormat::kAuto, false, "x", nullptr); });
     CHECK_THAT(msg, Catch::StartsWith(dir.file("bad.jsonl") + ":1: ") && Catch::Contains(expected));
   }
 }

@@ -27,14 +27,6 @@ std::string tiny_spec(int steps, const std::string& rest) {
   return base + rest;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 fs::file_time_type mtime(const std::string& p) { return fs::last_write_time(p); }
 
@@ -77,14 +69,14 @@ TEST_CASE("a spec expands into a stable, deduplicated list of runs", "[sweep]") 
 TEST_CASE("bad specs fail before anything runs, naming the file and line", "[sweep][errors]") {
   test::TempDir dir;
   test::write_text(dir.file("a.yaml"), tiny_spec(2, "grid:\n  strategy: [full, \"weighted:abc\"]\n"));
-  CHECK_THAT(error_of([&] { load_sweep_spec(dir.file("a.yaml")); }),
+  CHECK_THAT(test::user_error_of([&] { load_sweep_spec(dir.file("a.yaml")); }),
              Catch::Contains("a.yaml: run (strategy=weighted:abc): bad strategy"));
   test::write_text(dir.file("b.yaml"), tiny_spec(2, "grid:\n  train.stpes: [1, 2]\n"));
-  CHECK_THAT(error_of([&] { load_sweep_spec(dir.file("b.yaml")); }),
+  CHECK_THAT(test::user_error_of([&] { load_sweep_spec(dir.file("b.yaml")); }),
              Catch::Contains("b.yaml:7: unknown config key 'train.stpes'"));
   test::write_text(dir.file("c.yaml"), tiny_spec(2, "gird:\n  seed: [1]\n"));
-  CHECK_THAT(error_of([&] { load_sweep_spec(dir.file("c.yaml")); }), Catch::Contains("c.yaml:6: unknown sweep key 'gird'"));
-  CHECK_THAT(error_of([&] { parse_shard("3/2"); }), Catch::Contains("--shard '3/2'"));
+  CHECK_THAT(test::user_error_of([&] { load_sweep_spec(dir.file("c.yaml")); }), Catch::Contains("c.yaml:6: unknown sweep key 'gird'"));
+  CHECK_THAT(test::user_error_of([&] { parse_shard("3/2"); }), Catch::Contains("--shard '3/2'"));
 }
 
 TEST_CASE("shards partition the runs: each run in exactly one", "[sweep][shard]") {
