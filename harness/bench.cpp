@@ -6,8 +6,11 @@
 #include <fstream>
 
 #include <fmt/format.h>
-#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#define MASKLAB_HAVE_LEGACY_PROFILER 1
+#endif
 
 #include "harness/batching.hpp"
 #include "harness/data_cache.hpp"
@@ -211,10 +214,15 @@ nlohmann::json run_bench(const Config& base, const BenchOptions& o) {
     long long tokens = 0, tokens_trained = 0, tokens_total = 0;
     double flops = 0;
     std::vector<torch::Tensor> step_losses;
+#if defined(MASKLAB_HAVE_LEGACY_PROFILER)
     std::unique_ptr<torch::autograd::profiler::RecordProfile> profiler;
     if (!o.profile.empty()) {
       profiler = std::make_unique<torch::autograd::profiler::RecordProfile>(o.profile + "." + file_label(spec) + ".json");
     }
+#else
+    if (!o.profile.empty()) throw UserError("bench --profile: this LibTorch has no legacy profiler");
+    std::unique_ptr<int> profiler;
+#endif
     const auto t0 = Clock::now();
     for (int step = o.warmup_steps; step < o.warmup_steps + o.steps; ++step) {
       const StepResult r = train_step(job, ds, step);

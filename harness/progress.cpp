@@ -12,6 +12,9 @@ bool Progress::stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1; }
 
 void Progress::status(const std::string& text) {
   if (!interactive_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (shown_ > 0 && now - last_draw_ < std::chrono::milliseconds(100)) return;
+  last_draw_ = now;
   std::string padded = text;
   if (padded.size() < shown_) padded.append(shown_ - padded.size(), ' ');
   std::fprintf(out_, "\r%s", padded.c_str());

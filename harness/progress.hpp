@@ -1,6 +1,7 @@
 #pragma once
 // Progress reporting: a self-rewriting line on a terminal, plain log lines
 // otherwise (files, pipes, sweep workers).
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -13,7 +14,7 @@ class Progress {
   static bool stdout_is_terminal();
 
   bool interactive() const { return interactive_; }
-  // The live status line (interactive only).
+  // The live status line (interactive only), redrawn at most 10 times a second.
   void status(const std::string& text);
   // A permanent line; clears the status line first on a terminal.
   void line(const std::string& text);
@@ -23,6 +24,7 @@ class Progress {
   bool interactive_;
   std::FILE* out_;
   size_t shown_ = 0;
+  std::chrono::steady_clock::time_point last_draw_{};
 };
 
 // "1:05" / "1:02:03".

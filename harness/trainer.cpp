@@ -111,9 +111,10 @@ nlohmann::json eval_json(const EvalResult& held_out, const EvalResult& train_sub
                          const std::vector<std::string>& tasks) {
   nlohmann::json out;
   out["eval"] = held_out.overall.to_json();
-  out["train"] = {{"completion_nll", train_subset.overall.to_json()["completion_nll"]},
-                  {"completion_token_accuracy", train_subset.overall.to_json()["completion_token_accuracy"]},
-                  {"exact_match", train_subset.overall.to_json()["exact_match"]}};
+  const auto seen = train_subset.overall.to_json();
+  out["train"] = {{"completion_nll", seen["completion_nll"]},
+                  {"completion_token_accuracy", seen["completion_token_accuracy"]},
+                  {"exact_match", seen["exact_match"]}};
   nlohmann::json per_task = nlohmann::json::object();
   for (size_t i = 0; i < tasks.size(); ++i) {
     auto m = held_out.per_task[i].to_json();
