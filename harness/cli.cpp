@@ -127,7 +127,6 @@ int cmd_train(const std::vector<std::string>& args) {
   validate(config);
   make_strategy(config.strategy);  // a bad spec fails before any data work
 
-  apply_thread_policy(resolve_threads(config));
   Progress progress(Progress::stdout_is_terminal());
   const Dataset dataset = load_dataset(config, vm.count("cache") ? vm["cache"].as<std::string>() : "");
   progress.line(fmt::format("masklab train: strategy {}  seed {}  {} train / {} held-out examples  tasks {}",
