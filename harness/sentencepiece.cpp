@@ -107,13 +107,15 @@ SentencePieceModel::SentencePieceModel(const std::string& model_path) {
       receive(piece.data(), n);
     }
   } catch (const std::runtime_error& e) {
-    this->~SentencePieceModel();
+    stop_helper();
     if (dynamic_cast<const UserError*>(&e)) throw;
     throw UserError(std::string("cannot load the SentencePiece model: ") + e.what());
   }
 }
 
-SentencePieceModel::~SentencePieceModel() {
+SentencePieceModel::~SentencePieceModel() { stop_helper(); }
+
+void SentencePieceModel::stop_helper() {
   if (to_child_ >= 0) ::close(to_child_);  // end of input ends the helper
   if (from_child_ >= 0) ::close(from_child_);
   if (pid_ > 0) ::waitpid(pid_, nullptr, 0);

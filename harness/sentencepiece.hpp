@@ -28,6 +28,7 @@ class SentencePieceModel {
  private:
   void send(const void* data, size_t n) const;
   void receive(void* data, size_t n) const;
+  void stop_helper();  // closes the pipes and reaps the helper; idempotent
 
   pid_t pid_ = -1;
   int to_child_ = -1, from_child_ = -1;

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -141,7 +142,7 @@ SweepSpec load_sweep_spec(const std::string& path) {
 
   // The cartesian product, last factor fastest.
   std::vector<size_t> index(factors.size(), 0);
-  std::map<std::string, bool> seen;
+  std::set<std::string> seen;  // run ids already expanded
   while (true) {
     SweepRun run;
     run.config = base;
@@ -167,10 +168,7 @@ SweepSpec load_sweep_spec(const std::string& path) {
       if (name == "strategy") value = run.config.strategy;  // canonical spec in reports
     }
     run.id = run_id(run.config);
-    if (!seen[run.id]) {
-      seen[run.id] = true;
-      spec.runs.push_back(std::move(run));
-    }
+    if (seen.insert(run.id).second) spec.runs.push_back(std::move(run));
     size_t i = factors.size();
     while (i > 0 && ++index[i - 1] == factors[i - 1].levels.size()) index[--i] = 0;
     if (i == 0) break;
