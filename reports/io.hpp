@@ -1,10 +1,10 @@
 #pragma once
 // Text output shared by the report writers: CSV fields (RFC 4180), HTML/XML
-// escaping and numbers that round-trip. Atomic writes: harness/atomic_file.hpp.
+// escaping and numbers that round-trip. Atomic writes: harness/core/atomic_file.hpp.
 #include <string>
 #include <vector>
 
-#include "harness/atomic_file.hpp"
+#include "harness/core/atomic_file.hpp"
 
 namespace masklab::reports {
 

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/errors.hpp"
+#include "harness/core/errors.hpp"
 #include "reports/report.hpp"
 
 namespace masklab::reports {

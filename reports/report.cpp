@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <set>
 
-#include "harness/errors.hpp"
+#include "harness/core/errors.hpp"
 #include "reports/figures.hpp"
 #include "reports/html.hpp"
 #include "reports/io.hpp"

@@ -64,7 +64,7 @@ struct ReportInputs {
 
 // Reads DIR/sweep.json and DIR/runs/<id>/{metrics.json,curve.jsonl} for every
 // run it lists. A run without metrics.json is status "missing". Throws
-// UserError (harness/errors.hpp) naming the file when sweep.json is absent or invalid.
+// UserError (harness/core/errors.hpp) naming the file when sweep.json is absent or invalid.
 ReportInputs load_sweep(const std::string& dir);
 
 // Writes every report file into out_dir (and out_dir/figures/); returns their paths.

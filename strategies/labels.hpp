@@ -5,7 +5,7 @@
 // Shape legend: B = examples (or packed rows) in a micro-batch, T = positions.
 #include <torch/torch.h>
 
-#include "strategies/roles.hpp"
+#include "harness/core/roles.hpp"
 
 namespace masklab {
 

@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "harness/errors.hpp"
+#include "harness/core/errors.hpp"
 
 namespace masklab {
 namespace {

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "strategies/roles.hpp"
+#include "harness/core/roles.hpp"
 
 namespace at {
 class Tensor;

@@ -1,6 +1,6 @@
 #include "tests/test_helpers.hpp"
 
-#include "harness/errors.hpp"
+#include "harness/core/errors.hpp"
 
 #include <unistd.h>
 

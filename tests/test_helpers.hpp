@@ -7,8 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/config.hpp"
-#include "harness/data.hpp"
+#include "harness/core/config.hpp"
+#include "harness/data/data.hpp"
 
 namespace masklab::test {
 

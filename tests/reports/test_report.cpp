@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "harness/errors.hpp"
+#include "harness/core/errors.hpp"
 #include "reports/html.hpp"
 #include "reports/io.hpp"
 #include "reports/report.hpp"

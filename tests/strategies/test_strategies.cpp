@@ -1,8 +1,8 @@
 // Strategies make weights from label roles: hand-computed expectations.
 #include <catch2/catch.hpp>
 
-#include "harness/batching.hpp"
-#include "harness/errors.hpp"
+#include "harness/train/batching.hpp"
+#include "harness/core/errors.hpp"
 #include "strategies/labels.hpp"
 #include "strategies/registry.hpp"
 #include "tests/test_helpers.hpp"

@@ -1,0 +1,435 @@
+#include "harness/cli/cli.hpp"
+
+#include <cstdio>
+#include <filesystem>
+#include <tuple>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <c10/util/Exception.h>
+
+
+#include "harness/cli/bench.hpp"
+#include "harness/core/config.hpp"
+#include "harness/data/data.hpp"
+#include "harness/data/data_cache.hpp"
+#include "harness/cli/report_data.hpp"
+#include "harness/core/run_record.hpp"
+#include "harness/sweep/sweep.hpp"
+#include "reports/report.hpp"
+#include "harness/core/errors.hpp"
+#include "harness/cli/inspect.hpp"
+#include "harness/data/tokenizer_training.hpp"
+#include "harness/core/progress.hpp"
+#include "harness/data/tasks.hpp"
+#include "harness/train/run.hpp"
+#include "masklab_version.hpp"
+#include "strategies/registry.hpp"
+
+namespace po = boost::program_options;
+
+namespace masklab {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: masklab <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train        one training run under one strategy, with its run record\n"
+    "  sweep        every run of a sweep spec (resumable, parallel, shardable)\n"
+    "  report       statistics, CSVs and report.html for a sweep directory\n"
+    "  inspect      show which tokens each strategy trains on, token by token\n"
+    "  tokenizer    train a SentencePiece tokenizer on data (`tokenizer train`)\n"
+    "  bench        tokens/s, step time, peak memory and MFU of the training step\n"
+    "  strategies   list the loss-masking strategies and their parameters\n"
+    "  tasks        list the built-in tasks\n"
+    "  config       print the resolved config (defaults, --config, --set)\n"
+    "\n"
+    "`masklab <command> --help` describes each command.\n";
+
+// Parses a subcommand's options; --help prints the description and returns false.
+bool parse_options(const std::vector<std::string>& args, const po::options_description& options,
+                   const po::positional_options_description& positional, po::variables_map& vm,
+                   const std::string& usage) {
+  try {
+    po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
+  } catch (const po::error& e) {
+    throw UserError(std::string(e.what()) + " (see --help)");
+  }
+  if (vm.count("help")) {
+    std::cout << usage << "\n" << options << "\n";
+    return false;
+  }
+  try {
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UserError(std::string(e.what()) + " (see --help)");
+  }
+  return true;
+}
+
+// The options every command that builds a config shares.
+void add_config_options(po::options_description& options) {
+  options.add_options()
+      ("config", po::value<std::string>(), "YAML config file (keys as in `masklab config`)")
+      ("set", po::value<std::vector<std::string>>()->composing(), "override one key: --set section.key=value (repeatable)");
+}
+
+// Defaults, then --config, then each --set in order.
+Config resolve_config(const po::variables_map& vm) {
+  Config config;
+  if (vm.count("config")) load_config_file(config, vm["config"].as<std::string>());
+  if (vm.count("set")) {
+    for (const auto& assignment : vm["set"].as<std::vector<std::string>>()) apply_override(config, assignment);
+  }
+  return config;
+}
+
+std::string config_keys_help() {
+  std::string out = "config keys (--set key=value):\n";
+  for (const auto& k : config_keys()) out += fmt::format("  {:<24} {:<16} {}\n", k.key, k.type, k.help);
+  return out;
+}
+
+int cmd_train(const std::vector<std::string>& args) {
+  po::options_description options("train options");
+  options.add_options()("help,h", "show this help");
+  add_config_options(options);
+  options.add_options()
+      ("strategy", po::value<std::string>(), "strategy spec, e.g. completion_only, weighted:0.1 (see `masklab strategies`)")
+      ("seed", po::value<int>(), "run seed (initial weights, batch order, dropout)")
+      ("device", po::value<std::string>(), "auto | cpu | cuda | cuda:N (same as --set train.device=...)")
+      ("out", po::value<std::string>()->required(), "run directory for the record")
+      ("save-model", "also write the final weights to DIR/model.pt")
+      ("skip-invalid", "skip and count malformed data lines (same as --set data.skip_invalid=true)")
+      ("cache", po::value<std::string>(), "dataset cache directory (tokenized data keyed by content)");
+  po::variables_map vm;
+  const std::string usage =
+      "usage: masklab train [--config FILE.yaml] [--set key=value]... --strategy SPEC --seed N --out DIR\n"
+      "\n"
+      "Trains one model under one loss-masking strategy and writes DIR/config.yaml,\n"
+      "DIR/curve.jsonl, DIR/samples.jsonl and, last, DIR/metrics.json.\n"
+      "Exit status: 0 ok, 1 failed, 2 bad input, 3 diverged.\n\n" +
+      config_keys_help();
+  if (!parse_options(args, options, {}, vm, usage)) return 0;
+
+  Config config = resolve_config(vm);
+  if (vm.count("strategy")) config.strategy = vm["strategy"].as<std::string>();
+  if (vm.count("seed")) config.seed = vm["seed"].as<int>();
+  if (vm.count("device")) config.train.device = vm["device"].as<std::string>();
+  if (vm.count("skip-invalid")) config.data.skip_invalid = true;
+  validate(config);
+  make_strategy(config.strategy);  // a bad spec fails before any data work
+
+  Progress progress(Progress::stdout_is_terminal());
+  const Dataset dataset = load_dataset(config, vm.count("cache") ? vm["cache"].as<std::string>() : "");
+  progress.line(fmt::format("masklab train: strategy {}  seed {}  {} train / {} held-out examples  tasks {}",
+                            make_strategy(config.strategy)->spec(), config.seed, dataset.train.size(),
+                            dataset.eval.size(), fmt::join(dataset.tasks, ",")));
+  TrainOptions train_options;
+  train_options.out_dir = vm["out"].as<std::string>();
+  train_options.save_model = vm.count("save-model") > 0;
+  train_options.progress = &progress;
+  const auto metrics = train_run(config, dataset, train_options);
+
+  const std::string status = metrics["status"];
+  if (status == "ok") {
+    std::string per_task;
+    for (const auto& [task, m] : metrics["per_task"].items()) {
+      per_task += fmt::format("  {}={:.2f}", task, m["exact_match"].is_number() ? m["exact_match"].get<double>() : 0.0);
+    }
+    progress.line(fmt::format("done in {:.1f}s: held-out completion_nll {:.4f}  exact_match {:.3f} ({})",
+                              metrics["wall_seconds"].get<double>(), metrics["eval"]["completion_nll"].get<double>(),
+                              metrics["eval"]["exact_match"].get<double>(), per_task.substr(per_task.empty() ? 0 : 2)));
+    progress.line("record: " + train_options.out_dir + "/metrics.json");
+    return 0;
+  }
+  std::fprintf(stderr, "masklab: run %s: %s (recorded in %s/metrics.json)\n", status.c_str(),
+               metrics["error"].is_string() ? metrics["error"].get<std::string>().c_str() : "",
+               train_options.out_dir.c_str());
+  return status == "diverged" ? 3 : 1;
+}
+
+int cmd_sweep(const std::vector<std::string>& args) {
+  po::options_description options("sweep options");
+  options.add_options()("help,h", "show this help")
+      ("spec", po::value<std::string>()->required(), "sweep spec (YAML), e.g. experiments/quickstart.yaml")
+      ("out", po::value<std::string>()->required(), "sweep directory: DIR/runs/<id>/, DIR/sweep.json")
+      ("jobs", po::value<int>()->default_value(1), "runs at once; the CPU threads are divided between them")
+      ("shard", po::value<std::string>(), "K/N: run only the K-th of N deterministic parts (separate machines, array jobs)")
+      ("dry-run", "print the expanded runs and their state, run nothing")
+      ("retry-failed", "run again the runs recorded as failed");
+  po::positional_options_description positional;
+  positional.add("spec", 1);
+  po::variables_map vm;
+  const std::string usage =
+      "usage: masklab sweep SPEC.yaml --out DIR [--jobs N] [--shard K/N] [--dry-run]\n"
+      "\n"
+      "Expands the spec into runs (id = hash of the resolved config) and runs every\n"
+      "run without a DIR/runs/<id>/metrics.json: rerunning resumes. Exit status 0\n"
+      "when every run of the shard is ok, 1 otherwise, 2 for a bad spec.";
+  if (!parse_options(args, options, positional, vm, usage)) return 0;
+  const SweepSpec spec = load_sweep_spec(vm["spec"].as<std::string>());
+  SweepOptions o;
+  o.out_dir = vm["out"].as<std::string>();
+  o.jobs = vm["jobs"].as<int>();
+  if (o.jobs < 1) throw UserError("--jobs must be at least 1");
+  if (vm.count("shard")) std::tie(o.shard_k, o.shard_n) = parse_shard(vm["shard"].as<std::string>());
+  o.dry_run = vm.count("dry-run") > 0;
+  o.retry_failed = vm.count("retry-failed") > 0;
+  o.masklab_binary = std::filesystem::read_symlink("/proc/self/exe").string();
+  return run_sweep(spec, o);
+}
+
+int cmd_report(const std::vector<std::string>& args) {
+  po::options_description options("report options");
+  options.add_options()("help,h", "show this help")
+      ("dir", po::value<std::string>()->required(), "sweep directory written by `masklab sweep`")
+      ("baseline", po::value<std::string>(), "strategy the others are compared with (default: the spec's, else completion_only)")
+      ("plw-transform", po::value<std::string>()->default_value("log"), "x in the prompt-weight fit: log (log10(λ+0.001)) | quarter (λ^0.25) | linear")
+      ("out", po::value<std::string>(), "where to write the report (default: the sweep directory)");
+  po::positional_options_description positional;
+  positional.add("dir", 1);
+  po::variables_map vm;
+  const std::string usage =
+      "usage: masklab report DIR [--baseline completion_only] [--out REPORT_DIR]\n"
+      "\n"
+      "Writes runs.csv, summary.csv, comparisons.csv, plw_fit.csv (when the prompt\n"
+      "weight varies), report.html and figures/*.svg.";
+  if (!parse_options(args, options, positional, vm, usage)) return 0;
+  const std::string dir = vm["dir"].as<std::string>();
+  reports::ReportInputs inputs = reports::load_sweep(dir);
+  if (vm.count("baseline")) inputs.baseline = make_strategy(vm["baseline"].as<std::string>())->spec();
+  inputs.plw_transform = vm["plw-transform"].as<std::string>();
+  if (inputs.plw_transform != "log" && inputs.plw_transform != "quarter" && inputs.plw_transform != "linear") {
+    throw UserError("--plw-transform must be log, quarter or linear, got '" + inputs.plw_transform + "'");
+  }
+  add_data_views(inputs, dir);
+  const std::string out = vm.count("out") ? vm["out"].as<std::string>() : dir;
+  for (const auto& path : reports::write_report(inputs, out)) std::cout << path << "\n";
+  return 0;
+}
+
+int cmd_inspect(const std::vector<std::string>& args) {
+  po::options_description options("inspect options");
+  options.add_options()("help,h", "show this help")
+      ("data", po::value<std::string>()->required(), "JSONL file, or builtin:TASK[,TASK...]")
+      ("template", po::value<std::string>()->default_value("plain"), "plain | chatml | llama2 | alpaca | template.yaml")
+      ("tokenizer", po::value<std::string>()->default_value("byte"), "byte | SentencePiece .model")
+      ("format", po::value<std::string>()->default_value("auto"), "auto | prompt_completion | chat | alpaca | text")
+      ("strategy", po::value<std::vector<std::string>>()->composing(), "strategy to show (repeatable; default full and completion_only)")
+      ("n", po::value<int>()->default_value(3), "examples to show")
+      ("max-len", po::value<int>()->default_value(0), "truncate to this many tokens (0: no limit)")
+      ("truncation", po::value<std::string>()->default_value("left"), "left | skip")
+      ("skip-invalid", "skip and count malformed lines")
+      ("html", po::value<std::string>(), "also write the examples as an HTML page")
+      ("plain", "a token|role|weight table even on a terminal");
+  po::positional_options_description positional;
+  positional.add("data", 1);
+  po::variables_map vm;
+  const std::string usage =
+      "usage: masklab inspect DATA [--template T] [--tokenizer M] [--strategy S]... [--n 3] [--html FILE]\n"
+      "\n"
+      "Prints examples token by token with each strategy's weight (the weight of\n"
+      "predicting that token), in colour on a terminal, as token|role|weight\n"
+      "otherwise, then a summary: tokens per role, the prompt/completion length\n"
+      "ratio R_g, truncated and skipped examples.";
+  if (!parse_options(args, options, positional, vm, usage)) return 0;
+  InspectOptions o;
+  o.data = vm["data"].as<std::string>();
+  o.template_name = vm["template"].as<std::string>();
+  o.tokenizer = vm["tokenizer"].as<std::string>();
+  o.format = vm["format"].as<std::string>();
+  if (vm.count("strategy")) o.strategies = vm["strategy"].as<std::vector<std::string>>();
+  for (const auto& s : o.strategies) make_strategy(s);  // a bad spec fails before any output
+  o.n = vm["n"].as<int>();
+  o.max_len = vm["max-len"].as<int>();
+  o.truncation = vm["truncation"].as<std::string>();
+  if (o.truncation != "left" && o.truncation != "skip") throw UserError("--truncation must be left or skip");
+  o.skip_invalid = vm.count("skip-invalid") > 0;
+  if (vm.count("html")) o.html_path = vm["html"].as<std::string>();
+  o.colour = Progress::stdout_is_terminal() && !vm.count("plain");
+  run_inspect(o, std::cout);
+  return 0;
+}
+
+int cmd_tokenizer(const std::vector<std::string>& args) {
+  po::options_description options("tokenizer train options");
+  options.add_options()("help,h", "show this help")
+      ("action", po::value<std::string>()->required(), "train")
+      ("data", po::value<std::string>()->required(), "JSONL (any supported format) or a plain text file")
+      ("vocab", po::value<int>()->default_value(8000), "vocabulary size")
+      ("type", po::value<std::string>()->default_value("bpe"), "bpe | unigram")
+      ("out", po::value<std::string>()->required(), "the model file to write, e.g. tok.model")
+      ("user-symbols", po::value<std::string>(), "comma-separated strings kept as single tokens (e.g. <|im_start|>,<|im_end|>)");
+  po::positional_options_description positional;
+  positional.add("action", 1).add("data", 1);
+  po::variables_map vm;
+  const std::string usage =
+      "usage: masklab tokenizer train DATA --vocab N --type bpe|unigram --out tok.model\n"
+      "\n"
+      "Trains a SentencePiece model on the text of DATA (every message of a JSONL\n"
+      "file, or the lines of a text file), with <unk>=0 <s>=1 </s>=2 <pad>=3 and\n"
+      "byte fallback, so any UTF-8 text encodes. Use it with --set data.tokenizer=tok.model.";
+  if (!parse_options(args, options, positional, vm, usage)) return 0;
+  if (vm["action"].as<std::string>() != "train") throw UserError("tokenizer: unknown action '" + vm["action"].as<std::string>() + "' (expected train)");
+  const std::string type = vm["type"].as<std::string>();
+  if (type != "bpe" && type != "unigram") throw UserError("--type must be bpe or unigram, got '" + type + "'");
+  TokenizerTrainOptions o;
+  o.data = vm["data"].as<std::string>();
+  o.vocab_size = vm["vocab"].as<int>();
+  o.type = type;
+  o.out = vm["out"].as<std::string>();
+  if (vm.count("user-symbols")) o.user_symbols = vm["user-symbols"].as<std::string>();
+  const auto summary = train_tokenizer(o);
+  std::cout << summary << "\n";
+  return 0;
+}
+
+int cmd_bench(const std::vector<std::string>& args) {
+  po::options_description options("bench options");
+  options.add_options()("help,h", "show this help");
+  add_config_options(options);
+  options.add_options()
+      ("strategies", po::value<std::string>()->default_value("completion_only,full,weighted:0.1"), "comma-separated specs to measure")
+      ("steps", po::value<int>()->default_value(20), "timed optimizer steps per strategy")
+      ("warmup", po::value<int>()->default_value(3), "untimed steps first")
+      ("device", po::value<std::string>(), "auto | cpu | cuda | cuda:N")
+      ("export", po::value<std::string>(), "write initial weights, every step's examples and losses for bench/reference_train.py")
+      ("json", po::value<std::string>(), "also write the JSON result to this file")
+      ("profile", po::value<std::string>(), "write a Chrome trace of the timed steps to PREFIX.<strategy>.json");
+  po::variables_map vm;
+  const std::string usage =
+      "usage: masklab bench [--config FILE] [--set key=value]... [--strategies a,b] [--steps N] [--export DIR]\n"
+      "\n"
+      "Measures the real training step per strategy: tokens/s (all and loss-bearing),\n"
+      "step time, peak memory (RSS on CPU, the allocator's peak on CUDA) and MFU\n"
+      "(model FLOP/s over a square-matmul peak measured in the same process).\n"
+      "Prints JSON, then a one-line summary.";
+  if (!parse_options(args, options, {}, vm, usage)) return 0;
+  Config config = resolve_config(vm);
+  if (vm.count("device")) config.train.device = vm["device"].as<std::string>();
+  BenchOptions o;
+  o.strategies.clear();
+  std::stringstream list(vm["strategies"].as<std::string>());
+  for (std::string spec; std::getline(list, spec, ',');) {
+    // wit:0.5,1 has a comma of its own: glue a bare number back to the previous spec.
+    if (!o.strategies.empty() && !spec.empty() && (std::isdigit(static_cast<unsigned char>(spec[0])) || spec[0] == '.')) {
+      o.strategies.back() += "," + spec;
+    } else if (!spec.empty()) {
+      o.strategies.push_back(spec);
+    }
+  }
+  o.steps = vm["steps"].as<int>();
+  o.warmup_steps = vm["warmup"].as<int>();
+  if (vm.count("export")) o.export_dir = vm["export"].as<std::string>();
+  if (vm.count("profile")) o.profile = vm["profile"].as<std::string>();
+  const auto result = run_bench(config, o);
+  std::cout << result.dump(2) << "\n";
+  if (vm.count("json")) write_file_atomic(vm["json"].as<std::string>(), result.dump(2) + "\n");
+  std::string summary = fmt::format("bench {} ({} threads, matmul peak {:.1f} GFLOP/s):", result["device"].get<std::string>(),
+                                    result["threads"].get<int>(), result["matmul_peak_flops"].get<double>() / 1e9);
+  for (const auto& [spec, r] : result["strategies"].items()) {
+    summary += fmt::format("  {} {:.0f} tok/s ({:.0f} loss tok/s) {:.1f} ms/step mfu {:.1f}% step-mem {:.0f} MB", spec,
+                           r["tokens_per_second"].get<double>(), r["loss_tokens_per_second"].get<double>(),
+                           1e3 * r["step_seconds"].get<double>(), 100 * r["mfu"].get<double>(),
+                           r["step_memory_mb"].get<double>());
+  }
+  std::cout << summary << "\n";
+  return 0;
+}
+
+int cmd_strategies(const std::vector<std::string>& args) {
+  po::options_description options("strategies options");
+  options.add_options()("help,h", "show this help");
+  po::variables_map vm;
+  if (!parse_options(args, options, {}, vm, "usage: masklab strategies\n\nLists every registered strategy."))
+    return 0;
+  const auto& registry = StrategyRegistry::instance();
+  for (const auto& e : registry.entries()) {
+    std::string aliases;
+    for (const auto& a : e.aliases) aliases += (aliases.empty() ? " (alias: " : ", ") + a;
+    if (!aliases.empty()) aliases += ")";
+    std::cout << e.usage() << aliases << "\n    " << e.description << "\n";
+    for (const auto& p : e.params) {
+      std::string def;
+      if (p.default_value && !p.default_value->empty()) def = " [default " + *p.default_value + "]";
+      std::cout << fmt::format("    {:<10} {}{}\n", p.name, p.help, def);
+    }
+  }
+  std::cout << "\noptions for every strategy (key=value after the parameters):\n"
+               "    template=prompt|completion|zero   how template tokens weigh (default prompt)\n"
+               "    eos=all|last                      train every assistant turn's end marker, or only the last\n"
+               "\nexamples: weighted:0.1   wit:0.05,1   scheduled:1,0,cosine   completion_only:eos=last\n";
+  return 0;
+}
+
+int cmd_tasks(const std::vector<std::string>& args) {
+  po::options_description options("tasks options");
+  options.add_options()("help,h", "show this help");
+  po::variables_map vm;
+  if (!parse_options(args, options, {}, vm, "usage: masklab tasks\n\nLists the built-in tasks.")) return 0;
+  for (const auto& t : builtin_tasks()) {
+    std::cout << fmt::format("{:<8} {:<26} {}\n", t.name, t.shape, t.description);
+  }
+  return 0;
+}
+
+int cmd_config(const std::vector<std::string>& args) {
+  po::options_description options("config options");
+  options.add_options()("help,h", "show this help");
+  add_config_options(options);
+  po::variables_map vm;
+  const std::string usage = "usage: masklab config [--config FILE.yaml] [--set key=value]...\n\n"
+                            "Prints the resolved config as YAML.\n\n" + config_keys_help();
+  if (!parse_options(args, options, {}, vm, usage)) return 0;
+  const Config config = resolve_config(vm);
+  validate(config);
+  std::cout << to_yaml(config);
+  return 0;
+}
+
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version") {
+    std::cout << "masklab " << MASKLAB_VERSION << " (" << MASKLAB_GIT_SHA << "), LibTorch " << MASKLAB_LIBTORCH_VERSION << "\n";
+    return 0;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  using Command = int (*)(const std::vector<std::string>&);
+  const std::map<std::string, Command> commands = {
+      {"train", cmd_train}, {"sweep", cmd_sweep}, {"report", cmd_report}, {"inspect", cmd_inspect},
+      {"tokenizer", cmd_tokenizer}, {"bench", cmd_bench}, {"strategies", cmd_strategies}, {"tasks", cmd_tasks}, {"config", cmd_config}};
+  try {
+    auto it = commands.find(command);
+    if (it == commands.end()) {
+      throw UserError("unknown command '" + command + "' (commands: train, sweep, report, inspect, tokenizer, bench, strategies, tasks, config)");
+    }
+    return it->second(args);
+  } catch (const UserError& e) {
+    std::fprintf(stderr, "masklab: error: %s\n", e.what());
+    return e.exit_code();
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    std::fprintf(stderr, "masklab: internal error: %s\n", what.substr(0, what.find('\n')).c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "masklab: error: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace masklab

@@ -1,0 +1,348 @@
+#include "harness/core/config.hpp"
+
+#include <functional>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "harness/core/errors.hpp"
+
+namespace masklab {
+namespace {
+
+// Strict conversions: a YAML scalar to the field's type, or an error naming the key.
+template <class T>
+struct Convert;
+
+template <>
+struct Convert<int> {
+  static constexpr const char* kType = "integer";
+  static int from(const YAML::Node& n) { return n.as<int>(); }
+  static YAML::Node to(int v) { return YAML::Node(v); }
+};
+template <>
+struct Convert<double> {
+  static constexpr const char* kType = "number";
+  static double from(const YAML::Node& n) { return n.as<double>(); }
+  // Shortest text that reads back to the same double ("0.003", not "0.0030000000000000001").
+  static YAML::Node to(double v) { return YAML::Node(fmt::format("{}", v)); }
+};
+template <>
+struct Convert<bool> {
+  static constexpr const char* kType = "boolean";
+  static bool from(const YAML::Node& n) { return n.as<bool>(); }
+  static YAML::Node to(bool v) { return YAML::Node(v); }
+};
+template <>
+struct Convert<std::string> {
+  static constexpr const char* kType = "string";
+  static std::string from(const YAML::Node& n) {
+    if (n.IsNull()) return "";
+    if (!n.IsScalar()) throw YAML::BadConversion(n.Mark());
+    return n.as<std::string>();
+  }
+  static YAML::Node to(const std::string& v) { return YAML::Node(v); }
+};
+template <>
+struct Convert<std::vector<std::string>> {
+  static constexpr const char* kType = "list of strings";
+  static std::vector<std::string> from(const YAML::Node& n) {
+    std::vector<std::string> out;
+    if (n.IsSequence()) {
+      for (const auto& item : n) out.push_back(Convert<std::string>::from(item));
+      return out;
+    }
+    // "a,b,c" on the command line.
+    std::stringstream ss(Convert<std::string>::from(n));
+    for (std::string item; std::getline(ss, item, ',');) {
+      if (!item.empty()) out.push_back(item);
+    }
+    return out;
+  }
+  static YAML::Node to(const std::vector<std::string>& v) {
+    YAML::Node n(YAML::NodeType::Sequence);
+    for (const auto& s : v) n.push_back(s);
+    n.SetStyle(YAML::EmitterStyle::Flow);
+    return n;
+  }
+};
+
+struct Field {
+  std::string key;
+  std::string type;
+  std::string help;
+  std::function<void(Config&, const YAML::Node&)> set;
+  std::function<YAML::Node(const Config&)> get;
+};
+
+template <class T>
+Field make_field(std::string key, std::string help, std::function<T&(Config&)> ref) {
+  Field f;
+  f.key = std::move(key);
+  f.type = Convert<T>::kType;
+  f.help = std::move(help);
+  f.set = [ref](Config& c, const YAML::Node& n) { ref(c) = Convert<T>::from(n); };
+  f.get = [ref](const Config& c) { return Convert<T>::to(ref(const_cast<Config&>(c))); };
+  return f;
+}
+
+#define MASKLAB_FIELD(KEY, MEMBER, HELP)                                                  \
+  make_field<std::decay_t<decltype(std::declval<Config&>().MEMBER)>>(                     \
+      KEY, HELP, [](Config& c) -> std::decay_t<decltype(c.MEMBER)>& { return c.MEMBER; })
+
+// Every config key, in the order config.yaml lists them.
+const std::vector<Field>& fields() {
+  static const std::vector<Field> kFields = {
+      MASKLAB_FIELD("strategy", strategy, "loss-masking strategy spec (see `masklab strategies`)"),
+      MASKLAB_FIELD("seed", seed, "run seed: initial weights, batch order, dropout"),
+      MASKLAB_FIELD("model.n_layers", model.n_layers, "transformer blocks"),
+      MASKLAB_FIELD("model.d_model", model.d_model, "residual width"),
+      MASKLAB_FIELD("model.n_heads", model.n_heads, "attention heads (must divide d_model)"),
+      MASKLAB_FIELD("model.d_ff", model.d_ff, "MLP hidden width; 0 = 4*d_model (gelu) or 8/3*d_model (swiglu)"),
+      MASKLAB_FIELD("model.max_seq_len", model.max_seq_len, "longest row the model accepts"),
+      MASKLAB_FIELD("model.mlp", model.mlp, "swiglu | gelu"),
+      MASKLAB_FIELD("model.tie_embeddings", model.tie_embeddings, "LM head shares the embedding matrix"),
+      MASKLAB_FIELD("model.dropout", model.dropout, "dropout on attention and MLP outputs"),
+      MASKLAB_FIELD("model.rope_theta", model.rope_theta, "RoPE base"),
+      MASKLAB_FIELD("model.init_std", model.init_std, "std of the normal initialization"),
+      MASKLAB_FIELD("model.init_from", model.init_from, "start from model.pt saved by --save-model"),
+      MASKLAB_FIELD("model.vocab_size", model.vocab_size, "embedding rows; 0 = the tokenizer's, larger pads (e.g. 32768)"),
+      MASKLAB_FIELD("train.steps", train.steps, "optimizer steps"),
+      MASKLAB_FIELD("train.batch_size", train.batch_size, "examples per micro-batch"),
+      MASKLAB_FIELD("train.grad_accum", train.grad_accum, "micro-batches per optimizer step"),
+      MASKLAB_FIELD("train.lr", train.lr, "peak learning rate"),
+      MASKLAB_FIELD("train.min_lr_ratio", train.min_lr_ratio, "cosine decays to lr * min_lr_ratio"),
+      MASKLAB_FIELD("train.warmup_steps", train.warmup_steps, "linear warmup steps"),
+      MASKLAB_FIELD("train.weight_decay", train.weight_decay, "AdamW decay (not on norms or biases)"),
+      MASKLAB_FIELD("train.beta1", train.beta1, "AdamW beta1"),
+      MASKLAB_FIELD("train.beta2", train.beta2, "AdamW beta2"),
+      MASKLAB_FIELD("train.eps", train.eps, "AdamW epsilon"),
+      MASKLAB_FIELD("train.grad_clip", train.grad_clip, "max global gradient norm; 0 = off"),
+      MASKLAB_FIELD("train.eval_every", train.eval_every, "steps between eval points; 0 = end only"),
+      MASKLAB_FIELD("train.log_every", train.log_every, "steps between log lines"),
+      MASKLAB_FIELD("train.device", train.device, "auto | cpu | cuda | cuda:N"),
+      MASKLAB_FIELD("train.threads", train.threads, "intra-op CPU threads; 0 = all cores"),
+      MASKLAB_FIELD("data.tasks", data.tasks, "built-in tasks (see `masklab tasks`)"),
+      MASKLAB_FIELD("data.train_size", data.train_size, "training examples per built-in task"),
+      MASKLAB_FIELD("data.eval_size", data.eval_size, "held-out examples per built-in task"),
+      MASKLAB_FIELD("data.train_eval_size", data.train_eval_size, "train subset per task scored for the generalization gap"),
+      MASKLAB_FIELD("data.seed", data.seed, "data generation and split seed"),
+      MASKLAB_FIELD("data.train", data.train, "training JSONL (replaces the built-in tasks)"),
+      MASKLAB_FIELD("data.eval", data.eval, "held-out JSONL; empty = split by data.eval_fraction"),
+      MASKLAB_FIELD("data.eval_fraction", data.eval_fraction, "held-out fraction when data.eval is empty"),
+      MASKLAB_FIELD("data.format", data.format, "auto | prompt_completion | chat | alpaca | text"),
+      MASKLAB_FIELD("data.template", data.template_name, "chat template"),
+      MASKLAB_FIELD("data.tokenizer", data.tokenizer, "byte | path to a SentencePiece .model"),
+      MASKLAB_FIELD("data.max_len", data.max_len, "longest example in tokens; 0 = model.max_seq_len"),
+      MASKLAB_FIELD("data.truncation", data.truncation, "left (drop prompt from the left) | skip"),
+      MASKLAB_FIELD("data.skip_invalid", data.skip_invalid, "skip and count malformed lines"),
+      MASKLAB_FIELD("data.packing", data.packing, "pack examples into rows (block-diagonal attention); false = pad"),
+      MASKLAB_FIELD("data.bucketing", data.bucketing, "without packing: batch similar lengths together"),
+      MASKLAB_FIELD("data.pack_len", data.pack_len, "packed row length; 0 = longest example of the micro-batch"),
+      MASKLAB_FIELD("loss.normalization", loss.normalization, "weight_sum | token_count | sequence"),
+      MASKLAB_FIELD("loss.chunk_size", loss.chunk_size, "LM-head rows per cross-entropy chunk; 0 = fit 32 MiB of logits"),
+      MASKLAB_FIELD("eval.batch_size", eval.batch_size, "examples per eval forward pass"),
+      MASKLAB_FIELD("eval.samples", eval.samples, "held-out examples per task decoded into samples.jsonl"),
+  };
+  return kFields;
+}
+#undef MASKLAB_FIELD
+
+const Field* find_field(const std::string& key) {
+  for (const auto& f : fields()) {
+    if (f.key == key) return &f;
+  }
+  return nullptr;
+}
+
+std::string keys_of_section(const std::string& section) {
+  std::string out;
+  for (const auto& f : fields()) {
+    if (f.key.rfind(section + ".", 0) == 0) {
+      out += (out.empty() ? "" : ", ") + f.key.substr(section.size() + 1);
+    }
+  }
+  return out;
+}
+
+[[noreturn]] void unknown_key(const std::string& key, const std::string& origin) {
+  const size_t dot = key.find('.');
+  const std::string section = dot == std::string::npos ? "" : key.substr(0, dot);
+  std::string valid = section.empty() ? "" : keys_of_section(section);
+  if (valid.empty()) valid = "strategy, seed, model.*, train.*, data.*, loss.*, eval.*";
+  throw UserError(fmt::format("{}: unknown config key '{}' (valid: {})", origin, key, valid));
+}
+
+void set_field(Config& config, const std::string& key, const YAML::Node& value,
+               const std::string& origin) {
+  const Field* f = find_field(key);
+  if (!f) unknown_key(key, origin);
+  try {
+    f->set(config, value);
+  } catch (const YAML::Exception&) {
+    std::string shown;
+    if (value.IsScalar()) shown = value.Scalar();
+    else shown = value.IsSequence() ? "a list" : value.IsMap() ? "a mapping" : "null";
+    throw UserError(fmt::format("{}: config key '{}' expects {}, got '{}'", origin, key, f->type, shown));
+  }
+}
+
+std::string where(const std::string& origin, const YAML::Node& node) {
+  if (node.Mark().is_null()) return origin;
+  return fmt::format("{}:{}", origin, node.Mark().line + 1);
+}
+
+}  // namespace
+
+void apply_yaml(Config& config, const YAML::Node& node, const std::string& origin) {
+  if (node.IsNull()) return;
+  if (!node.IsMap()) throw UserError(where(origin, node) + ": config must be a mapping of keys");
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    const YAML::Node& value = kv.second;
+    if (value.IsMap()) {
+      for (const auto& inner : value) {
+        set_field(config, key + "." + inner.first.as<std::string>(), inner.second,
+                  where(origin, inner.first));
+      }
+    } else {
+      set_field(config, key, value, where(origin, kv.first));
+    }
+  }
+}
+
+void load_config_file(Config& config, const std::string& path) {
+  YAML::Node node;
+  try {
+    node = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw UserError(path + ": cannot read config file");
+  } catch (const YAML::ParserException& e) {
+    throw error_at(path, e.mark.line + 1, "invalid YAML: " + e.msg);
+  }
+  apply_yaml(config, node, path);
+}
+
+void apply_value(Config& config, const std::string& key, const std::string& value_text,
+                 const std::string& origin) {
+  YAML::Node value;
+  try {
+    value = YAML::Load(value_text);
+  } catch (const YAML::ParserException&) {
+    value = YAML::Node(value_text);  // not YAML: take it as a plain string
+  }
+  set_field(config, key, value, origin);
+}
+
+void apply_node(Config& config, const std::string& key, const YAML::Node& value, const std::string& origin) {
+  set_field(config, key, value, origin);
+}
+
+void apply_override(Config& config, const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw UserError("--set '" + assignment + "': expected section.key=value");
+  }
+  const std::string key = assignment.substr(0, eq);
+  apply_value(config, key, assignment.substr(eq + 1), "--set " + key);
+}
+
+void validate(const Config& c) {
+  auto bad = [](const std::string& key, const std::string& why) {
+    return UserError("config key '" + key + "': " + why);
+  };
+  auto positive = [&](const std::string& key, double v) {
+    if (!(v > 0)) throw bad(key, fmt::format("must be positive, got {}", v));
+  };
+  auto non_negative = [&](const std::string& key, double v) {
+    if (!(v >= 0)) throw bad(key, fmt::format("must be >= 0, got {}", v));
+  };
+  positive("model.n_layers", c.model.n_layers);
+  positive("model.d_model", c.model.d_model);
+  positive("model.n_heads", c.model.n_heads);
+  non_negative("model.d_ff", c.model.d_ff);
+  positive("model.max_seq_len", c.model.max_seq_len);
+  if (c.model.d_model % c.model.n_heads != 0 || (c.model.d_model / c.model.n_heads) % 2 != 0) {
+    throw bad("model.n_heads", fmt::format("d_model {} must split into {} heads of even width (RoPE)",
+                                           c.model.d_model, c.model.n_heads));
+  }
+  if (c.model.mlp != "swiglu" && c.model.mlp != "gelu") {
+    throw bad("model.mlp", "must be swiglu or gelu, got '" + c.model.mlp + "'");
+  }
+  if (c.model.dropout < 0 || c.model.dropout >= 1) throw bad("model.dropout", "must be in [0, 1)");
+  positive("model.init_std", c.model.init_std);
+  non_negative("train.steps", c.train.steps);
+  positive("train.batch_size", c.train.batch_size);
+  positive("train.grad_accum", c.train.grad_accum);
+  positive("train.lr", c.train.lr);
+  non_negative("train.min_lr_ratio", c.train.min_lr_ratio);
+  non_negative("train.warmup_steps", c.train.warmup_steps);
+  non_negative("train.weight_decay", c.train.weight_decay);
+  non_negative("train.grad_clip", c.train.grad_clip);
+  non_negative("train.eval_every", c.train.eval_every);
+  positive("train.log_every", c.train.log_every);
+  non_negative("train.threads", c.train.threads);
+  if (c.train.beta1 < 0 || c.train.beta1 >= 1) throw bad("train.beta1", "must be in [0, 1)");
+  if (c.train.beta2 < 0 || c.train.beta2 >= 1) throw bad("train.beta2", "must be in [0, 1)");
+  const auto& d = c.train.device;
+  if (d != "auto" && d != "cpu" && d != "cuda" && d.rfind("cuda:", 0) != 0) {
+    throw bad("train.device", "must be auto, cpu, cuda or cuda:N, got '" + d + "'");
+  }
+  if (c.data.train.empty() && c.data.tasks.empty()) {
+    throw bad("data.tasks", "no data: list built-in tasks or set data.train");
+  }
+  positive("data.train_size", c.data.train_size);
+  positive("data.eval_size", c.data.eval_size);
+  non_negative("data.train_eval_size", c.data.train_eval_size);
+  if (c.data.eval_fraction <= 0 || c.data.eval_fraction >= 1) {
+    throw bad("data.eval_fraction", "must be in (0, 1)");
+  }
+  non_negative("data.max_len", c.data.max_len);
+  non_negative("data.pack_len", c.data.pack_len);
+  if (c.data.pack_len > c.model.max_seq_len) {
+    throw bad("data.pack_len", fmt::format("{} exceeds model.max_seq_len {}", c.data.pack_len, c.model.max_seq_len));
+  }
+  if (c.data.max_len > c.model.max_seq_len) {
+    throw bad("data.max_len", fmt::format("{} exceeds model.max_seq_len {}", c.data.max_len,
+                                          c.model.max_seq_len));
+  }
+  if (c.data.truncation != "left" && c.data.truncation != "skip") {
+    throw bad("data.truncation", "must be left or skip, got '" + c.data.truncation + "'");
+  }
+  const auto& n = c.loss.normalization;
+  if (n != "weight_sum" && n != "token_count" && n != "sequence") {
+    throw bad("loss.normalization", "must be weight_sum, token_count or sequence, got '" + n + "'");
+  }
+  non_negative("loss.chunk_size", c.loss.chunk_size);
+  non_negative("model.vocab_size", c.model.vocab_size);
+  positive("eval.batch_size", c.eval.batch_size);
+  non_negative("eval.samples", c.eval.samples);
+}
+
+YAML::Node to_yaml_node(const Config& config) {
+  YAML::Node root(YAML::NodeType::Map);
+  for (const auto& f : fields()) {
+    const size_t dot = f.key.find('.');
+    if (dot == std::string::npos) {
+      root[f.key] = f.get(config);
+    } else {
+      root[f.key.substr(0, dot)][f.key.substr(dot + 1)] = f.get(config);
+    }
+  }
+  return root;
+}
+
+std::string to_yaml(const Config& config) {
+  YAML::Emitter out;
+  out << to_yaml_node(config);
+  return std::string(out.c_str()) + "\n";
+}
+
+std::vector<ConfigKeyHelp> config_keys() {
+  std::vector<ConfigKeyHelp> out;
+  for (const auto& f : fields()) out.push_back({f.key, f.type, f.help});
+  return out;
+}
+
+}  // namespace masklab

@@ -1,0 +1,24 @@
+#include "harness/core/roles.hpp"
+
+#include <array>
+#include <cctype>
+#include <string>
+
+namespace masklab {
+namespace {
+constexpr std::array<const char*, kNumRoles> kRoleNames = {
+    "system", "user", "assistant", "template", "eos", "pad"};
+}
+
+const char* role_name(Role role) { return kRoleNames.at(static_cast<int>(role)); }
+
+std::optional<Role> role_from_name(std::string_view name) {
+  std::string lower;
+  for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (int i = 0; i < kNumRoles; ++i) {
+    if (lower == kRoleNames[i]) return static_cast<Role>(i);
+  }
+  return std::nullopt;
+}
+
+}  // namespace masklab

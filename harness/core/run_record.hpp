@@ -1,0 +1,35 @@
+#pragma once
+// The run record in DIR: config.yaml, curve.jsonl, metrics.json (written last,
+// atomically: its presence means the run finished), samples.jsonl and, with
+// --save-model, model.pt. Nothing is lost (invariant 8): every file is
+// written to a temporary name and renamed into place.
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/core/atomic_file.hpp"
+
+namespace masklab {
+
+nlohmann::json read_json_file(const std::string& path);  // throws UserError naming the file
+
+std::string iso_time_now();  // UTC, "2026-11-29T12:00:00Z"
+
+// Where and with what this run ran: version, git sha, LibTorch, device, threads.
+nlohmann::json provenance(const std::string& device, int threads);
+
+// curve.jsonl: one JSON object per eval point, each line flushed as written.
+class CurveWriter {
+ public:
+  explicit CurveWriter(const std::string& path);
+  void append(const nlohmann::json& point);
+
+ private:
+  std::ofstream out_;
+};
+
+// Looks up "a.b.c" in nested objects, or the literal key "a.b.c"; null if absent.
+nlohmann::json lookup_dotted(const nlohmann::json& root, const std::string& dotted);
+
+}  // namespace masklab

@@ -1,0 +1,186 @@
+#include "harness/data/data_cache.hpp"
+
+#include <array>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "harness/core/hashing.hpp"
+#include "harness/core/run_record.hpp"
+
+namespace masklab {
+namespace {
+
+// Bump when the tokenized format or the tokenization rules change.
+constexpr std::uint32_t kCacheVersion = 2;
+constexpr char kMagic[4] = {'M', 'L', 'D', 'S'};
+
+void hash_file(Fnv1a& h, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  h.add(path);
+  if (!in) return;  // a missing file fails later, in the build, with a proper message
+  char buf[1 << 16];
+  while (in.read(buf, sizeof(buf)) || in.gcount() > 0) h.add(buf, static_cast<size_t>(in.gcount()));
+}
+
+class Writer {
+ public:
+  template <class T>
+  void pod(const T& v) { out_.write(reinterpret_cast<const char*>(&v), sizeof(T)); }
+  void str(const std::string& s) {
+    pod<std::uint64_t>(s.size());
+    out_.write(s.data(), static_cast<std::streamsize>(s.size()));
+  }
+  template <class T>
+  void vec(const std::vector<T>& v) {
+    pod<std::uint64_t>(v.size());
+    out_.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(T)));
+  }
+  std::string bytes() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string bytes) : data_(std::move(bytes)) {}
+  template <class T>
+  T pod() {
+    T v{};
+    take(&v, sizeof(T));
+    return v;
+  }
+  std::string str() {
+    std::string s(checked_size(pod<std::uint64_t>(), 1), '\0');
+    take(s.data(), s.size());
+    return s;
+  }
+  template <class T>
+  std::vector<T> vec() {
+    std::vector<T> v(checked_size(pod<std::uint64_t>(), sizeof(T)));
+    take(v.data(), v.size() * sizeof(T));
+    return v;
+  }
+
+ private:
+  size_t checked_size(std::uint64_t n, size_t element) const {
+    if (n > (data_.size() - pos_) / element) throw std::runtime_error("truncated dataset cache");
+    return static_cast<size_t>(n);
+  }
+  void take(void* dst, size_t n) {
+    if (n > data_.size() - pos_) throw std::runtime_error("truncated dataset cache");
+    std::memcpy(dst, data_.data() + pos_, n);
+    pos_ += n;
+  }
+  std::string data_;
+  size_t pos_ = 0;
+};
+
+void write_examples(Writer& w, const std::vector<TokenizedExample>& examples) {
+  w.pod<std::uint64_t>(examples.size());
+  for (const auto& e : examples) {
+    w.vec(e.ids);
+    w.vec(e.roles);
+    w.vec(e.flags);
+    w.pod(e.completion_begin);
+    w.pod(e.completion_end);
+    w.pod(e.task);
+  }
+}
+
+std::string serialize(const Dataset& ds) {
+  Writer w;
+  w.pod(kMagic);
+  w.pod(kCacheVersion);
+  w.str(ds.tokenizer->fingerprint());
+  w.str(ds.fingerprint);
+  w.pod<std::uint64_t>(ds.tasks.size());
+  for (const auto& t : ds.tasks) w.str(t);
+  write_examples(w, ds.train);
+  write_examples(w, ds.eval);
+  w.vec(ds.train_eval);
+  const auto& s = ds.stats;
+  for (long v : {s.load.lines, s.load.invalid_skipped, s.truncation.truncated, s.truncation.skipped_too_long,
+                 s.truncation.earlier_turn_tokens_dropped, s.truncation.straddling_tokens}) {
+    w.pod<std::int64_t>(v);
+  }
+  return w.bytes();
+}
+
+// Fills everything but the tokenizer and template; false when the bytes are not a valid entry.
+bool deserialize(const std::string& bytes, Dataset& ds) {
+  try {
+    Reader r(bytes);
+    const auto magic = r.pod<std::array<char, 4>>();
+    if (std::memcmp(magic.data(), kMagic, 4) != 0 || r.pod<std::uint32_t>() != kCacheVersion) return false;
+    if (r.str() != ds.tokenizer->fingerprint()) return false;
+    ds.fingerprint = r.str();
+    ds.tasks.resize(r.pod<std::uint64_t>());
+    for (auto& t : ds.tasks) t = r.str();
+    for (auto* split : {&ds.train, &ds.eval}) {
+      split->resize(r.pod<std::uint64_t>());
+      for (auto& e : *split) {
+        e.ids = r.vec<std::int32_t>();
+        e.roles = r.vec<std::uint8_t>();
+        e.flags = r.vec<std::uint8_t>();
+        e.completion_begin = r.pod<std::int32_t>();
+        e.completion_end = r.pod<std::int32_t>();
+        e.task = r.pod<std::int32_t>();
+      }
+    }
+    ds.train_eval = r.vec<std::int32_t>();
+    auto& s = ds.stats;
+    for (long* v : {&s.load.lines, &s.load.invalid_skipped, &s.truncation.truncated, &s.truncation.skipped_too_long,
+                    &s.truncation.earlier_turn_tokens_dropped, &s.truncation.straddling_tokens}) {
+      *v = r.pod<std::int64_t>();
+    }
+    return true;
+  } catch (const std::runtime_error&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+std::string dataset_cache_key(const Config& config) {
+  Fnv1a h;
+  h.add_value(kCacheVersion);
+  YAML::Emitter data_yaml;
+  data_yaml << to_yaml_node(config)["data"];
+  h.add(data_yaml.c_str());
+  h.add_value(config.model.max_seq_len);
+  const auto& d = config.data;
+  if (!d.train.empty()) hash_file(h, d.train);
+  if (!d.eval.empty()) hash_file(h, d.eval);
+  if (d.tokenizer != "byte" && !d.tokenizer.empty()) hash_file(h, d.tokenizer);
+  if (std::filesystem::is_regular_file(d.template_name)) hash_file(h, d.template_name);
+  return h.hex();
+}
+
+Dataset load_dataset(const Config& config, const std::string& cache_dir, bool* from_cache) {
+  if (from_cache) *from_cache = false;
+  if (cache_dir.empty()) return build_dataset(config);
+  const std::string path = cache_dir + "/" + dataset_cache_key(config) + ".mlds";
+  if (std::filesystem::exists(path)) {
+    Dataset ds;
+    ds.tokenizer = make_tokenizer(config.data.tokenizer);
+    ds.chat_template = load_template(config.data.template_name);
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    if (deserialize(bytes.str(), ds)) {
+      if (from_cache) *from_cache = true;
+      return ds;
+    }
+  }
+  Dataset ds = build_dataset(config);
+  std::filesystem::create_directories(cache_dir);
+  write_file_atomic(path, serialize(ds));  // concurrent runs write the same bytes; rename keeps it whole
+  return ds;
+}
+
+}  // namespace masklab

@@ -1,0 +1,20 @@
+#pragma once
+// Tokenized datasets cached on disk, keyed by a content hash of everything
+// that shapes them (data files, tokenizer, template, lengths, task settings),
+// so the runs of a sweep tokenize their data once.
+#include <string>
+
+#include "harness/core/config.hpp"
+#include "harness/data/data.hpp"
+
+namespace masklab {
+
+// The cache key for `config`'s data: hex digits.
+std::string dataset_cache_key(const Config& config);
+
+// The dataset for `config`: read from cache_dir/<key>.mlds when present and
+// valid, otherwise built and then stored there (atomically). An empty
+// cache_dir means no caching. *from_cache says which happened.
+Dataset load_dataset(const Config& config, const std::string& cache_dir, bool* from_cache = nullptr);
+
+}  // namespace masklab

@@ -1,0 +1,194 @@
+#include "harness/data/tasks.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <random>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#include "harness/core/errors.hpp"
+#include "harness/core/hashing.hpp"
+
+namespace masklab {
+namespace {
+
+// Portable draws: std::uniform_int_distribution differs between standard
+// libraries, and the data must not.
+class Draw {
+ public:
+  explicit Draw(std::uint64_t seed) : rng_(seed) {}
+  int between(int lo, int hi) {  // inclusive
+    return lo + static_cast<int>(rng_() % static_cast<std::uint64_t>(hi - lo + 1));
+  }
+  char letter() { return static_cast<char>('a' + between(0, 25)); }
+  std::string letters(int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s += letter();
+    return s;
+  }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+struct PromptCompletion {
+  std::string prompt;
+  std::string completion;
+};
+
+using Generator = std::function<PromptCompletion(Draw&)>;
+
+// Long prompt, short answer: find a key's value in a list of pairs.
+PromptCompletion lookup(Draw& d) {
+  constexpr size_t kPairs = 6;
+  std::vector<std::string> keys;
+  while (keys.size() < kPairs) {
+    std::string k = d.letters(2);
+    if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+  }
+  std::string prompt, answer;
+  const int target = d.between(0, kPairs - 1);
+  for (int i = 0; i < kPairs; ++i) {
+    const std::string value = fmt::format("{:03d}", d.between(0, 999));
+    prompt += keys[i] + "=" + value + " ";
+    if (i == target) answer = value;
+  }
+  prompt += "? " + keys[target];
+  return {prompt, answer};
+}
+
+// Long prompt, short answer: pick the n-th item of a list.
+PromptCompletion select(Draw& d) {
+  static const std::vector<std::string> kWords = {
+      "ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen", "ibis", "jay", "kiwi", "lark",
+      "mole", "newt", "owl", "pig", "quail", "rat", "seal", "toad", "vole", "wasp", "yak", "zebu",
+      "fig", "lime", "plum", "pear", "sage", "date", "kale", "leek", "okra", "corn", "bean", "rice"};
+  const int n = d.between(6, 9);
+  std::vector<std::string> items;
+  while (static_cast<int>(items.size()) < n) {
+    const auto& w = kWords[d.between(0, static_cast<int>(kWords.size()) - 1)];
+    if (std::find(items.begin(), items.end(), w) == items.end()) items.push_back(w);
+  }
+  const int pick = d.between(1, n);
+  std::string prompt = fmt::format("item {} of:", pick);
+  for (const auto& w : items) prompt += " " + w;
+  return {prompt, items[pick - 1]};
+}
+
+// Short prompt, long answer: count from a to b.
+PromptCompletion count(Draw& d) {
+  const int start = d.between(0, 989);
+  const int n = d.between(3, 8);
+  std::string answer;
+  for (int i = 0; i < n; ++i) answer += (i ? " " : "") + std::to_string(start + i);
+  return {fmt::format("count {} to {}", start, start + n - 1), answer};
+}
+
+// Short prompt, long answer: run-length decode "a3b5" -> "aaabbbbb".
+PromptCompletion expand(Draw& d) {
+  const int runs = d.between(2, 5);
+  std::string prompt = "expand ", answer;
+  char previous = 0;
+  for (int i = 0; i < runs; ++i) {
+    char c;
+    do c = d.letter(); while (c == previous);
+    previous = c;
+    const int times = d.between(1, 9);
+    prompt += fmt::format("{}{}", c, times);
+    answer += std::string(static_cast<size_t>(times), c);
+  }
+  return {prompt, answer};
+}
+
+// Similar lengths: reverse a string.
+PromptCompletion reverse(Draw& d) {
+  const std::string s = d.letters(d.between(4, 10));
+  return {"reverse " + s, std::string(s.rbegin(), s.rend())};
+}
+
+// Similar lengths: sort the letters of a string.
+PromptCompletion sort(Draw& d) {
+  std::string s = d.letters(d.between(4, 10));
+  std::string sorted = s;
+  std::sort(sorted.begin(), sorted.end());
+  return {"sort " + s, sorted};
+}
+
+// Similar lengths: add two numbers.
+PromptCompletion add(Draw& d) {
+  auto number = [&] {
+    const int digits = d.between(1, 4);
+    int lo = 1;
+    for (int i = 1; i < digits; ++i) lo *= 10;
+    return d.between(digits == 1 ? 0 : lo, lo * 10 - 1);
+  };
+  const int a = number(), b = number();
+  return {fmt::format("add {}+{}", a, b), std::to_string(a + b)};
+}
+
+struct TaskEntry {
+  TaskInfo info;
+  Generator generate;
+};
+
+const std::vector<TaskEntry>& entries() {
+  static const std::vector<TaskEntry> kEntries = {
+      {{"lookup", "long prompt, short answer", "value of a key among 6 pairs: 'ab=123 cd=456 ... ? cd' -> '456'"}, lookup},
+      {{"select", "long prompt, short answer", "n-th word of a list: 'item 2 of: owl fig yak ...' -> 'fig'"}, select},
+      {{"count", "short prompt, long answer", "'count 417 to 421' -> '417 418 419 420 421'"}, count},
+      {{"expand", "short prompt, long answer", "run-length decode: 'expand a3b2' -> 'aaabb'"}, expand},
+      {{"reverse", "similar lengths", "'reverse kxqm' -> 'mqxk'"}, reverse},
+      {{"sort", "similar lengths", "'sort dbca' -> 'abcd'"}, sort},
+      {{"add", "similar lengths", "'add 4821+937' -> '5758'"}, add},
+  };
+  return kEntries;
+}
+
+}  // namespace
+
+const std::vector<TaskInfo>& builtin_tasks() {
+  static const std::vector<TaskInfo> kInfos = [] {
+    std::vector<TaskInfo> out;
+    for (const auto& e : entries()) out.push_back(e.info);
+    return out;
+  }();
+  return kInfos;
+}
+
+TaskSplit generate_task(const std::string& name, int train_size, int eval_size, std::uint64_t seed) {
+  const TaskEntry* entry = nullptr;
+  std::string valid;
+  for (const auto& e : entries()) {
+    if (e.info.name == name) entry = &e;
+    valid += (valid.empty() ? "" : ", ") + e.info.name;
+  }
+  if (!entry) throw UserError("data.tasks: unknown task '" + name + "' (valid: " + valid + ")");
+
+  Draw draw(derive_seed(seed, "task:" + name));
+  std::unordered_set<std::string> seen_prompts;
+  TaskSplit split;
+  const long wanted = static_cast<long>(train_size) + eval_size;
+  long attempts = 0;
+  // Held-out examples come first, so they stay the same whatever train_size is.
+  while (static_cast<long>(split.eval.size() + split.train.size()) < wanted) {
+    if (++attempts > 50 * wanted + 1000) {
+      throw UserError(fmt::format("data.train_size: task '{}' has too few distinct prompts for {} "
+                                  "train + {} held-out examples",
+                                  name, train_size, eval_size));
+    }
+    PromptCompletion pc = entry->generate(draw);
+    if (!seen_prompts.insert(pc.prompt).second) continue;
+    const bool to_eval = static_cast<int>(split.eval.size()) < eval_size;
+    auto& bucket = to_eval ? split.eval : split.train;
+    Example ex;
+    ex.task = name;
+    ex.origin = fmt::format("task:{}#{}", name, bucket.size());
+    ex.messages.push_back({Role::kUser, std::move(pc.prompt), "", true});
+    ex.messages.push_back({Role::kAssistant, std::move(pc.completion), "", true});
+    bucket.push_back(std::move(ex));
+  }
+  return split;
+}
+
+}  // namespace masklab

@@ -1,0 +1,58 @@
+#pragma once
+// Sweeps: a YAML spec (base config, a grid of factors, named conditions)
+// expands into runs; each run's id is a hash of its resolved config, so an
+// identical run is never done twice and a finished one is never redone.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/core/config.hpp"
+
+namespace masklab {
+
+struct SweepRun {
+  std::string id;       // 16 hex digits: hash of the resolved config (threads excluded)
+  Config config;        // the resolved config
+  std::vector<std::pair<std::string, std::string>> factors;  // factor -> value text, in spec order
+};
+
+struct SweepSpec {
+  std::string name;     // "name:" in the spec, else the file's stem
+  std::string path;
+  std::string text;     // the spec verbatim, for the report
+  std::string baseline = "completion_only";  // "baseline:" in the spec: what the report compares against
+  std::vector<std::string> factors;          // factor names in spec order (conditions first, then the grid)
+  std::vector<SweepRun> runs;                // in expansion order, duplicates removed
+};
+
+// Parses and expands a spec. Every run's config is validated and its
+// strategy parsed up front, so a bad key or spec fails before anything runs,
+// naming the spec file and line.
+SweepSpec load_sweep_spec(const std::string& path);
+
+// The run id of a config: every key but train.threads, which changes speed, not results.
+std::string run_id(const Config& config);
+
+// "K/N" -> the runs whose index i satisfies i % N == K-1; every run lands in exactly one shard.
+std::pair<int, int> parse_shard(const std::string& text);
+std::vector<const SweepRun*> shard_runs(const SweepSpec& spec, int k, int n);
+
+// DIR/sweep.json: what the report reads. Identical for every shard of a sweep.
+nlohmann::json sweep_manifest(const SweepSpec& spec);
+
+struct SweepOptions {
+  std::string out_dir;
+  int jobs = 1;                 // runs at once; CPU threads are divided between them
+  int shard_k = 1, shard_n = 1;
+  bool dry_run = false;
+  bool retry_failed = false;    // rerun runs recorded as failed (not diverged: that is a result)
+  std::string masklab_binary;   // the executable that runs each `masklab train`
+};
+
+// Runs every pending run of this shard (those without metrics.json) and
+// returns the process exit status: 0 when every run of the shard is ok.
+int run_sweep(const SweepSpec& spec, const SweepOptions& options);
+
+}  // namespace masklab

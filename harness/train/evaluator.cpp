@@ -1,0 +1,155 @@
+#include "harness/train/evaluator.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "harness/train/batching.hpp"
+#include "harness/train/loss.hpp"
+
+namespace masklab {
+namespace {
+
+struct Tally {
+  double completion_nll = 0, completion_correct = 0, prompt_nll = 0;
+  long completion_tokens = 0, prompt_tokens = 0, examples = 0, exact = 0;
+
+  void add(const Tally& o) {
+    completion_nll += o.completion_nll;
+    completion_correct += o.completion_correct;
+    prompt_nll += o.prompt_nll;
+    completion_tokens += o.completion_tokens;
+    prompt_tokens += o.prompt_tokens;
+    examples += o.examples;
+    exact += o.exact;
+  }
+
+  EvalMetrics metrics() const {
+    const double nan = std::nan("");
+    EvalMetrics m;
+    m.completion_tokens = completion_tokens;
+    m.prompt_tokens = prompt_tokens;
+    m.examples = examples;
+    m.completion_nll = completion_tokens ? completion_nll / completion_tokens : nan;
+    m.completion_ppl = std::exp(m.completion_nll);
+    m.completion_token_accuracy = completion_tokens ? completion_correct / completion_tokens : nan;
+    m.exact_match = examples ? static_cast<double>(exact) / examples : nan;
+    m.prompt_nll = prompt_tokens ? prompt_nll / prompt_tokens : nan;
+    return m;
+  }
+};
+
+bool is_completion(Role r) { return r == Role::kAssistant || r == Role::kEos; }
+bool is_prompt(Role r) { return r == Role::kUser || r == Role::kSystem; }
+
+}  // namespace
+
+nlohmann::json EvalMetrics::to_json() const {
+  // NaN (no tokens of a kind) is written as null, which JSON can hold.
+  auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
+  return {{"completion_nll", num(completion_nll)},
+          {"completion_ppl", num(completion_ppl)},
+          {"completion_token_accuracy", num(completion_token_accuracy)},
+          {"exact_match", num(exact_match)},
+          {"prompt_nll", num(prompt_nll)},
+          {"completion_tokens", completion_tokens},
+          {"prompt_tokens", prompt_tokens},
+          {"examples", examples}};
+}
+
+EvalResult evaluate(Transformer& model, const std::vector<const TokenizedExample*>& examples,
+                    std::size_t n_tasks, int pad_id, int batch_size, int64_t chunk_size,
+                    const torch::Device& device) {
+  const bool was_training = model->is_training();
+  model->eval();
+  torch::NoGradGuard no_grad;
+
+  // Similar lengths together: less padding, and the order is fixed by the data alone.
+  std::vector<size_t> order(examples.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return examples[a]->ids.size() < examples[b]->ids.size(); });
+
+  std::vector<Tally> tally(n_tasks);
+  for (size_t start = 0; start < order.size(); start += static_cast<size_t>(batch_size)) {
+    std::vector<const TokenizedExample*> group;
+    for (size_t i = start; i < std::min(order.size(), start + batch_size); ++i) group.push_back(examples[order[i]]);
+    const Batch batch = make_padded_batch(group, pad_id);
+    const int64_t B = batch.input_ids.size(0), T = batch.input_ids.size(1);
+
+    // Which positions to score, decided on the CPU from the labels alone.
+    const auto* role = batch.label_role.data_ptr<uint8_t>();
+    std::vector<int64_t> selected;
+    for (int64_t i = 0; i < B * T; ++i) {
+      const auto r = static_cast<Role>(role[i]);
+      if (is_completion(r) || is_prompt(r)) selected.push_back(i);
+    }
+    const auto index = torch::tensor(selected, torch::kLong);
+    const auto hidden = model->forward(batch.input_ids.to(device), batch.position_ids.to(device));  // (B, T, C)
+    const auto rows = hidden.reshape({B * T, -1}).index_select(0, index.to(device));               // (N, C)
+    const auto targets = batch.targets.flatten().index_select(0, index).to(device);
+    const TokenScores scores = score_tokens(rows, model->head_weight(), targets, chunk_size);
+    const auto nll = scores.nll.to(torch::kCPU).to(torch::kDouble);
+    const auto correct = scores.correct.to(torch::kCPU);
+    const auto* nll_p = nll.data_ptr<double>();
+    const auto* correct_p = correct.data_ptr<bool>();
+
+    std::vector<long> final_wrong(group.size(), 0);
+    for (size_t k = 0; k < selected.size(); ++k) {
+      const int64_t row = selected[k] / T, t = selected[k] % T;
+      const TokenizedExample& ex = *group[row];
+      Tally& tl = tally[ex.task];
+      if (is_completion(static_cast<Role>(role[selected[k]]))) {
+        tl.completion_nll += nll_p[k];
+        tl.completion_correct += correct_p[k];
+        ++tl.completion_tokens;
+        // Position t predicts token t+1: part of the final completion?
+        if (t + 1 >= ex.completion_begin && t + 1 < ex.completion_end && !correct_p[k]) ++final_wrong[row];
+      } else {
+        tl.prompt_nll += nll_p[k];
+        ++tl.prompt_tokens;
+      }
+    }
+    for (size_t row = 0; row < group.size(); ++row) {
+      Tally& tl = tally[group[row]->task];
+      ++tl.examples;
+      const bool has_completion = group[row]->completion_end > group[row]->completion_begin;
+      tl.exact += (has_completion && final_wrong[row] == 0) ? 1 : 0;
+    }
+  }
+
+  EvalResult result;
+  Tally all;
+  for (const auto& tl : tally) {
+    result.per_task.push_back(tl.metrics());
+    all.add(tl);
+  }
+  result.overall = all.metrics();
+  model->train(was_training);
+  return result;
+}
+
+std::vector<std::int32_t> greedy_decode(Transformer& model, const TokenizedExample& example, int max_new_tokens,
+                                        int eos_id, const torch::Device& device) {
+  const bool was_training = model->is_training();
+  model->eval();
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> context(example.ids.begin(), example.ids.begin() + example.completion_begin);
+  std::vector<std::int32_t> generated;
+  for (int step = 0; step < max_new_tokens; ++step) {
+    if (static_cast<int64_t>(context.size()) >= model->config.max_seq_len) break;
+    const int64_t T = static_cast<int64_t>(context.size());
+    const auto ids = torch::tensor(context, torch::kLong).view({1, T}).to(device);
+    const auto pos = torch::arange(T, torch::kLong).view({1, T}).to(device);
+    const auto last = model->forward(ids, pos).select(1, T - 1);                    // (1, C)
+    const auto logits = torch::matmul(last, model->head_weight().to(last.scalar_type()).t());  // (1, V)
+    const auto next = static_cast<std::int32_t>(logits.argmax(-1).item<int64_t>());
+    generated.push_back(next);
+    context.push_back(next);
+    if (next == eos_id) break;
+  }
+  model->train(was_training);
+  return generated;
+}
+
+}  // namespace masklab

@@ -1,0 +1,46 @@
+#pragma once
+// The evaluator: the same tokens, the same code, for every strategy
+// (invariant 6). It never sees the strategy.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "harness/data/data.hpp"
+#include "harness/train/model.hpp"
+
+namespace masklab {
+
+struct EvalMetrics {
+  double completion_nll = 0;             // mean NLL (nats) per completion token (assistant text + end marker)
+  double completion_ppl = 0;             // exp(completion_nll)
+  double completion_token_accuracy = 0;  // teacher-forced argmax == target over completion tokens
+  double exact_match = 0;                // fraction of examples whose greedy decoding reproduces the final completion
+  double prompt_nll = 0;                 // mean NLL per prompt token (user and system text)
+  long completion_tokens = 0;
+  long prompt_tokens = 0;
+  long examples = 0;
+
+  nlohmann::json to_json() const;
+};
+
+struct EvalResult {
+  EvalMetrics overall;                 // pooled over every token / example
+  std::vector<EvalMetrics> per_task;   // indexed like Dataset::tasks
+};
+
+// Scores `examples` with teacher forcing. Exact match is read off the same
+// pass: greedy decoding reproduces a reference exactly iff every reference
+// token is the argmax given the reference prefix, so no decoding loop is
+// needed (greedy_decode below checks the identity in the tests).
+EvalResult evaluate(Transformer& model, const std::vector<const TokenizedExample*>& examples,
+                    std::size_t n_tasks, int pad_id, int batch_size, int64_t chunk_size,
+                    const torch::Device& device);
+
+// Greedy decoding of the final completion: from ids[0, completion_begin),
+// up to max_new_tokens tokens or the tokenizer's EOS.
+std::vector<std::int32_t> greedy_decode(Transformer& model, const TokenizedExample& example, int max_new_tokens,
+                                        int eos_id, const torch::Device& device);
+
+}  // namespace masklab

@@ -1,0 +1,147 @@
+#include "harness/train/loss.hpp"
+
+#include "harness/core/errors.hpp"
+
+namespace masklab {
+
+Normalization parse_normalization(const std::string& name) {
+  if (name == "weight_sum") return Normalization::kWeightSum;
+  if (name == "token_count") return Normalization::kTokenCount;
+  if (name == "sequence") return Normalization::kSequence;
+  throw UserError("config key 'loss.normalization': must be weight_sum, token_count or sequence, got '" +
+                  name + "'");
+}
+
+std::vector<torch::Tensor> normalize_step(const std::vector<torch::Tensor>& weights,
+                                          const std::vector<torch::Tensor>& segment_ids,
+                                          Normalization normalization) {
+  std::vector<torch::Tensor> coeffs;
+  if (normalization == Normalization::kSequence) {
+    // Per example: w / Σ_t w; then one mean over every example of the step.
+    double examples = 0;
+    for (size_t m = 0; m < weights.size(); ++m) {
+      const auto w = weights[m].flatten();
+      const auto seg = segment_ids[m].flatten();
+      const auto valid = seg.ge(0);
+      const auto seg_index = seg.clamp_min(0);
+      const int64_t n_seg = seg.numel() == 0 ? 0 : seg.max().item<int64_t>() + 1;
+      const auto per_example = torch::zeros({std::max<int64_t>(n_seg, 1)}, torch::kDouble)
+                                   .index_add_(0, seg_index, w.to(torch::kDouble) * valid);
+      examples += per_example.gt(0).sum().item<double>();
+      const auto denom = per_example.index_select(0, seg_index);
+      auto c = torch::where(valid.logical_and(denom.gt(0)), w.to(torch::kDouble) / denom,
+                            torch::zeros_like(denom));
+      coeffs.push_back(c);
+    }
+    for (size_t m = 0; m < coeffs.size(); ++m) {
+      coeffs[m] = (examples > 0 ? coeffs[m] / examples : coeffs[m] * 0)
+                      .to(torch::kFloat)
+                      .view(weights[m].sizes());
+    }
+    return coeffs;
+  }
+  double denom = 0;
+  for (const auto& w : weights) {
+    denom += normalization == Normalization::kWeightSum ? w.sum(torch::kDouble).item<double>()
+                                                        : w.gt(0).sum().item<double>();
+  }
+  for (const auto& w : weights) {
+    coeffs.push_back(denom > 0 ? (w.to(torch::kDouble) / denom).to(torch::kFloat) : torch::zeros_like(w));
+  }
+  return coeffs;
+}
+
+LossRows select_loss_rows(const torch::Tensor& coeff, const torch::Tensor& targets) {
+  const auto flat = coeff.flatten();
+  LossRows rows;
+  rows.index = flat.gt(0).nonzero().flatten();  // (N), CPU: no device sync
+  rows.targets = targets.flatten().index_select(0, rows.index);
+  rows.coeff = flat.index_select(0, rows.index);
+  return rows;
+}
+
+int64_t resolve_chunk_size(int64_t requested, int64_t vocab_size) {
+  if (requested > 0) return requested;
+  constexpr int64_t kLogitsBudget = 8 * 1024 * 1024;  // fp32 elements: 32 MiB
+  return std::max<int64_t>(1, kLogitsBudget / std::max<int64_t>(1, vocab_size));
+}
+
+namespace {
+
+// Fused LM head + cross-entropy. The gradient of Σ c·NLL with respect to the
+// logits is c·(softmax − onehot): it is formed per chunk during the forward
+// pass and folded straight into dL/dh and dL/dW, so no (N, V) tensor lives
+// beyond one chunk. backward() only scales the saved gradients.
+struct FusedLinearCrossEntropy : public torch::autograd::Function<FusedLinearCrossEntropy> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor hidden, torch::Tensor head,
+                               torch::Tensor targets, torch::Tensor coeff, int64_t chunk_size) {
+    const auto cdt = hidden.scalar_type();
+    const auto head_c = head.to(cdt);                                  // (V, C)
+    auto grad_hidden = torch::empty_like(hidden);                      // (N, C)
+    auto grad_head = torch::zeros(head.sizes(), head.options().dtype(torch::kFloat));  // (V, C)
+    auto loss = torch::zeros({}, hidden.options().dtype(torch::kFloat));
+    const int64_t N = hidden.size(0);
+    for (int64_t start = 0; start < N; start += chunk_size) {
+      const int64_t n = std::min(chunk_size, N - start);
+      const auto h = hidden.narrow(0, start, n);                       // (n, C)
+      const auto y = targets.narrow(0, start, n).unsqueeze(1);         // (n, 1)
+      const auto c = coeff.narrow(0, start, n).to(torch::kFloat);      // (n)
+      const auto logits = torch::matmul(h, head_c.t()).to(torch::kFloat);  // (n, V)
+      const auto lse = torch::logsumexp(logits, 1, /*keepdim=*/true);       // (n, 1)
+      const auto nll = (lse - logits.gather(1, y)).squeeze(1);              // (n)
+      loss.add_((c * nll).sum());
+      auto g = torch::exp(logits - lse);                               // softmax (n, V)
+      g.scatter_add_(1, y, torch::full({n, 1}, -1.0f, g.options()));
+      g.mul_(c.unsqueeze(1));
+      const auto gc = g.to(cdt);
+      grad_hidden.narrow(0, start, n).copy_(torch::matmul(gc, head_c));
+      grad_head.add_(torch::matmul(gc.t(), h).to(torch::kFloat));
+    }
+    ctx->saved_data["grad_hidden"] = grad_hidden;
+    ctx->saved_data["grad_head"] = grad_head.to(head.scalar_type());
+    return loss;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grad_outputs) {
+    const auto go = grad_outputs[0];
+    const auto grad_hidden = ctx->saved_data["grad_hidden"].toTensor();
+    const auto grad_head = ctx->saved_data["grad_head"].toTensor();
+    return {grad_hidden * go.to(grad_hidden.scalar_type()), grad_head * go.to(grad_head.scalar_type()),
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor weighted_nll(const torch::Tensor& hidden, const torch::Tensor& head,
+                           const torch::Tensor& targets, const torch::Tensor& coeff, int64_t chunk_size) {
+  if (hidden.size(0) == 0) {
+    // Nothing carries weight this micro-batch: a zero that still joins the graph.
+    return (hidden.sum() * 0).to(torch::kFloat) + (head.sum() * 0).to(torch::kFloat);
+  }
+  return FusedLinearCrossEntropy::apply(hidden, head, targets, coeff, resolve_chunk_size(chunk_size, head.size(0)));
+}
+
+TokenScores score_tokens(const torch::Tensor& hidden, const torch::Tensor& head, const torch::Tensor& targets,
+                         int64_t chunk_size) {
+  torch::NoGradGuard no_grad;
+  chunk_size = resolve_chunk_size(chunk_size, head.size(0));
+  const auto head_c = head.to(hidden.scalar_type());
+  std::vector<torch::Tensor> nll_parts, correct_parts;
+  const int64_t N = hidden.size(0);
+  for (int64_t start = 0; start < N; start += chunk_size) {
+    const int64_t n = std::min(chunk_size, N - start);
+    const auto logits = torch::matmul(hidden.narrow(0, start, n), head_c.t()).to(torch::kFloat);  // (n, V)
+    const auto y = targets.narrow(0, start, n).unsqueeze(1);
+    nll_parts.push_back((torch::logsumexp(logits, 1, true) - logits.gather(1, y)).squeeze(1));
+    correct_parts.push_back(logits.argmax(1).eq(y.squeeze(1)));
+  }
+  if (nll_parts.empty()) {
+    return {torch::zeros({0}, hidden.options().dtype(torch::kFloat)),
+            torch::zeros({0}, hidden.options().dtype(torch::kBool))};
+  }
+  return {torch::cat(nll_parts), torch::cat(correct_parts)};
+}
+
+}  // namespace masklab

@@ -1,0 +1,38 @@
+#pragma once
+// One training run, as the CLI and the sweep runner see it: resolved config
+// + dataset -> run record. Free of LibTorch headers, so callers compile fast;
+// the job itself lives in trainer.hpp/.cpp.
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/core/config.hpp"
+#include "harness/data/data.hpp"
+#include "harness/core/progress.hpp"
+
+namespace masklab {
+
+// The compute thread count a run uses: train.threads, or every core.
+int resolve_threads(const Config& config);
+
+// Puts `threads` threads to work. Debian's LibTorch sends matmuls to
+// OpenBLAS (pthreads), which parallelizes them itself; LibTorch's own OpenMP
+// pool on top of it oversubscribes the cores (2-3x slower steps measured on
+// 2 cores, see docs/performance.md). So when OpenBLAS is present, it gets
+// the threads and LibTorch's intra-op pool one; otherwise LibTorch gets them.
+void apply_thread_policy(int threads);
+
+struct TrainOptions {
+  std::string out_dir;          // the run record goes here (created if missing)
+  bool save_model = false;      // write DIR/model.pt
+  Progress* progress = nullptr; // where to report; null = silent
+};
+
+// Runs the job and writes the record. Returns the contents of metrics.json.
+// A NaN/inf loss ends the run with status "diverged"; a runtime failure
+// (out of memory, a LibTorch error) with status "failed"; both are recorded
+// in metrics.json rather than thrown. Config and data errors found before
+// training starts throw UserError and write no metrics.json.
+nlohmann::json train_run(const Config& config, const Dataset& dataset, const TrainOptions& options);
+
+}  // namespace masklab

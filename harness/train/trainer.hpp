@@ -1,0 +1,74 @@
+#pragma once
+// The training job's LibTorch side: device, model, optimizer, the step
+// (batch -> weights -> forward -> loss -> backward -> update, in train_step()
+// in trainer.cpp). harness/run.hpp is its LibTorch-free face.
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "harness/train/batching.hpp"
+#include "harness/core/config.hpp"
+#include "harness/core/hashing.hpp"
+#include "harness/data/data.hpp"
+#include "harness/train/loss.hpp"
+#include "harness/train/model.hpp"
+#include "harness/core/progress.hpp"
+#include "harness/train/run.hpp"
+#include "strategies/strategy.hpp"
+
+namespace masklab {
+
+// "auto" -> CUDA when available; "cpu", "cuda", "cuda:N". UserError when CUDA
+// is asked for and absent.
+torch::Device resolve_device(const std::string& spec);
+
+// Everything a run's optimizer steps share, set up once from the config: the
+// same for every strategy but the strategy itself (invariant 3).
+struct TrainJob {
+  Config config;
+  std::unique_ptr<Strategy> strategy;
+  Normalization normalization = Normalization::kWeightSum;
+  torch::Device device = torch::kCPU;
+  int threads = 1;
+  Transformer model{nullptr};
+  std::string init_hash;  // hash of the initial weights, before any step
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<torch::Tensor> params;
+  std::unique_ptr<ExampleOrder> order;
+  Fnv1a order_hash;       // hash of every example index drawn, in order
+};
+
+// Validates the config, resolves the device and threads, seeds, builds and
+// initializes the model (or loads model.init_from), the optimizer and the
+// example order. Throws UserError for config problems.
+TrainJob make_train_job(const Config& config, const Dataset& dataset);
+
+struct StepResult {
+  torch::Tensor loss;            // the step's loss (scalar, on the device; no sync)
+  long long tokens_trained = 0;  // positions with nonzero weight
+  long long tokens_seen = 0;     // positions holding an example token
+  long long tokens_total = 0;    // positions including padding
+};
+
+// One optimizer step: the next batch_size * grad_accum examples, the
+// strategy's weights normalized over the step, forward and backward, clip,
+// AdamW with the scheduled learning rate.
+StepResult train_step(TrainJob& job, const Dataset& dataset, int step);
+
+struct StepLoss {
+  torch::Tensor loss;            // the step's loss (scalar, on the device; no sync)
+  long long tokens_trained = 0;  // positions with nonzero weight
+};
+
+// Steps 2 and 3 of a training step: the strategy's weights for every
+// micro-batch, normalized over the whole step, then forward and backward
+// micro-batch by micro-batch (gradients accumulate in the parameters).
+StepLoss forward_backward(Transformer& model, const std::vector<Batch>& micro_batches, const Strategy& strategy,
+                          Normalization normalization, double progress, int64_t chunk_size,
+                          const torch::Device& device);
+
+// Linear warmup to train.lr, then cosine decay to lr * min_lr_ratio.
+double learning_rate_at(const TrainConfig& train, int step);
+
+}  // namespace masklab

@@ -1,0 +1,38 @@
+// The benchmark's peer: bench/reference_train.py trains the identical job in
+// PyTorch (HF-style batches) and must see the same losses.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include "harness/core/run_record.hpp"
+#include "tests/test_helpers.hpp"
+
+using namespace masklab;
+
+TEST_CASE("the PyTorch reference matches masklab's loss over the first 20 steps", "[bench][python][parity]") {
+  test::TempDir dir;
+  const std::string tiny =
+      " --set model.n_layers=2 --set model.d_model=32 --set model.n_heads=2 --set model.max_seq_len=96"
+      " --set train.batch_size=8 --set train.threads=1 --set data.train_size=100 --set data.eval_size=8";
+  const auto bench = test::run_masklab("bench --steps 17 --warmup 3 --strategies completion_only,full,weighted:0.1"
+                                       " --set train.grad_accum=2 --export " + dir.file("export") + tiny);
+  INFO(bench.out);
+  REQUIRE(bench.exit_code == 0);
+  CHECK_THAT(bench.out, Catch::Contains("bench cpu"));
+  for (const char* strategy : {"completion_only", "full", "weighted_0.1"}) {
+    INFO(strategy);
+    const std::string sdir = dir.file("export/") + strategy;
+    const auto ref = test::run_shell("/usr/bin/python3 " MASKLAB_SOURCE_DIR "/bench/reference_train.py " + sdir +
+                                     " --out " + sdir + "/reference.json");
+    INFO(ref.out);
+    REQUIRE(ref.exit_code == 0);
+    const auto mine = read_json_file(sdir + "/masklab.json")["losses"];
+    const auto theirs = read_json_file(sdir + "/reference.json")["losses"];
+    REQUIRE(mine.size() == 20);
+    REQUIRE(theirs.size() == 20);
+    for (size_t i = 0; i < 20; ++i) {
+      INFO("step " << i << ": masklab " << mine[i].get<double>() << " reference " << theirs[i].get<double>());
+      CHECK(std::abs(mine[i].get<double>() - theirs[i].get<double>()) <= 1e-4 * std::abs(theirs[i].get<double>()));
+    }
+  }
+}

@@ -1,0 +1,79 @@
+// Config: one typed struct; YAML and --set fill it; errors name the key.
+#include <catch2/catch.hpp>
+
+#include <yaml-cpp/yaml.h>
+
+#include "harness/core/config.hpp"
+#include "harness/core/errors.hpp"
+#include "tests/test_helpers.hpp"
+
+using namespace masklab;
+
+TEST_CASE("YAML sections and --set overrides fill the typed config", "[config]") {
+  test::TempDir dir;
+  test::write_text(dir.file("c.yaml"),
+                   "strategy: weighted:0.1\n"
+                   "train:\n  steps: 7\n  lr: 0.01\n"
+                   "model:\n  mlp: gelu\n  tie_embeddings: false\n"
+                   "data:\n  tasks: [count, add]\n");
+  Config c;
+  load_config_file(c, dir.file("c.yaml"));
+  apply_override(c, "train.batch_size=5");
+  apply_override(c, "data.tasks=reverse,sort");
+  apply_override(c, "loss.normalization=sequence");
+  CHECK(c.strategy == "weighted:0.1");
+  CHECK(c.train.steps == 7);
+  CHECK(c.train.lr == 0.01);
+  CHECK(c.train.batch_size == 5);
+  CHECK(c.model.mlp == "gelu");
+  CHECK_FALSE(c.model.tie_embeddings);
+  CHECK(c.data.tasks == std::vector<std::string>{"reverse", "sort"});
+  CHECK(c.loss.normalization == "sequence");
+}
+
+TEST_CASE("the resolved config round-trips through config.yaml exactly", "[config]") {
+  Config c;
+  c.train.lr = 0.003;
+  c.model.dropout = 0.1;
+  c.data.tasks = {"add"};
+  c.strategy = "scheduled:1,0,cosine";
+  const std::string yaml = to_yaml(c);
+  CHECK_THAT(yaml, Catch::Contains("lr: 0.003\n"));
+  Config back;
+  apply_yaml(back, YAML::Load(yaml), "config.yaml");
+  CHECK(to_yaml(back) == yaml);
+}
+
+TEST_CASE("unknown keys and wrong types are errors that name the key", "[config][errors]") {
+  Config c;
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "train.stpes=3"); }),
+             Catch::Contains("unknown config key 'train.stpes'") && Catch::Contains("steps"));
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "train.steps=abc"); }),
+             Catch::Contains("'train.steps' expects integer, got 'abc'"));
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "train.steps=1.5"); }), Catch::Contains("train.steps"));
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "model.tie_embeddings=maybe"); }),
+             Catch::Contains("model.tie_embeddings"));
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "nokey"); }), Catch::Contains("expected section.key=value"));
+
+  test::TempDir dir;
+  test::write_text(dir.file("bad.yaml"), "train:\n  steps: 3\n  warmup: 2\n");
+  CHECK_THAT(test::user_error_of([&] { load_config_file(c, dir.file("bad.yaml")); }),
+             Catch::Contains("bad.yaml:3: unknown config key 'train.warmup'"));
+  test::write_text(dir.file("broken.yaml"), "train:\n  steps: [3\n");
+  CHECK_THAT(test::user_error_of([&] { load_config_file(c, dir.file("broken.yaml")); }),
+             Catch::Contains("broken.yaml:") && Catch::Contains("invalid YAML"));
+}
+
+TEST_CASE("cross-field rules are checked", "[config][errors]") {
+  Config c;
+  c.model.d_model = 30;
+  c.model.n_heads = 4;
+  CHECK_THAT(test::user_error_of([&] { validate(c); }), Catch::Contains("model.n_heads"));
+  c = Config();
+  c.loss.normalization = "mean";
+  CHECK_THAT(test::user_error_of([&] { validate(c); }), Catch::Contains("loss.normalization"));
+  c = Config();
+  c.train.device = "tpu";
+  CHECK_THAT(test::user_error_of([&] { validate(c); }), Catch::Contains("train.device"));
+  CHECK_NOTHROW(validate(Config()));
+}

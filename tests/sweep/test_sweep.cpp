@@ -1,0 +1,165 @@
+// Sweeps: expansion, run ids, resume, interruption, shards, failures.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <set>
+
+#include "harness/core/errors.hpp"
+#include "harness/core/run_record.hpp"
+#include "harness/sweep/sweep.hpp"
+#include "tests/test_helpers.hpp"
+
+using namespace masklab;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kTinyBase =
+    "base:\n"
+    "  model: {n_layers: 1, d_model: 32, n_heads: 2, max_seq_len: 96}\n"
+    "  train: {steps: STEPS, eval_every: 0, threads: 1, batch_size: 4}\n"
+    "  data: {tasks: [count], train_size: 20, eval_size: 4, train_eval_size: 4}\n"
+    "  eval: {samples: 0}\n";
+
+std::string tiny_spec(int steps, const std::string& rest) {
+  std::string base = kTinyBase;
+  base.replace(base.find("STEPS"), 5, std::to_string(steps));
+  return base + rest;
+}
+
+
+fs::file_time_type mtime(const std::string& p) { return fs::last_write_time(p); }
+
+}  // namespace
+
+TEST_CASE("a spec expands into a stable, deduplicated list of runs", "[sweep]") {
+  test::TempDir dir;
+  test::write_text(dir.file("s.yaml"), tiny_spec(2,
+      "conditions:\n  regime:\n    small: {data: {train_size: 10}}\n    large: {data: {train_size: 30}}\n"
+      "grid:\n  strategy: [full, completion_only, \"weighted:0.1\", \"Weighted:0.10\"]\n  seed: [1, 2]\n"));
+  const SweepSpec a = load_sweep_spec(dir.file("s.yaml"));
+  const SweepSpec b = load_sweep_spec(dir.file("s.yaml"));
+  REQUIRE(a.runs.size() == 2 * 3 * 2);  // the two spellings of weighted:0.1 are one run
+  CHECK(a.factors == std::vector<std::string>{"regime", "strategy", "seed"});
+  for (size_t i = 0; i < a.runs.size(); ++i) CHECK(a.runs[i].id == b.runs[i].id);
+  std::set<std::string> ids;
+  for (const auto& r : a.runs) ids.insert(r.id);
+  CHECK(ids.size() == a.runs.size());
+  // Last factor fastest; values as the reports show them.
+  CHECK(a.runs[0].factors == std::vector<std::pair<std::string, std::string>>{{"regime", "small"}, {"strategy", "full"}, {"seed", "1"}});
+  CHECK(a.runs[5].factors[1].second == "weighted:0.1");
+  CHECK(a.runs[6].config.data.train_size == 30);
+
+  // Reordering the grid reorders the runs but keeps every id: ids come from configs.
+  test::write_text(dir.file("t.yaml"), tiny_spec(2,
+      "conditions:\n  regime:\n    large: {data: {train_size: 30}}\n    small: {data: {train_size: 10}}\n"
+      "grid:\n  seed: [2, 1]\n  strategy: [\"weighted:0.1\", completion_only, full]\n"));
+  std::set<std::string> reordered;
+  for (const auto& r : load_sweep_spec(dir.file("t.yaml")).runs) reordered.insert(r.id);
+  CHECK(reordered == ids);
+
+  // Threads change speed, not results: same id. Any other key: another id.
+  Config c = a.runs[0].config;
+  c.train.threads = 7;
+  CHECK(run_id(c) == a.runs[0].id);
+  c.train.lr *= 2;
+  CHECK(run_id(c) != a.runs[0].id);
+}
+
+TEST_CASE("bad specs fail before anything runs, naming the file and line", "[sweep][errors]") {
+  test::TempDir dir;
+  test::write_text(dir.file("a.yaml"), tiny_spec(2, "grid:\n  strategy: [full, \"weighted:abc\"]\n"));
+  CHECK_THAT(test::user_error_of([&] { load_sweep_spec(dir.file("a.yaml")); }),
+             Catch::Contains("a.yaml: run (strategy=weighted:abc): bad strategy"));
+  test::write_text(dir.file("b.yaml"), tiny_spec(2, "grid:\n  train.stpes: [1, 2]\n"));
+  CHECK_THAT(test::user_error_of([&] { load_sweep_spec(dir.file("b.yaml")); }),
+             Catch::Contains("b.yaml:7: unknown config key 'train.stpes'"));
+  test::write_text(dir.file("c.yaml"), tiny_spec(2, "gird:\n  seed: [1]\n"));
+  CHECK_THAT(test::user_error_of([&] { load_sweep_spec(dir.file("c.yaml")); }), Catch::Contains("c.yaml:6: unknown sweep key 'gird'"));
+  CHECK_THAT(test::user_error_of([&] { parse_shard("3/2"); }), Catch::Contains("--shard '3/2'"));
+}
+
+TEST_CASE("shards partition the runs: each run in exactly one", "[sweep][shard]") {
+  test::TempDir dir;
+  test::write_text(dir.file("s.yaml"), tiny_spec(2, "grid:\n  strategy: [full, completion_only, \"weighted:0.1\"]\n  seed: [1, 2, 3, 4, 5]\n"));
+  const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
+  for (int n = 1; n <= 6; ++n) {
+    std::multiset<std::string> covered;
+    for (int k = 1; k <= n; ++k) {
+      for (const auto* r : shard_runs(spec, k, n)) covered.insert(r->id);
+    }
+    CHECK(covered.size() == spec.runs.size());
+    for (const auto& r : spec.runs) CHECK(covered.count(r.id) == 1);
+  }
+}
+
+TEST_CASE("a sweep resumes: finished runs are skipped, missing ones run", "[sweep][resume]") {
+  test::TempDir dir;
+  test::write_text(dir.file("s.yaml"), tiny_spec(3, "grid:\n  strategy: [full, completion_only]\n  seed: [1, 2]\n"));
+  const std::string out = dir.file("out");
+  auto sweep = [&](const std::string& extra) {
+    return test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out + " --jobs 2" + extra);
+  };
+  const auto first = sweep("");
+  INFO(first.out);
+  REQUIRE(first.exit_code == 0);
+  const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
+  std::vector<fs::file_time_type> times;
+  for (const auto& r : spec.runs) times.push_back(mtime(out + "/runs/" + r.id + "/metrics.json"));
+  const auto manifest = read_json_file(out + "/sweep.json");
+  CHECK(manifest["runs"].size() == 4);
+  CHECK(manifest["factors"] == nlohmann::json({"strategy", "seed"}));
+
+  fs::remove(out + "/runs/" + spec.runs[2].id + "/metrics.json");
+  const auto second = sweep("");
+  INFO(second.out);
+  REQUIRE(second.exit_code == 0);
+  CHECK_THAT(second.out, Catch::Contains("4 runs, 3 done, 1 to run"));
+  for (size_t i = 0; i < spec.runs.size(); ++i) {
+    const auto t = mtime(out + "/runs/" + spec.runs[i].id + "/metrics.json");
+    if (i == 2) CHECK(t != times[i]);
+    else CHECK(t == times[i]);
+  }
+  // Every run shares one tokenized dataset from the sweep's cache.
+  CHECK(std::distance(fs::directory_iterator(out + "/cache"), fs::directory_iterator()) == 1);
+  const auto dry = sweep(" --dry-run");
+  CHECK_THAT(dry.out, Catch::Contains("(0 pending)"));
+}
+
+TEST_CASE("an interrupted sweep leaves no metrics.json for unfinished runs and redoes them", "[sweep][resume]") {
+  test::TempDir dir;
+  // Long enough that the interrupt lands mid-run.
+  test::write_text(dir.file("s.yaml"), tiny_spec(50000, "grid:\n  strategy: [full, completion_only]\n"));
+  const std::string out = dir.file("out");
+  const auto killed = test::run_shell("timeout --preserve-status -s INT 3 " MASKLAB_BINARY " sweep " + dir.file("s.yaml") + " --out " + out);
+  INFO(killed.out);
+  CHECK(killed.exit_code == 130);
+  CHECK_THAT(killed.out, Catch::Contains("sweep interrupted"));
+  const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
+  for (const auto& r : spec.runs) CHECK_FALSE(fs::exists(out + "/runs/" + r.id + "/metrics.json"));
+  // The next start runs both again.
+  const auto dry = test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out + " --dry-run");
+  CHECK_THAT(dry.out, Catch::Contains("(2 pending)"));
+}
+
+TEST_CASE("a failing run is recorded with its error and the sweep goes on", "[sweep][failures]") {
+  test::TempDir dir;
+  test::write_text(dir.file("s.yaml"), tiny_spec(2,
+      "conditions:\n  base:\n    fresh: {}\n    missing_base: {model: {init_from: " + dir.file("nope.pt") + "}}\n"
+      "grid:\n  strategy: [full]\n"));
+  const std::string out = dir.file("out");
+  const auto r = test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out);
+  INFO(r.out);
+  CHECK(r.exit_code == 1);
+  const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
+  const auto ok = read_json_file(out + "/runs/" + spec.runs[0].id + "/metrics.json");
+  const auto failed = read_json_file(out + "/runs/" + spec.runs[1].id + "/metrics.json");
+  CHECK(ok["status"] == "ok");
+  CHECK(failed["status"] == "failed");
+  CHECK_THAT(failed["error"].get<std::string>(), Catch::Contains("nope.pt"));
+  // Failed runs are done; --retry-failed runs them again.
+  CHECK_THAT(test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out + " --dry-run").out,
+             Catch::Contains("(0 pending)"));
+  CHECK_THAT(test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out + " --retry-failed").out,
+             Catch::Contains("1 to run"));
+}

@@ -1,0 +1,159 @@
+// The transformer: deterministic init, causality, block-diagonal packing,
+// saved weights, greedy decoding.
+#include <catch2/catch.hpp>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "harness/train/batching.hpp"
+#include "harness/core/errors.hpp"
+#include "harness/train/evaluator.hpp"
+#include "harness/train/model.hpp"
+#include "tests/test_helpers.hpp"
+
+using namespace masklab;
+
+namespace {
+ModelConfig tiny_model() { return test::tiny_config().model; }
+}  // namespace
+
+TEST_CASE("initialization is a function of the seed alone", "[model]") {
+  Transformer a(tiny_model(), 259), b(tiny_model(), 259), c(tiny_model(), 259);
+  a->initialize(1);
+  b->initialize(1);
+  c->initialize(2);
+  CHECK(parameters_hash(*a) == parameters_hash(*b));
+  CHECK(parameters_hash(*a) != parameters_hash(*c));
+  // Norm gains start at one; output projections are scaled down with depth.
+  const auto& blk = a->blocks[0]->as<Block>();
+  CHECK(blk->norm1->weight.eq(1).all().item<bool>());
+  CHECK(blk->attn->proj.std().item<double>() < blk->attn->qkv.std().item<double>());
+}
+
+TEST_CASE("attention is causal: a later token never changes an earlier position", "[model]") {
+  Transformer m(tiny_model(), 259);
+  m->initialize(3);
+  m->eval();
+  torch::NoGradGuard no_grad;
+  auto ids = torch::randint(256, {1, 12}, torch::kLong);
+  const auto pos = torch::arange(12, torch::kLong).view({1, 12});
+  const auto h1 = m->forward(ids, pos);
+  ids[0][9] = (ids[0][9].item<int64_t>() + 1) % 256;
+  const auto h2 = m->forward(ids, pos);
+  CHECK(torch::equal(h1.narrow(1, 0, 9), h2.narrow(1, 0, 9)));
+  CHECK_FALSE(torch::allclose(h1.narrow(1, 9, 1), h2.narrow(1, 9, 1)));
+}
+
+TEST_CASE("packed examples never see each other", "[model][packing]") {
+  Transformer m(tiny_model(), 259);
+  m->initialize(4);
+  m->eval();
+  torch::NoGradGuard no_grad;
+  const auto a = test::byte_example("reverse abc", "cba");
+  const auto b = test::byte_example("add 12+5", "17");
+  auto b_changed = b;
+  b_changed.ids[3] = 'x';
+  const Batch p1 = make_packed_batch({&a, &b}, 256, 96);
+  const Batch p2 = make_packed_batch({&a, &b_changed}, 256, 96);
+  REQUIRE(p1.input_ids.size(0) == 1);  // one row holds both
+  const auto h1 = m->forward(p1.input_ids, p1.position_ids, p1.segment_ids);
+  const auto h2 = m->forward(p2.input_ids, p2.position_ids, p2.segment_ids);
+  // Every position of example a is unchanged by editing example b.
+  const auto in_a = p1.segment_ids[0].eq(0);
+  CHECK(torch::equal(h1[0].index({in_a}), h2[0].index({in_a})));
+  // Positions restart per example and no label crosses the boundary.
+  const auto seg = p1.segment_ids[0];
+  const auto first_b = seg.eq(1).nonzero()[0].item<int64_t>();
+  CHECK(p1.position_ids[0][first_b].item<int64_t>() == 0);
+  CHECK(p1.label_role[0][first_b - 1].item<int>() == static_cast<int>(Role::kEos));
+}
+
+TEST_CASE("saved weights load back exactly; mismatches are named", "[model]") {
+  test::TempDir dir;
+  Transformer a(tiny_model(), 259);
+  a->initialize(5);
+  save_parameters(*a, dir.file("model.pt"));
+  Transformer b(tiny_model(), 259);
+  b->initialize(6);
+  load_parameters(*b, dir.file("model.pt"));
+  CHECK(parameters_hash(*a) == parameters_hash(*b));
+
+  ModelConfig wider = tiny_model();
+  wider.d_model = 64;
+  Transformer c(wider, 259);
+  try {
+    load_parameters(*c, dir.file("model.pt"));
+    FAIL("expected an error");
+  } catch (const UserError& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Contains("embed.weight") && Catch::Contains("259x32"));
+  }
+  test::write_text(dir.file("junk.pt"), "not a model");
+  CHECK_THROWS_AS(load_parameters(*b, dir.file("junk.pt")), UserError);
+}
+
+TEST_CASE("exact match from the teacher-forced pass equals real greedy decoding", "[model][eval]") {
+  Transformer m(tiny_model(), 259);
+  m->initialize(8);
+  for (int k = 0; k < 4; ++k) {
+    // Whatever the model decodes greedily becomes the reference: exact match must be 1.
+    auto ex = test::byte_example("count " + std::to_string(k) + " to 9", "x");
+    ex.ids.resize(ex.completion_begin);
+    ex.roles.resize(ex.completion_begin);
+    ex.flags.resize(ex.completion_begin);
+    const auto generated = greedy_decode(m, ex, 6, /*eos_id=*/-1, torch::kCPU);
+    REQUIRE(generated.size() == 6);
+    for (auto id : generated) {
+      ex.ids.push_back(id);
+      ex.roles.push_back(static_cast<uint8_t>(Role::kAssistant));
+      ex.flags.push_back(kFlagLastTurn);
+    }
+    ex.completion_end = static_cast<int32_t>(ex.ids.size());
+    ex.task = 0;
+    CHECK(evaluate(m, {&ex}, 1, 256, 8, 64, torch::kCPU).overall.exact_match == 1.0);
+    // Change any one reference token and it is no longer a greedy decoding.
+    for (int pos = 0; pos < 6; ++pos) {
+      auto wrong = ex;
+      auto& id = wrong.ids[wrong.completion_begin + pos];
+      id = (id + 1) % 256;
+      CHECK(evaluate(m, {&wrong}, 1, 256, 8, 64, torch::kCPU).overall.exact_match == 0.0);
+    }
+  }
+}
+
+TEST_CASE("the last block computed only at selected rows equals the full forward there", "[model][rows]") {
+  ModelConfig mc = tiny_model();
+  mc.n_layers = 2;
+  Transformer m(mc, 259);
+  m->initialize(9);
+  const auto a = test::byte_example("reverse abcdef", "fedcba");
+  const auto b = test::byte_example("add 12+5", "17");
+  const auto c = test::byte_example("count 3 to 9", "3 4 5 6 7 8 9");
+  for (bool packed : {false, true}) {
+    INFO("packed " << packed);
+    const Batch batch = packed ? make_packed_batch({&a, &b, &c}, 256, 0) : make_padded_batch({&a, &b, &c}, 256);
+    const auto seg = packed ? batch.segment_ids : torch::Tensor();
+    // Completion positions, as completion_only selects them.
+    const auto role = batch.label_role.flatten();
+    const auto rows = role.eq(static_cast<int>(Role::kAssistant)).logical_or(role.eq(static_cast<int>(Role::kEos)))
+                          .nonzero().flatten();
+    REQUIRE(rows.numel() > 0);
+    const auto full = m->forward(batch.input_ids, batch.position_ids, seg);
+    const auto expected = full.reshape({-1, full.size(-1)}).index_select(0, rows);
+    const auto got = m->forward(batch.input_ids, batch.position_ids, seg, rows);
+    CHECK(torch::allclose(got, expected, 1e-5, 1e-5));
+    // And the gradients agree.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+    const auto w = torch::empty({got.size(0), got.size(1)}).normal_(0, 1, gen);
+    m->zero_grad();
+    (expected * w).sum().backward();
+    std::vector<torch::Tensor> grads;
+    for (auto& p : m->parameters()) grads.push_back(p.grad().clone());
+    m->zero_grad();
+    (m->forward(batch.input_ids, batch.position_ids, seg, rows) * w).sum().backward();
+    size_t i = 0;
+    for (auto& p : m->parameters()) {
+      // Another order of the same float operations: equal up to rounding, relative to the gradient's scale.
+      const double scale = grads[i].abs().max().item<double>();
+      CHECK((p.grad() - grads[i++]).abs().max().item<double>() <= 1e-5 * scale + 1e-9);
+    }
+  }
+}
