@@ -20,6 +20,7 @@ class Scheduled final : public Strategy {
     return {/*prompt=*/start_ + (end_ - start_) * f, /*completion=*/1, /*earlier_completion=*/1,
             /*system=*/std::nullopt};
   }
+  std::string_view schedule() const override { return cosine_ ? "cosine" : "linear"; }
 
  private:
   double start_;

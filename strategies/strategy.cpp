@@ -4,6 +4,8 @@
 
 #include <array>
 
+#include <nlohmann/json.hpp>
+
 namespace masklab {
 
 at::Tensor Strategy::weights(const LabelView& labels) const {
@@ -38,6 +40,27 @@ at::Tensor Strategy::weights(const LabelView& labels) const {
   const auto masked = labels.flags.bitwise_and(kFlagMessageMasked).ne(0).flatten();
   w = w.masked_fill(masked, 0.0);
   return w.view(labels.role.sizes());  // (B, T)
+}
+
+namespace {
+nlohmann::json weights_json(const RoleWeights& rw) {
+  return {{"prompt", rw.prompt},
+          {"completion", rw.completion},
+          {"earlier_completion", rw.earlier_completion},
+          {"system", rw.system.value_or(rw.prompt)}};
+}
+}  // namespace
+
+nlohmann::json role_weights_record(const Strategy& strategy) {
+  const auto& options = strategy.options();
+  const char* template_as = options.template_as == StrategyOptions::TemplateAs::kPrompt       ? "prompt"
+                            : options.template_as == StrategyOptions::TemplateAs::kCompletion ? "completion"
+                                                                                              : "zero";
+  return {{"start", weights_json(strategy.role_weights(0.0))},
+          {"end", weights_json(strategy.role_weights(1.0))},
+          {"schedule", std::string(strategy.schedule())},
+          {"template", template_as},
+          {"eos", options.eos == StrategyOptions::EosPolicy::kAll ? "all" : "last"}};
 }
 
 std::string StrategyEntry::usage() const {

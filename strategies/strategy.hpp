@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "harness/core/roles.hpp"
 
 namespace at {
@@ -55,11 +57,21 @@ class Strategy {
   const StrategyOptions& options() const { return options_; }
 
   virtual RoleWeights role_weights(double progress) const = 0;
+  // How the weights move with training progress: "constant", or the shape
+  // of a schedule ("linear", "cosine"). Recorded with every run.
+  virtual std::string_view schedule() const { return "constant"; }
 
  private:
   std::string spec_;
   StrategyOptions options_;
 };
+
+// What a run records of its strategy, so that reports read numbers instead
+// of parsing specs: {"start": weights at the first step, "end": at the last,
+// "schedule", "template", "eos"}, each weights object holding "prompt",
+// "completion", "earlier_completion" and "system" (resolved: the prompt
+// weight when the strategy leaves it unset).
+nlohmann::json role_weights_record(const Strategy& strategy);
 
 // Parsed arguments of one spec: parameter name -> value, every declared
 // parameter present (defaults filled in).

@@ -199,7 +199,10 @@ nlohmann::json sweep_manifest(const SweepSpec& spec) {
   for (const auto& r : spec.runs) {
     nlohmann::json factors = nlohmann::json::object();
     for (const auto& [k, v] : r.factors) factors[k] = v;
-    runs.push_back({{"id", r.id}, {"dir", "runs/" + r.id}, {"factors", factors}});
+    runs.push_back({{"id", r.id},
+                    {"dir", "runs/" + r.id},
+                    {"factors", factors},
+                    {"role_weights", role_weights_record(*make_strategy(r.config.strategy))}});
   }
   return {{"name", spec.name},
           {"spec_path", spec.path},

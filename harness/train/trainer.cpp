@@ -382,6 +382,7 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
   metrics["status"] = status;
   metrics["error"] = error.empty() ? nlohmann::json() : nlohmann::json(error);
   metrics["strategy"] = job.strategy->spec();
+  metrics["role_weights"] = role_weights_record(*job.strategy);
   metrics["seed"] = config.seed;
   metrics["steps"] = steps_done;
   metrics["steps_planned"] = tc.steps;
