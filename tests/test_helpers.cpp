@@ -25,7 +25,7 @@ Config tiny_config() {
   c.train.eval_every = 4;
   c.train.log_every = 4;
   c.train.threads = 1;
-  c.train.device = "cpu";
+  c.train.device = {DeviceKind::kCpu, 0};
   c.data.tasks = {"count", "lookup"};
   c.data.train_size = 64;
   c.data.eval_size = 8;

@@ -89,7 +89,7 @@ void memory_end(const torch::Device& device, Memory& m) {
 double step_model_flops(const ModelConfig& c, int64_t vocab, const std::vector<int64_t>& example_positions,
                         long long loss_rows) {
   const double C = c.d_model, L = c.n_layers, F = static_cast<double>(resolved_d_ff(c));
-  const double mlp = (c.mlp == "swiglu" ? 3.0 : 2.0) * C * F;
+  const double mlp = (c.mlp == MlpKind::kSwiGLU ? 3.0 : 2.0) * C * F;
   const double every_token = (L - 1) * (4.0 * C * C + mlp) + 3.0 * C * C;  // all blocks but the last's tail
   const double loss_token = C * C + mlp + C * static_cast<double>(vocab);    // last block's tail and the head
   double flops = 6.0 * loss_token * static_cast<double>(loss_rows);
@@ -127,8 +127,8 @@ nlohmann::json export_steps(const Config& config, const Dataset& ds, const Strat
 
 }  // namespace
 
-double measure_matmul_peak(const std::string& device_spec, int threads) {
-  const torch::Device device = resolve_device(device_spec);
+double measure_matmul_peak(const DeviceSetting& device_setting, int threads) {
+  const torch::Device device = resolve_device(device_setting);
   apply_thread_policy(threads);
   torch::NoGradGuard no_grad;
   const int64_t n = device.is_cuda() ? 8192 : 1024;
@@ -178,12 +178,12 @@ nlohmann::json run_bench(const Config& base, const BenchOptions& o) {
       std::filesystem::create_directories(dir);
       save_parameters(*job.model, o.export_dir + "/init.pt");  // identical for every strategy (same seed)
       const nlohmann::json meta = {{"strategy", job.strategy->spec()},
-                                   {"normalization", c.loss.normalization},
+                                   {"normalization", name_of(c.loss.normalization)},
                                    {"vocab_size", vocab},
                                    {"pad_id", ds.tokenizer->pad_id()},
                                    {"model", {{"n_layers", c.model.n_layers}, {"d_model", c.model.d_model},
                                               {"n_heads", c.model.n_heads}, {"d_ff", resolved_d_ff(c.model)},
-                                              {"mlp", c.model.mlp}, {"tie_embeddings", c.model.tie_embeddings},
+                                              {"mlp", name_of(c.model.mlp)}, {"tie_embeddings", c.model.tie_embeddings},
                                               {"rope_theta", c.model.rope_theta}, {"max_seq_len", c.model.max_seq_len}}},
                                    {"train", {{"batch_size", c.train.batch_size}, {"grad_accum", c.train.grad_accum},
                                               {"weight_decay", c.train.weight_decay}, {"beta1", c.train.beta1},

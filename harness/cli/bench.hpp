@@ -27,6 +27,6 @@ nlohmann::json run_bench(const Config& config, const BenchOptions& options);
 
 // Peak matmul throughput of this device and thread setting: fp32 on CPU,
 // bf16 on CUDA, measured with square matmuls. FLOP/s.
-double measure_matmul_peak(const std::string& device_spec, int threads);
+double measure_matmul_peak(const DeviceSetting& device, int threads);
 
 }  // namespace masklab

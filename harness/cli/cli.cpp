@@ -122,7 +122,7 @@ int cmd_train(const std::vector<std::string>& args) {
   Config config = resolve_config(vm);
   if (vm.count("strategy")) config.strategy = vm["strategy"].as<std::string>();
   if (vm.count("seed")) config.seed = vm["seed"].as<int>();
-  if (vm.count("device")) config.train.device = vm["device"].as<std::string>();
+  if (vm.count("device")) apply_value(config, "train.device", vm["device"].as<std::string>(), "--device");
   if (vm.count("skip-invalid")) config.data.skip_invalid = true;
   validate(config);
   make_strategy(config.strategy);  // a bad spec fails before any data work
@@ -222,11 +222,11 @@ int cmd_inspect(const std::vector<std::string>& args) {
       ("data", po::value<std::string>()->required(), "JSONL file, or builtin:TASK[,TASK...]")
       ("template", po::value<std::string>()->default_value("plain"), "plain | chatml | llama2 | alpaca | template.yaml")
       ("tokenizer", po::value<std::string>()->default_value("byte"), "byte | SentencePiece .model")
-      ("format", po::value<std::string>()->default_value("auto"), "auto | prompt_completion | chat | alpaca | text")
+      ("format", po::value<std::string>()->default_value("auto"), enum_choices<DataFormat>().c_str())
       ("strategy", po::value<std::vector<std::string>>()->composing(), "strategy to show (repeatable; default full and completion_only)")
       ("n", po::value<int>()->default_value(3), "examples to show")
       ("max-len", po::value<int>()->default_value(0), "truncate to this many tokens (0: no limit)")
-      ("truncation", po::value<std::string>()->default_value("left"), "left | skip")
+      ("truncation", po::value<std::string>()->default_value("left"), enum_choices<Truncation>().c_str())
       ("skip-invalid", "skip and count malformed lines")
       ("html", po::value<std::string>(), "also write the examples as an HTML page")
       ("plain", "a token|role|weight table even on a terminal");
@@ -245,13 +245,12 @@ int cmd_inspect(const std::vector<std::string>& args) {
   o.data = vm["data"].as<std::string>();
   o.template_name = vm["template"].as<std::string>();
   o.tokenizer = vm["tokenizer"].as<std::string>();
-  o.format = vm["format"].as<std::string>();
+  o.format = parse_enum<DataFormat>(vm["format"].as<std::string>(), "--format");
   if (vm.count("strategy")) o.strategies = vm["strategy"].as<std::vector<std::string>>();
   for (const auto& s : o.strategies) make_strategy(s);  // a bad spec fails before any output
   o.n = vm["n"].as<int>();
   o.max_len = vm["max-len"].as<int>();
-  o.truncation = vm["truncation"].as<std::string>();
-  if (o.truncation != "left" && o.truncation != "skip") throw UserError("--truncation must be left or skip");
+  o.truncation = parse_enum<Truncation>(vm["truncation"].as<std::string>(), "--truncation");
   o.skip_invalid = vm.count("skip-invalid") > 0;
   if (vm.count("html")) o.html_path = vm["html"].as<std::string>();
   o.colour = Progress::stdout_is_terminal() && !vm.count("plain");
@@ -314,7 +313,7 @@ int cmd_bench(const std::vector<std::string>& args) {
       "Prints JSON, then a one-line summary.";
   if (!parse_options(args, options, {}, vm, usage)) return 0;
   Config config = resolve_config(vm);
-  if (vm.count("device")) config.train.device = vm["device"].as<std::string>();
+  if (vm.count("device")) apply_value(config, "train.device", vm["device"].as<std::string>(), "--device");
   BenchOptions o;
   o.strategies.clear();
   std::stringstream list(vm["strategies"].as<std::string>());

@@ -33,7 +33,7 @@ std::vector<Example> load_examples(const InspectOptions& o, LoadStats& stats) {
     }
     return out;
   }
-  return load_jsonl(o.data, parse_format(o.format), o.skip_invalid, "data", &stats);
+  return load_jsonl(o.data, o.format, o.skip_invalid, "data", &stats);
 }
 
 // A background colour for a weight: none at 0, deepening green up to 1.
@@ -61,7 +61,7 @@ void run_inspect(const InspectOptions& o, std::ostream& out) {
   long kept = 0;
   std::vector<reports::WeightedExample> shown;
   for (const auto& ex : examples) {
-    const auto tok = tokenize_example(ex, tmpl, *tokenizer, max_len, o.truncation == "left", &trunc);
+    const auto tok = tokenize_example(ex, tmpl, *tokenizer, max_len, o.truncation == Truncation::kLeft, &trunc);
     if (!tok) continue;
     ++kept;
     for (auto r : tok->roles) ++tokens_per_role[r];

@@ -7,17 +7,19 @@
 #include <string>
 #include <vector>
 
+#include "harness/core/config.hpp"
+
 namespace masklab {
 
 struct InspectOptions {
   std::string data;                      // a JSONL file, or "builtin:task1,task2"
-  std::string format = "auto";           // data.format
+  DataFormat format = DataFormat::kAuto;
   std::string template_name = "plain";   // data.template
   std::string tokenizer = "byte";        // data.tokenizer
   std::vector<std::string> strategies;   // specs to show; default full and completion_only
   int n = 3;                             // examples shown
   int max_len = 0;                       // 0: no limit
-  std::string truncation = "left";
+  Truncation truncation = Truncation::kLeft;
   bool skip_invalid = false;
   bool colour = false;                   // ANSI colours (a terminal) or a plain token|role|weight table
   std::string html_path;                 // also write the examples as a page

@@ -68,6 +68,37 @@ struct Convert<std::vector<std::string>> {
   }
 };
 
+// An enumerated setting: one of the names in its table, or an error that
+// lists them (set_field names the key).
+template <class E>
+struct ConvertEnum {
+  static inline const std::string kType = enum_choices<E>();
+  static E from(const YAML::Node& n) {
+    const auto value = enum_from_name<E>(Convert<std::string>::from(n));
+    if (!value) throw YAML::BadConversion(n.Mark());
+    return *value;
+  }
+  static YAML::Node to(E v) { return YAML::Node(std::string(name_of(v))); }
+};
+template <>
+struct Convert<MlpKind> : ConvertEnum<MlpKind> {};
+template <>
+struct Convert<DataFormat> : ConvertEnum<DataFormat> {};
+template <>
+struct Convert<Truncation> : ConvertEnum<Truncation> {};
+template <>
+struct Convert<Normalization> : ConvertEnum<Normalization> {};
+template <>
+struct Convert<DeviceSetting> {
+  static inline const std::string kType = "auto | cpu | cuda | cuda:N";
+  static DeviceSetting from(const YAML::Node& n) {
+    const auto device = parse_device(Convert<std::string>::from(n));
+    if (!device) throw YAML::BadConversion(n.Mark());
+    return *device;
+  }
+  static YAML::Node to(const DeviceSetting& v) { return YAML::Node(device_name(v)); }
+};
+
 struct Field {
   std::string key;
   std::string type;
@@ -80,7 +111,7 @@ template <class T>
 Field make_field(std::string key, std::string help, std::function<T&(Config&)> ref) {
   Field f;
   f.key = std::move(key);
-  f.type = Convert<T>::kType;
+  f.type = std::string(Convert<T>::kType);
   f.help = std::move(help);
   f.set = [ref](Config& c, const YAML::Node& n) { ref(c) = Convert<T>::from(n); };
   f.get = [ref](const Config& c) { return Convert<T>::to(ref(const_cast<Config&>(c))); };
@@ -101,7 +132,7 @@ const std::vector<Field>& fields() {
       MASKLAB_FIELD("model.n_heads", model.n_heads, "attention heads (must divide d_model)"),
       MASKLAB_FIELD("model.d_ff", model.d_ff, "MLP hidden width; 0 = 4*d_model (gelu) or 8/3*d_model (swiglu)"),
       MASKLAB_FIELD("model.max_seq_len", model.max_seq_len, "longest row the model accepts"),
-      MASKLAB_FIELD("model.mlp", model.mlp, "swiglu | gelu"),
+      MASKLAB_FIELD("model.mlp", model.mlp, "MLP: swiglu or gelu"),
       MASKLAB_FIELD("model.tie_embeddings", model.tie_embeddings, "LM head shares the embedding matrix"),
       MASKLAB_FIELD("model.dropout", model.dropout, "dropout on attention and MLP outputs"),
       MASKLAB_FIELD("model.rope_theta", model.rope_theta, "RoPE base"),
@@ -121,7 +152,7 @@ const std::vector<Field>& fields() {
       MASKLAB_FIELD("train.grad_clip", train.grad_clip, "max global gradient norm; 0 = off"),
       MASKLAB_FIELD("train.eval_every", train.eval_every, "steps between eval points; 0 = end only"),
       MASKLAB_FIELD("train.log_every", train.log_every, "steps between log lines"),
-      MASKLAB_FIELD("train.device", train.device, "auto | cpu | cuda | cuda:N"),
+      MASKLAB_FIELD("train.device", train.device, "where to train"),
       MASKLAB_FIELD("train.threads", train.threads, "intra-op CPU threads; 0 = all cores"),
       MASKLAB_FIELD("data.tasks", data.tasks, "built-in tasks (see `masklab tasks`)"),
       MASKLAB_FIELD("data.train_size", data.train_size, "training examples per built-in task"),
@@ -131,16 +162,16 @@ const std::vector<Field>& fields() {
       MASKLAB_FIELD("data.train", data.train, "training JSONL (replaces the built-in tasks)"),
       MASKLAB_FIELD("data.eval", data.eval, "held-out JSONL; empty = split by data.eval_fraction"),
       MASKLAB_FIELD("data.eval_fraction", data.eval_fraction, "held-out fraction when data.eval is empty"),
-      MASKLAB_FIELD("data.format", data.format, "auto | prompt_completion | chat | alpaca | text"),
+      MASKLAB_FIELD("data.format", data.format, "JSONL format; auto = detected from the first line"),
       MASKLAB_FIELD("data.template", data.template_name, "chat template"),
       MASKLAB_FIELD("data.tokenizer", data.tokenizer, "byte | path to a SentencePiece .model"),
       MASKLAB_FIELD("data.max_len", data.max_len, "longest example in tokens; 0 = model.max_seq_len"),
-      MASKLAB_FIELD("data.truncation", data.truncation, "left (drop prompt from the left) | skip"),
+      MASKLAB_FIELD("data.truncation", data.truncation, "too long: left drops prompt tokens from the left, skip drops the example"),
       MASKLAB_FIELD("data.skip_invalid", data.skip_invalid, "skip and count malformed lines"),
       MASKLAB_FIELD("data.packing", data.packing, "pack examples into rows (block-diagonal attention); false = pad"),
       MASKLAB_FIELD("data.bucketing", data.bucketing, "without packing: batch similar lengths together"),
       MASKLAB_FIELD("data.pack_len", data.pack_len, "packed row length; 0 = longest example of the micro-batch"),
-      MASKLAB_FIELD("loss.normalization", loss.normalization, "weight_sum | token_count | sequence"),
+      MASKLAB_FIELD("loss.normalization", loss.normalization, "how the step's loss is divided (docs/design.md, invariant 5)"),
       MASKLAB_FIELD("loss.chunk_size", loss.chunk_size, "LM-head rows per cross-entropy chunk; 0 = fit 32 MiB of logits"),
       MASKLAB_FIELD("eval.batch_size", eval.batch_size, "examples per eval forward pass"),
       MASKLAB_FIELD("eval.samples", eval.samples, "held-out examples per task decoded into samples.jsonl"),
@@ -194,6 +225,25 @@ std::string where(const std::string& origin, const YAML::Node& node) {
 }
 
 }  // namespace
+
+std::string device_name(const DeviceSetting& device) {
+  std::string name(name_of(device.kind));
+  if (device.kind == DeviceKind::kCuda && device.index != 0) name += ":" + std::to_string(device.index);
+  return name;
+}
+
+std::optional<DeviceSetting> parse_device(std::string_view name) {
+  const size_t colon = name.find(':');
+  const auto kind = enum_from_name<DeviceKind>(name.substr(0, colon));
+  if (!kind) return std::nullopt;
+  if (colon == std::string_view::npos) return DeviceSetting{*kind, 0};
+  const std::string digits(name.substr(colon + 1));
+  if (*kind != DeviceKind::kCuda || digits.empty() || digits.size() > 4 ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  return DeviceSetting{DeviceKind::kCuda, std::stoi(digits)};
+}
 
 void apply_yaml(Config& config, const YAML::Node& node, const std::string& origin) {
   if (node.IsNull()) return;
@@ -267,9 +317,6 @@ void validate(const Config& c) {
     throw bad("model.n_heads", fmt::format("d_model {} must split into {} heads of even width (RoPE)",
                                            c.model.d_model, c.model.n_heads));
   }
-  if (c.model.mlp != "swiglu" && c.model.mlp != "gelu") {
-    throw bad("model.mlp", "must be swiglu or gelu, got '" + c.model.mlp + "'");
-  }
   if (c.model.dropout < 0 || c.model.dropout >= 1) throw bad("model.dropout", "must be in [0, 1)");
   positive("model.init_std", c.model.init_std);
   non_negative("train.steps", c.train.steps);
@@ -285,10 +332,6 @@ void validate(const Config& c) {
   non_negative("train.threads", c.train.threads);
   if (c.train.beta1 < 0 || c.train.beta1 >= 1) throw bad("train.beta1", "must be in [0, 1)");
   if (c.train.beta2 < 0 || c.train.beta2 >= 1) throw bad("train.beta2", "must be in [0, 1)");
-  const auto& d = c.train.device;
-  if (d != "auto" && d != "cpu" && d != "cuda" && d.rfind("cuda:", 0) != 0) {
-    throw bad("train.device", "must be auto, cpu, cuda or cuda:N, got '" + d + "'");
-  }
   if (c.data.train.empty() && c.data.tasks.empty()) {
     throw bad("data.tasks", "no data: list built-in tasks or set data.train");
   }
@@ -306,13 +349,6 @@ void validate(const Config& c) {
   if (c.data.max_len > c.model.max_seq_len) {
     throw bad("data.max_len", fmt::format("{} exceeds model.max_seq_len {}", c.data.max_len,
                                           c.model.max_seq_len));
-  }
-  if (c.data.truncation != "left" && c.data.truncation != "skip") {
-    throw bad("data.truncation", "must be left or skip, got '" + c.data.truncation + "'");
-  }
-  const auto& n = c.loss.normalization;
-  if (n != "weight_sum" && n != "token_count" && n != "sequence") {
-    throw bad("loss.normalization", "must be weight_sum, token_count or sequence, got '" + n + "'");
   }
   non_negative("loss.chunk_size", c.loss.chunk_size);
   non_negative("model.vocab_size", c.model.vocab_size);

@@ -3,8 +3,14 @@
 // (config.cpp), from YAML files and `--set section.key=value` overrides.
 // Unknown keys and wrong types are errors that name the key. The resolved
 // config is saved with every run (config.yaml) and hashed into sweep run ids.
+#include <array>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
+
+#include "harness/core/errors.hpp"
 
 namespace YAML {
 class Node;
@@ -12,13 +18,112 @@ class Node;
 
 namespace masklab {
 
+// ---- Enumerated settings ----
+// Each has one name table (EnumNames<E>::kNames, canonical name first, then
+// any alias); config.cpp parses the key through it once, and errors list the
+// canonical names.
+
+enum class MlpKind { kSwiGLU, kGelu };
+enum class DeviceKind { kAuto, kCpu, kCuda };
+enum class DataFormat { kAuto, kPromptCompletion, kChat, kAlpaca, kText };  // JSONL formats
+enum class Truncation { kLeft, kSkip };
+enum class Normalization {
+  kWeightSum,   // Σ w·ℓ / Σ w
+  kTokenCount,  // Σ w·ℓ / #{w > 0}
+  kSequence,    // mean over examples of (Σ_t w·ℓ / Σ_t w), examples with Σ w > 0
+};
+
+template <class E>
+struct EnumNames;
+template <>
+struct EnumNames<MlpKind> {
+  static constexpr std::array<std::pair<MlpKind, std::string_view>, 2> kNames{
+      {{MlpKind::kSwiGLU, "swiglu"}, {MlpKind::kGelu, "gelu"}}};
+};
+template <>
+struct EnumNames<DeviceKind> {
+  static constexpr std::array<std::pair<DeviceKind, std::string_view>, 3> kNames{
+      {{DeviceKind::kAuto, "auto"}, {DeviceKind::kCpu, "cpu"}, {DeviceKind::kCuda, "cuda"}}};
+};
+template <>
+struct EnumNames<DataFormat> {
+  static constexpr std::array<std::pair<DataFormat, std::string_view>, 6> kNames{
+      {{DataFormat::kAuto, "auto"},
+       {DataFormat::kPromptCompletion, "prompt_completion"},
+       {DataFormat::kChat, "chat"},
+       {DataFormat::kAlpaca, "alpaca"},
+       {DataFormat::kText, "text"},
+       {DataFormat::kChat, "messages"}}};
+};
+template <>
+struct EnumNames<Truncation> {
+  static constexpr std::array<std::pair<Truncation, std::string_view>, 2> kNames{
+      {{Truncation::kLeft, "left"}, {Truncation::kSkip, "skip"}}};
+};
+template <>
+struct EnumNames<Normalization> {
+  static constexpr std::array<std::pair<Normalization, std::string_view>, 3> kNames{
+      {{Normalization::kWeightSum, "weight_sum"},
+       {Normalization::kTokenCount, "token_count"},
+       {Normalization::kSequence, "sequence"}}};
+};
+
+// The canonical name of a value.
+template <class E>
+std::string_view name_of(E value) {
+  for (const auto& [v, name] : EnumNames<E>::kNames) {
+    if (v == value) return name;
+  }
+  return "?";
+}
+
+// The value a name (or alias) stands for; nullopt when it names none.
+template <class E>
+std::optional<E> enum_from_name(std::string_view name) {
+  for (const auto& [v, n] : EnumNames<E>::kNames) {
+    if (n == name) return v;
+  }
+  return std::nullopt;
+}
+
+// "a | b | c": the canonical names, as help and errors show them.
+template <class E>
+std::string enum_choices() {
+  std::string out;
+  std::vector<E> seen;
+  for (const auto& [v, name] : EnumNames<E>::kNames) {
+    bool alias = false;
+    for (E s : seen) alias = alias || s == v;
+    if (alias) continue;
+    seen.push_back(v);
+    out += (out.empty() ? "" : " | ") + std::string(name);
+  }
+  return out;
+}
+
+// The value `name` stands for, or a UserError "<what> expects a | b, got 'name'".
+template <class E>
+E parse_enum(std::string_view name, const std::string& what) {
+  if (const auto value = enum_from_name<E>(name)) return *value;
+  throw UserError(what + " expects " + enum_choices<E>() + ", got '" + std::string(name) + "'");
+}
+
+// train.device: auto | cpu | cuda | cuda:N.
+struct DeviceSetting {
+  DeviceKind kind = DeviceKind::kAuto;
+  int index = 0;  // cuda:N; 0 for plain "cuda"
+  bool operator==(const DeviceSetting& o) const { return kind == o.kind && index == o.index; }
+};
+std::string device_name(const DeviceSetting& device);                    // "cuda:1"
+std::optional<DeviceSetting> parse_device(std::string_view name);        // nullopt if invalid
+
 struct ModelConfig {
   int n_layers = 2;              // transformer blocks
   int d_model = 128;             // residual width
   int n_heads = 4;               // attention heads (d_model must divide evenly)
   int d_ff = 0;                  // MLP hidden width; 0 = 4*d_model (gelu) or 8/3*d_model (swiglu)
   int max_seq_len = 128;         // longest row the model accepts (RoPE table size)
-  std::string mlp = "swiglu";    // swiglu | gelu
+  MlpKind mlp = MlpKind::kSwiGLU;
   bool tie_embeddings = true;    // LM head shares the token embedding matrix
   double dropout = 0.0;          // on attention output and MLP output
   double rope_theta = 10000.0;   // RoPE base
@@ -41,7 +146,7 @@ struct TrainConfig {
   double grad_clip = 1.0;        // max global grad norm; 0 = off
   int eval_every = 250;          // steps between eval points on the curve; 0 = only at the end
   int log_every = 50;            // steps between log lines (non-terminal output)
-  std::string device = "auto";   // auto | cpu | cuda | cuda:N
+  DeviceSetting device;          // auto | cpu | cuda | cuda:N
   int threads = 0;               // intra-op threads; 0 = all cores
 };
 
@@ -54,11 +159,11 @@ struct DataConfig {
   std::string train;             // prompt/completion JSONL instead of built-in tasks
   std::string eval;              // held-out JSONL; "" = split from train by eval_fraction
   double eval_fraction = 0.1;    // seeded split when data.eval is empty
-  std::string format = "auto";   // auto | prompt_completion | chat | alpaca | text
+  DataFormat format = DataFormat::kAuto;  // auto-detected from the first line
   std::string template_name = "plain";  // chat template (key: data.template)
   std::string tokenizer = "byte";       // byte | path to a SentencePiece .model
   int max_len = 0;               // longest example in tokens; 0 = model.max_seq_len
-  std::string truncation = "left";     // left: drop prompt tokens from the left | skip
+  Truncation truncation = Truncation::kLeft;  // left: drop prompt tokens from the left | skip
   bool skip_invalid = false;     // skip (and count) malformed lines instead of failing
   bool packing = true;           // pack examples into rows (block-diagonal attention); false = pad per batch
   bool bucketing = false;        // without packing: batches of similar lengths (order still seed-only)
@@ -66,7 +171,7 @@ struct DataConfig {
 };
 
 struct LossConfig {
-  std::string normalization = "weight_sum";  // weight_sum | token_count | sequence
+  Normalization normalization = Normalization::kWeightSum;
   int chunk_size = 0;            // LM-head rows per cross-entropy chunk; 0 = as many as fit 32 MiB of logits
 };
 
@@ -96,7 +201,7 @@ void apply_value(Config& config, const std::string& key, const std::string& valu
 // Sets one key from a YAML node (scalar or list); `origin` names the source in errors.
 void apply_node(Config& config, const std::string& key, const YAML::Node& value, const std::string& origin);
 
-// Checks cross-field rules (d_model % n_heads, known normalization, ...).
+// Checks ranges and cross-field rules (d_model % n_heads, pack_len <= max_seq_len, ...).
 void validate(const Config& config);
 
 // The resolved config as YAML, every key present, in a fixed order.

@@ -139,27 +139,6 @@ Example parse_example(const json& obj, DataFormat format) {
 
 }  // namespace
 
-DataFormat parse_format(const std::string& name) {
-  if (name == "auto" || name.empty()) return DataFormat::kAuto;
-  if (name == "prompt_completion") return DataFormat::kPromptCompletion;
-  if (name == "chat" || name == "messages") return DataFormat::kChat;
-  if (name == "alpaca") return DataFormat::kAlpaca;
-  if (name == "text") return DataFormat::kText;
-  throw UserError("config key 'data.format': must be auto, prompt_completion, chat, alpaca or text, got '" +
-                  name + "'");
-}
-
-const char* format_name(DataFormat format) {
-  switch (format) {
-    case DataFormat::kAuto: return "auto";
-    case DataFormat::kPromptCompletion: return "prompt_completion";
-    case DataFormat::kChat: return "chat";
-    case DataFormat::kAlpaca: return "alpaca";
-    case DataFormat::kText: return "text";
-  }
-  return "?";
-}
-
 std::optional<size_t> find_invalid_utf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
@@ -369,7 +348,7 @@ Dataset build_dataset(const Config& config) {
   ds.tokenizer = make_tokenizer(dc.tokenizer);
   ds.chat_template = load_template(dc.template_name);
   const int max_len = dc.max_len > 0 ? dc.max_len : config.model.max_seq_len;
-  const bool truncate_left = dc.truncation == "left";
+  const bool truncate_left = dc.truncation == Truncation::kLeft;
 
   std::vector<Example> train_examples, eval_examples;
   if (dc.train.empty()) {
@@ -379,7 +358,7 @@ Dataset build_dataset(const Config& config) {
       std::move(split.eval.begin(), split.eval.end(), std::back_inserter(eval_examples));
     }
   } else {
-    const DataFormat format = parse_format(dc.format);
+    const DataFormat format = dc.format;
     const std::string stem = std::filesystem::path(dc.train).stem().string();
     train_examples = load_jsonl(dc.train, format, dc.skip_invalid, stem, &ds.stats.load);
     if (!dc.eval.empty()) {

@@ -27,10 +27,7 @@ struct TokenizedExample {
   std::int32_t task = 0;            // index into Dataset::tasks
 };
 
-// JSONL formats, one per file, auto-detected from the first line.
-enum class DataFormat { kAuto, kPromptCompletion, kChat, kAlpaca, kText };
-DataFormat parse_format(const std::string& name);  // throws UserError for data.format
-const char* format_name(DataFormat format);
+// JSONL formats (DataFormat, config.hpp): one per file, auto-detected from the first line.
 
 struct LoadStats {
   long lines = 0;

@@ -4,14 +4,6 @@
 
 namespace masklab {
 
-Normalization parse_normalization(const std::string& name) {
-  if (name == "weight_sum") return Normalization::kWeightSum;
-  if (name == "token_count") return Normalization::kTokenCount;
-  if (name == "sequence") return Normalization::kSequence;
-  throw UserError("config key 'loss.normalization': must be weight_sum, token_count or sequence, got '" +
-                  name + "'");
-}
-
 std::vector<torch::Tensor> normalize_step(const std::vector<torch::Tensor>& weights,
                                           const std::vector<torch::Tensor>& segment_ids,
                                           Normalization normalization) {

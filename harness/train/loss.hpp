@@ -11,14 +11,9 @@
 
 #include <torch/torch.h>
 
-namespace masklab {
+#include "harness/core/config.hpp"
 
-enum class Normalization {
-  kWeightSum,   // Σ w·ℓ / Σ w
-  kTokenCount,  // Σ w·ℓ / #{w > 0}
-  kSequence,    // mean over examples of (Σ_t w·ℓ / Σ_t w), examples with Σ w > 0
-};
-Normalization parse_normalization(const std::string& name);
+namespace masklab {
 
 // Turns the raw (B, T) weights of every micro-batch of one optimizer step
 // into loss coefficients such that Σ coeff·ℓ over the whole step is the

@@ -111,7 +111,7 @@ BlockImpl::BlockImpl(const ModelConfig& c, int64_t d_ff)
     : norm1(register_module("norm1", RMSNorm(c.d_model))),
       attn(register_module("attn", Attention(c.d_model, c.n_heads, c.dropout))),
       norm2(register_module("norm2", RMSNorm(c.d_model))),
-      mlp(register_module("mlp", Mlp(c.d_model, d_ff, c.mlp == "swiglu", c.dropout))) {}
+      mlp(register_module("mlp", Mlp(c.d_model, d_ff, c.mlp == MlpKind::kSwiGLU, c.dropout))) {}
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                  const torch::Tensor& mask, const torch::Tensor& rows) {
@@ -122,7 +122,7 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& co
 
 int64_t resolved_d_ff(const ModelConfig& c) {
   if (c.d_ff > 0) return c.d_ff;
-  if (c.mlp == "gelu") return 4 * c.d_model;
+  if (c.mlp == MlpKind::kGelu) return 4 * c.d_model;
   const int64_t raw = (8 * c.d_model + 2) / 3;
   return (raw + 15) / 16 * 16;
 }

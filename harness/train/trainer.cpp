@@ -19,27 +19,16 @@
 
 namespace masklab {
 
-torch::Device resolve_device(const std::string& spec) {
-  if (spec == "cpu") return torch::kCPU;
-  if (spec == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::kCPU;
-  if (spec == "cuda" || spec.rfind("cuda:", 0) == 0) {
-    if (!torch::cuda::is_available()) {
-      throw UserError("train.device '" + spec + "': this LibTorch build has no usable CUDA device");
-    }
-    int index = 0;
-    if (spec.size() > 5) {
-      try {
-        index = std::stoi(spec.substr(5));
-      } catch (const std::exception&) {
-        throw UserError("train.device '" + spec + "': expected cuda:N");
-      }
-    }
-    if (index < 0 || index >= static_cast<int>(torch::cuda::device_count())) {
-      throw UserError(fmt::format("train.device '{}': only {} CUDA device(s)", spec, torch::cuda::device_count()));
-    }
-    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+torch::Device resolve_device(const DeviceSetting& setting) {
+  const bool has_cuda = torch::cuda::is_available();
+  if (setting.kind == DeviceKind::kCpu || (setting.kind == DeviceKind::kAuto && !has_cuda)) return torch::kCPU;
+  if (setting.kind == DeviceKind::kAuto) return torch::Device(torch::kCUDA, 0);
+  const std::string name = device_name(setting);
+  if (!has_cuda) throw UserError("train.device '" + name + "': this LibTorch build has no usable CUDA device");
+  if (setting.index >= static_cast<int>(torch::cuda::device_count())) {
+    throw UserError(fmt::format("train.device '{}': only {} CUDA device(s)", name, torch::cuda::device_count()));
   }
-  throw UserError("train.device: must be auto, cpu, cuda or cuda:N, got '" + spec + "'");
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(setting.index));
 }
 
 int resolve_threads(const Config& config) {
@@ -201,7 +190,7 @@ TrainJob make_train_job(const Config& config, const Dataset& dataset) {
   TrainJob job;
   job.config = config;
   job.strategy = make_strategy(config.strategy);
-  job.normalization = parse_normalization(config.loss.normalization);
+  job.normalization = config.loss.normalization;
   job.device = resolve_device(config.train.device);
   job.threads = resolve_threads(config);
   apply_thread_policy(job.threads);

@@ -21,7 +21,7 @@ namespace masklab {
 
 // "auto" -> CUDA when available; "cpu", "cuda", "cuda:N". UserError when CUDA
 // is asked for and absent.
-torch::Device resolve_device(const std::string& spec);
+torch::Device resolve_device(const DeviceSetting& setting);
 
 // Everything a run's optimizer steps share, set up once from the config: the
 // same for every strategy but the strategy itself (invariant 3).

@@ -25,10 +25,10 @@ TEST_CASE("YAML sections and --set overrides fill the typed config", "[config]")
   CHECK(c.train.steps == 7);
   CHECK(c.train.lr == 0.01);
   CHECK(c.train.batch_size == 5);
-  CHECK(c.model.mlp == "gelu");
+  CHECK(c.model.mlp == MlpKind::kGelu);
   CHECK_FALSE(c.model.tie_embeddings);
   CHECK(c.data.tasks == std::vector<std::string>{"reverse", "sort"});
-  CHECK(c.loss.normalization == "sequence");
+  CHECK(c.loss.normalization == Normalization::kSequence);
 }
 
 TEST_CASE("the resolved config round-trips through config.yaml exactly", "[config]") {
@@ -69,11 +69,28 @@ TEST_CASE("cross-field rules are checked", "[config][errors]") {
   c.model.d_model = 30;
   c.model.n_heads = 4;
   CHECK_THAT(test::user_error_of([&] { validate(c); }), Catch::Contains("model.n_heads"));
-  c = Config();
-  c.loss.normalization = "mean";
-  CHECK_THAT(test::user_error_of([&] { validate(c); }), Catch::Contains("loss.normalization"));
-  c = Config();
-  c.train.device = "tpu";
-  CHECK_THAT(test::user_error_of([&] { validate(c); }), Catch::Contains("train.device"));
   CHECK_NOTHROW(validate(Config()));
+}
+
+TEST_CASE("enumerated settings parse from their name table and errors list the names", "[config][errors]") {
+  Config c;
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "loss.normalization=mean"); }),
+             Catch::Contains("'loss.normalization' expects weight_sum | token_count | sequence, got 'mean'"));
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "train.device=tpu"); }),
+             Catch::Contains("'train.device' expects auto | cpu | cuda | cuda:N, got 'tpu'"));
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "train.device=cuda:x"); }), Catch::Contains("train.device"));
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "model.mlp=relu"); }),
+             Catch::Contains("'model.mlp' expects swiglu | gelu, got 'relu'"));
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "data.truncation=right"); }),
+             Catch::Contains("'data.truncation' expects left | skip"));
+  // Aliases parse; the resolved config writes the canonical name.
+  apply_override(c, "data.format=messages");
+  CHECK(c.data.format == DataFormat::kChat);
+  apply_override(c, "train.device=cuda:3");
+  CHECK(c.train.device == DeviceSetting{DeviceKind::kCuda, 3});
+  const std::string yaml = to_yaml(c);
+  CHECK_THAT(yaml, Catch::Contains("format: chat\n") && Catch::Contains("device: cuda:3\n"));
+  // Every name in every table reads back to its value.
+  for (const auto& [value, name] : EnumNames<Normalization>::kNames) CHECK(enum_from_name<Normalization>(name) == value);
+  for (const auto& [value, name] : EnumNames<DataFormat>::kNames) CHECK(enum_from_name<DataFormat>(name) == value);
 }

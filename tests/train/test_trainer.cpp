@@ -73,7 +73,7 @@ TEST_CASE("the same run twice gives identical numbers", "[trainer][determinism]"
   Config config = test::tiny_config();
   config.model.dropout = 0.1;
   config.train.grad_accum = 2;
-  config.loss.normalization = "sequence";
+  config.loss.normalization = Normalization::kSequence;
   const auto a = run(config, "weighted:0.1", dir, "a");
   const auto b = run(config, "weighted:0.1", dir, "b");
   CHECK(test::comparable_metrics(a.metrics, false) == test::comparable_metrics(b.metrics, false));
