@@ -1,10 +1,10 @@
 #pragma once
 // Text output shared by the report writers: CSV fields (RFC 4180), HTML/XML
-// escaping and numbers that round-trip. Atomic writes: harness/core/atomic_file.hpp.
+// escaping and numbers that round-trip. Atomic writes: harness/core/files.hpp.
 #include <string>
 #include <vector>
 
-#include "harness/core/atomic_file.hpp"
+#include "harness/core/files.hpp"
 
 namespace masklab::reports {
 

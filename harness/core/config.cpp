@@ -7,6 +7,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "harness/core/errors.hpp"
+#include "harness/core/yaml_file.hpp"
 
 namespace masklab {
 namespace {
@@ -219,11 +220,6 @@ void set_field(Config& config, const std::string& key, const YAML::Node& value,
   }
 }
 
-std::string where(const std::string& origin, const YAML::Node& node) {
-  if (node.Mark().is_null()) return origin;
-  return fmt::format("{}:{}", origin, node.Mark().line + 1);
-}
-
 }  // namespace
 
 std::string device_name(const DeviceSetting& device) {
@@ -247,31 +243,23 @@ std::optional<DeviceSetting> parse_device(std::string_view name) {
 
 void apply_yaml(Config& config, const YAML::Node& node, const std::string& origin) {
   if (node.IsNull()) return;
-  if (!node.IsMap()) throw UserError(where(origin, node) + ": config must be a mapping of keys");
+  if (!node.IsMap()) throw UserError(yaml_location(origin, node) + ": config must be a mapping of keys");
   for (const auto& kv : node) {
     const std::string key = kv.first.as<std::string>();
     const YAML::Node& value = kv.second;
     if (value.IsMap()) {
       for (const auto& inner : value) {
         set_field(config, key + "." + inner.first.as<std::string>(), inner.second,
-                  where(origin, inner.first));
+                  yaml_location(origin, inner.first));
       }
     } else {
-      set_field(config, key, value, where(origin, kv.first));
+      set_field(config, key, value, yaml_location(origin, kv.first));
     }
   }
 }
 
 void load_config_file(Config& config, const std::string& path) {
-  YAML::Node node;
-  try {
-    node = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw UserError(path + ": cannot read config file");
-  } catch (const YAML::ParserException& e) {
-    throw error_at(path, e.mark.line + 1, "invalid YAML: " + e.msg);
-  }
-  apply_yaml(config, node, path);
+  apply_yaml(config, load_yaml_file(path, "config file"), path);
 }
 
 void apply_value(Config& config, const std::string& key, const std::string& value_text,

@@ -1,5 +1,7 @@
 #include "harness/core/roles.hpp"
 
+#include "harness/core/text.hpp"
+
 #include <array>
 #include <cctype>
 #include <string>
@@ -13,8 +15,7 @@ constexpr std::array<const char*, kNumRoles> kRoleNames = {
 const char* role_name(Role role) { return kRoleNames.at(static_cast<int>(role)); }
 
 std::optional<Role> role_from_name(std::string_view name) {
-  std::string lower;
-  for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string lower = to_lower(name);
   for (int i = 0; i < kNumRoles; ++i) {
     if (lower == kRoleNames[i]) return static_cast<Role>(i);
   }

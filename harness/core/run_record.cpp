@@ -15,10 +15,10 @@
 namespace masklab {
 
 nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw UserError(path + ": cannot read");
+  const auto text = read_file(path);
+  if (!text) throw UserError(path + ": cannot read");
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(*text);
   } catch (const nlohmann::json::parse_error& e) {
     throw UserError(path + ": invalid JSON (" + std::string(e.what()) + ")");
   }

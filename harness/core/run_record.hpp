@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/core/atomic_file.hpp"
+#include "harness/core/files.hpp"
 
 namespace masklab {
 

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/core/errors.hpp"
+#include "harness/core/random.hpp"
 #include "harness/core/hashing.hpp"
 #include "harness/data/tasks.hpp"
 
@@ -368,7 +369,7 @@ Dataset build_dataset(const Config& config) {
       std::vector<size_t> order(train_examples.size());
       for (size_t i = 0; i < order.size(); ++i) order[i] = i;
       std::mt19937_64 rng(derive_seed(static_cast<std::uint64_t>(dc.seed), "eval_split"));
-      for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+      portable_shuffle(order.begin(), order.end(), rng);
       const size_t n_eval = std::max<size_t>(1, static_cast<size_t>(dc.eval_fraction * order.size()));
       if (n_eval >= order.size()) {
         throw UserError(dc.train + ": too few examples to hold out data.eval_fraction of them");

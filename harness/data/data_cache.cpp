@@ -169,10 +169,8 @@ Dataset load_dataset(const Config& config, const std::string& cache_dir, bool* f
     Dataset ds;
     ds.tokenizer = make_tokenizer(config.data.tokenizer);
     ds.chat_template = load_template(config.data.template_name);
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream bytes;
-    bytes << in.rdbuf();
-    if (deserialize(bytes.str(), ds)) {
+    const auto bytes = read_file(path);
+    if (bytes && deserialize(*bytes, ds)) {
       if (from_cache) *from_cache = true;
       return ds;
     }

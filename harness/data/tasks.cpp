@@ -9,17 +9,17 @@
 
 #include "harness/core/errors.hpp"
 #include "harness/core/hashing.hpp"
+#include "harness/core/random.hpp"
 
 namespace masklab {
 namespace {
 
-// Portable draws: std::uniform_int_distribution differs between standard
-// libraries, and the data must not.
+// The data's draws, portable (harness/core/random.hpp).
 class Draw {
  public:
   explicit Draw(std::uint64_t seed) : rng_(seed) {}
   int between(int lo, int hi) {  // inclusive
-    return lo + static_cast<int>(rng_() % static_cast<std::uint64_t>(hi - lo + 1));
+    return lo + static_cast<int>(draw_below(rng_, static_cast<std::uint64_t>(hi - lo + 1)));
   }
   char letter() { return static_cast<char>('a' + between(0, 25)); }
   std::string letters(int n) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "harness/core/errors.hpp"
+#include "harness/core/files.hpp"
 #include "harness/core/hashing.hpp"
 #include "harness/data/sentencepiece.hpp"
 
@@ -46,11 +47,9 @@ class ByteTokenizer final : public Tokenizer {
 class SentencePieceTokenizer final : public Tokenizer {
  public:
   explicit SentencePieceTokenizer(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw UserError("data.tokenizer: cannot read SentencePiece model '" + path + "'");
-    std::stringstream bytes;
-    bytes << in.rdbuf();
-    fingerprint_ = "spm-" + Fnv1a().add(bytes.str()).hex();
+    const auto bytes = read_file(path);
+    if (!bytes) throw UserError("data.tokenizer: cannot read SentencePiece model '" + path + "'");
+    fingerprint_ = "spm-" + Fnv1a().add(*bytes).hex();
     try {
       sp_ = std::make_unique<SentencePieceModel>(path);
     } catch (const UserError& e) {

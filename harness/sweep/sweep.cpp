@@ -18,6 +18,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include "harness/core/errors.hpp"
+#include "harness/core/files.hpp"
+#include "harness/core/yaml_file.hpp"
 #include "harness/core/hashing.hpp"
 #include "harness/core/progress.hpp"
 #include "harness/core/run_record.hpp"
@@ -26,10 +28,6 @@
 
 namespace masklab {
 namespace {
-
-std::string where(const std::string& path, const YAML::Node& node) {
-  return node.Mark().is_null() ? path : fmt::format("{}:{}", path, node.Mark().line + 1);
-}
 
 // A factor's text as the reports show it: scalars as written, lists joined by commas.
 std::string value_text(const YAML::Node& v) {
@@ -53,22 +51,14 @@ struct Factor {
   std::vector<Level> levels;
 };
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError(path + ": cannot read sweep spec");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void add_grid_factor(std::vector<Factor>& factors, const std::string& key, const YAML::Node& values,
                      const std::string& path) {
   Factor f{key, key, {}};
   if (values.IsSequence()) {
-    if (values.size() == 0) throw UserError(where(path, values) + ": grid factor '" + key + "' has no values");
-    for (const auto& v : values) f.levels.push_back({value_text(v), v, where(path, v)});
+    if (values.size() == 0) throw UserError(yaml_location(path, values) + ": grid factor '" + key + "' has no values");
+    for (const auto& v : values) f.levels.push_back({value_text(v), v, yaml_location(path, v)});
   } else {
-    f.levels.push_back({value_text(values), values, where(path, values)});
+    f.levels.push_back({value_text(values), values, yaml_location(path, values)});
   }
   factors.push_back(std::move(f));
 }
@@ -87,14 +77,11 @@ std::string run_id(const Config& config) {
 SweepSpec load_sweep_spec(const std::string& path) {
   SweepSpec spec;
   spec.path = path;
-  spec.text = read_file(path);
+  const auto text = read_file(path);
+  if (!text) throw UserError(path + ": cannot read sweep spec");
+  spec.text = *text;
   spec.name = std::filesystem::path(path).stem().string();
-  YAML::Node root;
-  try {
-    root = YAML::Load(spec.text);
-  } catch (const YAML::ParserException& e) {
-    throw error_at(path, e.mark.line + 1, "invalid YAML: " + e.msg);
-  }
+  const YAML::Node root = parse_yaml(spec.text, path);
   if (!root.IsMap()) throw error_at(path, 1, "a sweep spec is a mapping with base, grid and conditions");
 
   Config base;
@@ -112,19 +99,19 @@ SweepSpec load_sweep_spec(const std::string& path) {
       apply_yaml(base, v, path);
     } else if (key == "conditions") {
       // conditions: {factor: {level: {config overrides}}}; each factor crosses the others.
-      if (!v.IsMap()) throw UserError(where(path, v) + ": conditions must map a factor name to named levels");
+      if (!v.IsMap()) throw UserError(yaml_location(path, v) + ": conditions must map a factor name to named levels");
       for (const auto& cond : v) {
         Factor f{cond.first.as<std::string>(), "", {}};
         if (!cond.second.IsMap() || cond.second.size() == 0) {
-          throw UserError(where(path, cond.second) + ": condition '" + f.name + "' must map level names to config overrides");
+          throw UserError(yaml_location(path, cond.second) + ": condition '" + f.name + "' must map level names to config overrides");
         }
         for (const auto& level : cond.second) {
-          f.levels.push_back({level.first.as<std::string>(), level.second, where(path, level.first)});
+          f.levels.push_back({level.first.as<std::string>(), level.second, yaml_location(path, level.first)});
         }
         factors.push_back(std::move(f));
       }
     } else if (key == "grid") {
-      if (!v.IsMap()) throw UserError(where(path, v) + ": grid must map config keys to lists of values");
+      if (!v.IsMap()) throw UserError(yaml_location(path, v) + ": grid must map config keys to lists of values");
       for (const auto& g : v) {
         const std::string gkey = g.first.as<std::string>();
         if (g.second.IsMap()) {  // grid: {train: {lr: [..]}}
@@ -134,7 +121,7 @@ SweepSpec load_sweep_spec(const std::string& path) {
         }
       }
     } else {
-      throw UserError(where(path, kv.first) + ": unknown sweep key '" + key +
+      throw UserError(yaml_location(path, kv.first) + ": unknown sweep key '" + key +
                       "' (valid: name, description, baseline, base, grid, conditions)");
     }
   }

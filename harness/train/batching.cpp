@@ -5,6 +5,7 @@
 #include <random>
 
 #include "harness/core/hashing.hpp"
+#include "harness/core/random.hpp"
 
 namespace masklab {
 namespace {
@@ -123,11 +124,8 @@ ExampleOrder::ExampleOrder(std::size_t n_examples, std::uint64_t seed, std::vect
 }
 
 void ExampleOrder::reshuffle() {
-  // Fisher-Yates with mt19937_64 drawn by hand: portable across standard libraries.
   std::mt19937_64 rng(state_);
-  auto shuffle = [&](auto begin, auto end) {
-    for (auto n = end - begin; n > 1; --n) std::swap(begin[n - 1], begin[static_cast<long>(rng() % n)]);
-  };
+  auto shuffle = [&](auto begin, auto end) { portable_shuffle(begin, end, rng); };
   std::iota(order_.begin(), order_.end(), 0);
   shuffle(order_.begin(), order_.end());
   if (!lengths_.empty() && batch_size_ > 1) {

@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include "harness/core/errors.hpp"
+#include "harness/core/files.hpp"
 #include "harness/core/hashing.hpp"
 
 namespace masklab {
@@ -206,19 +207,13 @@ void save_parameters(const torch::nn::Module& module, const std::string& path) {
     dict.insert(item.key(), item.value().detach().to(torch::kCPU).contiguous());
   }
   const std::vector<char> bytes = torch::pickle_save(dict);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out) throw std::runtime_error("cannot write " + tmp);
-  }
-  std::rename(tmp.c_str(), path.c_str());
+  write_file_atomic(path, std::string_view(bytes.data(), bytes.size()));
 }
 
 void load_parameters(torch::nn::Module& module, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError("model.init_from: cannot read '" + path + "'");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto text = read_file(path);
+  if (!text) throw UserError("model.init_from: cannot read '" + path + "'");
+  const std::vector<char> bytes(text->begin(), text->end());
   auto read = [&] {
     try {
       return torch::pickle_load(bytes).toGenericDict();

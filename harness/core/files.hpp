@@ -1,0 +1,19 @@
+#pragma once
+// Whole files in and out. Writes are atomic (docs/design.md, invariant 8:
+// nothing is lost): the content goes to a temporary name beside the target,
+// then rename() puts it in place, so a reader sees the old file or the new
+// one, never half of one.
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace masklab {
+
+// The file's bytes, or nullopt when it cannot be opened; callers say what
+// the file was for in their own error.
+std::optional<std::string> read_file(const std::string& path);
+
+// Throws std::runtime_error naming the path when the write or the rename fails.
+void write_file_atomic(const std::string& path, std::string_view content);
+
+}  // namespace masklab
