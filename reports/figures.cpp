@@ -48,6 +48,26 @@ const json* curve_value(const json& point, const char* group, const char* metric
   return m == g->end() || !m->is_number() ? nullptr : &*m;
 }
 
+// step -> the held-out completion NLL of each ok run of (setting, strategy) that evaluated then.
+std::map<double, std::vector<double>> nll_by_step(const ReportInputs& inputs, const Analysis& a, size_t setting,
+                                                  const std::string& strategy) {
+  std::map<double, std::vector<double>> by_step;
+  for (size_t r = 0; r < inputs.runs.size(); ++r) {
+    const RunRow& run = inputs.runs[r];
+    const auto it = run.factors.find("strategy");
+    if (a.run_setting[r] != setting || run.status != "ok" || it == run.factors.end() || it->second != strategy) {
+      continue;
+    }
+    for (const auto& point : run.curve) {
+      const json* nll = curve_value(point, "eval", "completion_nll");
+      if (nll && point.contains("step") && point["step"].is_number()) {
+        by_step[point["step"].get<double>()].push_back(nll->get<double>());
+      }
+    }
+  }
+  return by_step;
+}
+
 // (a) Held-out completion NLL against the step: per strategy, the mean over
 // its ok runs with a mean ± 1 sd band across seeds.
 std::vector<Figure> loss_curves(const ReportInputs& inputs, const Analysis& a) {
@@ -58,21 +78,7 @@ std::vector<Figure> loss_curves(const ReportInputs& inputs, const Analysis& a) {
     chart.x_label = "training step";
     chart.y_label = metric_title("eval.completion_nll");
     for (size_t k = 0; k < a.strategies.size(); ++k) {
-      std::map<double, std::vector<double>> by_step;  // step -> one value per seed
-      for (size_t r = 0; r < inputs.runs.size(); ++r) {
-        const RunRow& run = inputs.runs[r];
-        const auto strategy = run.factors.find("strategy");
-        if (a.run_setting[r] != setting || run.status != "ok" || strategy == run.factors.end() ||
-            strategy->second != a.strategies[k]) {
-          continue;
-        }
-        for (const auto& point : run.curve) {
-          const json* nll = curve_value(point, "eval", "completion_nll");
-          if (nll && point.contains("step") && point["step"].is_number()) {
-            by_step[point["step"].get<double>()].push_back(nll->get<double>());
-          }
-        }
-      }
+      const auto by_step = nll_by_step(inputs, a, setting, a.strategies[k]);
       if (by_step.empty()) continue;
       XYSeries s;
       s.label = a.strategies[k];
@@ -97,61 +103,74 @@ std::vector<Figure> loss_curves(const ReportInputs& inputs, const Analysis& a) {
   return out;
 }
 
+// The x axis of the λ charts: a tick at every λ of the sweep, labelled with λ itself.
+std::vector<AxisTick> lambda_ticks(const Analysis& a) {
+  std::set<double> lambdas;
+  for (const auto& [strategy, lambda] : a.strategy_lambda) lambdas.insert(lambda);
+  std::vector<AxisTick> ticks;
+  for (double lambda : lambdas) ticks.push_back({transform_lambda(lambda, a.transform), fmt::format("{:g}", lambda)});
+  return ticks;
+}
+
+std::string lambda_axis_label(const std::string& transform) {
+  return transform == "log"       ? "prompt-loss weight \u03bb (log scale: log10(\u03bb + 0.001))"
+         : transform == "quarter" ? "prompt-loss weight \u03bb (scale: \u03bb^0.25)"
+                                  : "prompt-loss weight \u03bb";
+}
+
+// One setting's summaries of `metric` at each strategy's λ, in order of λ.
+XYSeries lambda_points(const Analysis& a, size_t setting, const std::string& metric) {
+  std::vector<std::pair<double, const SummaryRow*>> points;  // (λ, summary)
+  for (const auto& strategy : a.strategies) {
+    const auto lambda = a.lambda(strategy);
+    const SummaryRow* row = a.find_summary(setting, strategy, metric);
+    if (lambda && row && row->stats.n > 0) points.emplace_back(*lambda, row);
+  }
+  std::stable_sort(points.begin(), points.end(), [](const auto& p, const auto& q) { return p.first < q.first; });
+  XYSeries s;
+  s.label = a.settings.size() > 1 ? a.setting_label(setting) : "mean \u00b1 95% CI";
+  s.style = setting;
+  s.markers = true;
+  for (const auto& [lambda, row] : points) {
+    s.x.push_back(transform_lambda(lambda, a.transform));
+    s.y.push_back(row->stats.mean);
+    s.err_low.push_back(row->stats.low);
+    s.err_high.push_back(row->stats.high);
+  }
+  return s;
+}
+
+// The fitted quadratic over the observed range of x, dashed in the setting's colour.
+XYSeries fit_curve(const Analysis& a, const PlwFitRow& fit) {
+  XYSeries curve;
+  curve.label = a.settings.size() > 1      ? a.setting_label(fit.setting) + " (quadratic fit)"
+                : std::isfinite(fit.fit.r2) ? fmt::format("quadratic fit, R\u00b2 = {:.2f}", fit.fit.r2)
+                                            : "quadratic fit";  // a constant metric has no R²
+  curve.style = fit.setting;
+  curve.dashed = true;
+  const auto& b = fit.fit.beta;
+  for (int i = 0; i <= kFitCurvePoints; ++i) {
+    const double x = fit.x_min + (fit.x_max - fit.x_min) * i / kFitCurvePoints;
+    curve.x.push_back(x);
+    curve.y.push_back(b(0) + b(1) * x + b(2) * x * x);
+  }
+  return curve;
+}
+
 // (b) Each headline metric against λ: mean ± 95% CI over seeds for each
-// strategy with a prompt weight, and the fitted quadratic when there is one.
+// strategy on the λ axis, and the fitted quadratic when there is one.
 std::vector<Figure> plw_charts(const Analysis& a) {
   std::vector<Figure> out;
   if (!a.plw_varies) return out;
-  std::set<double> lambdas;
-  for (const auto& strategy : a.strategies) {
-    if (const auto lambda = prompt_weight(strategy)) lambdas.insert(*lambda);
-  }
-  std::vector<AxisTick> ticks;
-  for (double lambda : lambdas) ticks.push_back({transform_lambda(lambda, a.transform), fmt::format("{:g}", lambda)});
-  const std::string axis = a.transform == "log"       ? "prompt-loss weight \u03bb (log scale: log10(\u03bb + 0.001))"
-                           : a.transform == "quarter" ? "prompt-loss weight \u03bb (scale: \u03bb^0.25)"
-                                                      : "prompt-loss weight \u03bb";
   for (const auto& metric : headline_metrics()) {
     XYChart chart;
     chart.title = metric_title(metric) + " vs prompt weight";
-    chart.x_label = axis;
+    chart.x_label = lambda_axis_label(a.transform);
     chart.y_label = metric_title(metric);
-    chart.x_ticks = ticks;
+    chart.x_ticks = lambda_ticks(a);
     for (size_t setting = 0; setting < a.settings.size(); ++setting) {
-      const std::string label = a.settings.size() > 1 ? a.setting_label(setting) : "mean \u00b1 95% CI";
-      std::vector<std::pair<double, const SummaryRow*>> points;  // (λ, summary), by λ
-      for (const auto& strategy : a.strategies) {
-        const auto lambda = prompt_weight(strategy);
-        const SummaryRow* row = a.find_summary(setting, strategy, metric);
-        if (lambda && row && row->stats.n > 0) points.emplace_back(*lambda, row);
-      }
-      std::stable_sort(points.begin(), points.end(), [](const auto& p, const auto& q) { return p.first < q.first; });
-      XYSeries s;
-      s.label = label;
-      s.style = setting;
-      s.markers = true;
-      for (const auto& [lambda, row] : points) {
-        s.x.push_back(transform_lambda(lambda, a.transform));
-        s.y.push_back(row->stats.mean);
-        s.err_low.push_back(row->stats.low);
-        s.err_high.push_back(row->stats.high);
-      }
-      chart.series.push_back(std::move(s));
-      if (const PlwFitRow* fit = a.find_plw_fit(setting, metric)) {
-        XYSeries curve;
-        curve.label = a.settings.size() > 1      ? a.setting_label(setting) + " (quadratic fit)"
-                      : std::isfinite(fit->fit.r2) ? fmt::format("quadratic fit, R\u00b2 = {:.2f}", fit->fit.r2)
-                                                   : "quadratic fit";  // a constant metric has no R²
-        curve.style = setting;
-        curve.dashed = true;
-        const auto& b = fit->fit.beta;
-        for (int i = 0; i <= kFitCurvePoints; ++i) {
-          const double x = fit->x_min + (fit->x_max - fit->x_min) * i / kFitCurvePoints;
-          curve.x.push_back(x);
-          curve.y.push_back(b(0) + b(1) * x + b(2) * x * x);
-        }
-        chart.series.push_back(std::move(curve));
-      }
+      chart.series.push_back(lambda_points(a, setting, metric));
+      if (const PlwFitRow* fit = a.find_plw_fit(setting, metric)) chart.series.push_back(fit_curve(a, *fit));
     }
     if (!has_data(chart)) continue;
     std::string stem = metric;

@@ -166,42 +166,28 @@ std::string headline_cell(const Analysis& a, size_t setting, const std::string& 
                      text, mark);
 }
 
-std::string headline(const ReportInputs& inputs, const Analysis& a) {
-  std::string out =
-      "<section id=\"headline\"><h2>Headline: strategies on held-out data</h2>\n<p>Each cell: mean over seeds "
-      "\u00b1 half-width of the 95% t interval (runs with status ok; no interval with one seed). Marks compare "
-      "a strategy with the baseline <code>" +
-      esc(a.baseline) +
-      "</code> on the same seeds: the sign of (strategy \u2212 baseline), then <b>*</b> Holm p &lt; 0.05, "
-      "<b>**</b> &lt; 0.01, <b>***</b> &lt; 0.001 (paired t-test, Holm-corrected per metric over every setting "
-      "and strategy); <span class=\"better\"><b>blue</b></span> is an improvement, <span class=\"worse\"><b>"
-      "vermillion</b></span> a degradation, <span class=\"ns\">ns</span> not significant. \u2191/\u2193: "
-      "higher/lower is better. Hover a cell for the interval, the p-values and the wins.</p>\n";
-  for (size_t setting = 0; setting < a.settings.size(); ++setting) {
-    if (a.settings.size() > 1) out += "<h3>" + esc(a.setting_label(setting)) + "</h3>\n";
-    out += "<table class=\"headline\"><tr><th>strategy</th><th>\u03bb</th><th>ok runs</th>";
-    for (const auto& metric : headline_metrics()) out += "<th title=\"" + esc(metric) + "\">" + metric_header(metric) + "</th>";
-    out += "</tr>\n";
-    for (const auto& strategy : a.strategies) {
-      long ok = 0, total = 0;
-      for (size_t r = 0; r < inputs.runs.size(); ++r) {
-        const auto it = inputs.runs[r].factors.find("strategy");
-        const std::string run_strategy = it == inputs.runs[r].factors.end() ? "" : it->second;
-        if (a.run_setting[r] != setting || run_strategy != strategy) continue;
-        ++total;
-        ok += inputs.runs[r].status == "ok";
-      }
-      if (total == 0) continue;
-      const auto lambda = prompt_weight(strategy);
-      out += "<tr><td><code>" + esc(strategy) + "</code>" + (strategy == a.baseline ? " (baseline)" : "") + "</td>";
-      out += "<td class=\"num\">" + (lambda ? fmt::format("{:g}", *lambda) : std::string("\u2013")) + "</td>";
-      out += fmt::format("<td class=\"num\">{} / {}</td>", ok, total);
-      for (const auto& metric : headline_metrics()) out += headline_cell(a, setting, strategy, metric);
-      out += "</tr>\n";
-    }
-    out += "</table>\n";
+// One strategy's row of a setting's headline table: λ, ok runs and a cell
+// per headline metric; "" when the strategy has no run in the setting.
+std::string headline_row(const ReportInputs& inputs, const Analysis& a, size_t setting, const std::string& strategy) {
+  long ok = 0, total = 0;
+  for (size_t r = 0; r < inputs.runs.size(); ++r) {
+    const auto it = inputs.runs[r].factors.find("strategy");
+    const std::string run_strategy = it == inputs.runs[r].factors.end() ? "" : it->second;
+    if (a.run_setting[r] != setting || run_strategy != strategy) continue;
+    ++total;
+    ok += inputs.runs[r].status == "ok";
   }
+  if (total == 0) return "";
+  const auto lambda = a.lambda(strategy);
+  std::string out = "<tr><td><code>" + esc(strategy) + "</code>" + (strategy == a.baseline ? " (baseline)" : "") + "</td>";
+  out += "<td class=\"num\">" + (lambda ? fmt::format("{:g}", *lambda) : std::string("\u2013")) + "</td>";
+  out += fmt::format("<td class=\"num\">{} / {}</td>", ok, total);
+  for (const auto& metric : headline_metrics()) out += headline_cell(a, setting, strategy, metric);
+  return out + "</tr>\n";
+}
 
+// The paired tests of the headline metrics, folded away; a note when there are none.
+std::string comparison_details(const Analysis& a) {
   size_t shown_tests = 0;
   std::string table =
       "<table><tr>" +
@@ -223,13 +209,37 @@ std::string headline(const ReportInputs& inputs, const Analysis& a) {
   table += "</table>\n<p>All metrics, per task included: <span class=\"file\">comparisons.csv</span>. Fewer than "
            "two pairs leave the test empty.</p>\n";
   if (shown_tests > 0) {
-    out += fmt::format("<details><summary>Paired comparisons with the baseline ({} tests of the headline metrics)"
+    return fmt::format("<details><summary>Paired comparisons with the baseline ({} tests of the headline metrics)"
                        "</summary>\n{}</details>\n",
                        shown_tests, table);
-  } else if (a.baseline_present) {
-    out += "<p class=\"note\">No strategy shares a seed with the baseline in any setting: nothing to compare.</p>\n";
   }
-  return out + "</section>\n";
+  if (a.baseline_present) {
+    return "<p class=\"note\">No strategy shares a seed with the baseline in any setting: nothing to compare.</p>\n";
+  }
+  return "";
+}
+
+std::string headline(const ReportInputs& inputs, const Analysis& a) {
+  std::string out =
+      "<section id=\"headline\"><h2>Headline: strategies on held-out data</h2>\n<p>Each cell: mean over seeds "
+      "\u00b1 half-width of the 95% t interval (runs with status ok; no interval with one seed). Marks compare "
+      "a strategy with the baseline <code>" +
+      esc(a.baseline) +
+      "</code> on the same seeds: the sign of (strategy \u2212 baseline), then <b>*</b> Holm p &lt; 0.05, "
+      "<b>**</b> &lt; 0.01, <b>***</b> &lt; 0.001 (paired t-test, Holm-corrected per metric over every setting "
+      "and strategy); <span class=\"better\"><b>blue</b></span> is an improvement, <span class=\"worse\"><b>"
+      "vermillion</b></span> a degradation, <span class=\"ns\">ns</span> not significant. \u2191/\u2193: "
+      "higher/lower is better. \u03bb: the prompt weight of strategies on the prompt-loss-weight axis, from the "
+      "runs' recorded role weights. Hover a cell for the interval, the p-values and the wins.</p>\n";
+  for (size_t setting = 0; setting < a.settings.size(); ++setting) {
+    if (a.settings.size() > 1) out += "<h3>" + esc(a.setting_label(setting)) + "</h3>\n";
+    out += "<table class=\"headline\"><tr><th>strategy</th><th>\u03bb</th><th>ok runs</th>";
+    for (const auto& metric : headline_metrics()) out += "<th title=\"" + esc(metric) + "\">" + metric_header(metric) + "</th>";
+    out += "</tr>\n";
+    for (const auto& strategy : a.strategies) out += headline_row(inputs, a, setting, strategy);
+    out += "</table>\n";
+  }
+  return out + comparison_details(a) + "</section>\n";
 }
 
 std::string curves(const std::vector<Figure>& figures) {
@@ -243,6 +253,7 @@ std::string plw(const Analysis& a, const std::vector<Figure>& figures) {
   if (!a.plw_varies) {
     return out +
            "<p class=\"note\">The prompt weight does not vary in this sweep (fewer than three distinct \u03bb among "
+           "the strategies whose recorded role weights put them on the prompt-loss-weight axis, such as "
            "<code>completion_only</code> = 0, <code>weighted:\u03bb</code> and <code>full</code> = 1), so there is no "
            "plw_fit.csv and no \u03bb chart.</p>\n</section>\n";
   }

@@ -70,11 +70,38 @@ std::vector<json> load_curve(const fs::path& run_dir) {
   return points;
 }
 
-}  // namespace
+// One moment's weights of a role_weights record; `where` names the file and key.
+RecordedWeights read_weights(const json& record, const char* key, const std::string& where) {
+  const auto it = record.find(key);
+  if (it == record.end() || !it->is_object()) throw UserError(where + "." + key + ": expected an object of weights");
+  auto number = [&](const char* role) {
+    const auto w = it->find(role);
+    if (w == it->end() || !w->is_number()) {
+      throw UserError(where + "." + key + "." + role + ": expected a number");
+    }
+    return w->get<double>();
+  };
+  return {number("prompt"), number("completion"), number("earlier_completion"), number("system")};
+}
 
-ReportInputs load_sweep(const std::string& dir) {
-  const fs::path root(dir);
-  const std::string sweep_path = (root / "sweep.json").string();
+std::string required_string(const json& record, const char* key, const std::string& where) {
+  const auto it = record.find(key);
+  if (it == record.end() || !it->is_string()) throw UserError(where + "." + key + ": expected a string");
+  return it->get<std::string>();
+}
+
+// The "role_weights" member of a run entry or a run record; none when absent or null.
+std::optional<RoleWeightsRecord> read_role_weights(const json& parent, const std::string& where_parent) {
+  const auto it = parent.find("role_weights");
+  if (it == parent.end() || it->is_null()) return std::nullopt;
+  const std::string where = where_parent + ": role_weights";
+  if (!it->is_object()) throw UserError(where + ": expected {start, end, schedule, template, eos}");
+  return RoleWeightsRecord{read_weights(*it, "start", where), read_weights(*it, "end", where),
+                           required_string(*it, "schedule", where), required_string(*it, "template", where),
+                           required_string(*it, "eos", where)};
+}
+
+json read_sweep_json(const std::string& dir, const std::string& sweep_path) {
   std::ifstream in(sweep_path);
   if (!in) throw UserError(sweep_path + ": cannot read (is " + dir + " a sweep directory?)");
   json sweep;
@@ -84,8 +111,14 @@ ReportInputs load_sweep(const std::string& dir) {
     throw UserError(sweep_path + ": invalid JSON (" + std::string(e.what()) + ")");
   }
   if (!sweep.is_object()) throw UserError(sweep_path + ": expected a JSON object");
+  if (!sweep.contains("runs") || !sweep["runs"].is_array()) {
+    throw UserError(sweep_path + ": 'runs' must be a list of {id, dir, factors}");
+  }
+  return sweep;
+}
 
-  ReportInputs inputs;
+// Everything of sweep.json but its runs.
+void read_header(const json& sweep, const std::string& sweep_path, ReportInputs& inputs) {
   inputs.sweep.name = optional_string(sweep, "name", sweep_path);
   inputs.sweep.spec_path = optional_string(sweep, "spec_path", sweep_path);
   inputs.sweep.spec_text = optional_string(sweep, "spec_text", sweep_path);
@@ -93,41 +126,55 @@ ReportInputs load_sweep(const std::string& dir) {
   // The spec's baseline; `masklab report --baseline` overrides it.
   const std::string baseline = optional_string(sweep, "baseline", sweep_path);
   if (!baseline.empty()) inputs.baseline = baseline;
-  if (sweep.contains("factors")) {
-    if (!sweep["factors"].is_array()) throw UserError(sweep_path + ": 'factors' must be a list of names");
-    for (const auto& f : sweep["factors"]) {
-      if (!f.is_string()) throw UserError(sweep_path + ": 'factors' must be a list of names");
-      inputs.sweep.factors.push_back(f.get<std::string>());
-    }
+  if (!sweep.contains("factors")) return;
+  if (!sweep["factors"].is_array()) throw UserError(sweep_path + ": 'factors' must be a list of names");
+  for (const auto& f : sweep["factors"]) {
+    if (!f.is_string()) throw UserError(sweep_path + ": 'factors' must be a list of names");
+    inputs.sweep.factors.push_back(f.get<std::string>());
   }
-  if (!sweep.contains("runs") || !sweep["runs"].is_array()) {
-    throw UserError(sweep_path + ": 'runs' must be a list of {id, dir, factors}");
-  }
+}
 
+// One entry of sweep.json's runs and the record it points to. A factor the
+// header forgot is still a factor: it joins `factors`, after the declared ones.
+RunRow load_run(const json& entry, const std::string& where, const fs::path& root, std::vector<std::string>& factors) {
+  if (!entry.is_object() || !entry.contains("id") || !entry["id"].is_string()) {
+    throw UserError(where + ": expected an object with a string 'id'");
+  }
+  RunRow run;
+  run.id = entry["id"].get<std::string>();
+  const std::string run_dir_text = optional_string(entry, "dir", where);
+  fs::path run_dir = run_dir_text.empty() ? root / "runs" / run.id : fs::path(run_dir_text);
+  if (run_dir.is_relative()) run_dir = root / run_dir;
+  if (entry.contains("factors")) {
+    if (!entry["factors"].is_object()) throw UserError(where + ": 'factors' must be an object");
+    for (const auto& [name, value] : entry["factors"].items()) {
+      run.factors[name] = factor_text(value);
+      if (std::find(factors.begin(), factors.end(), name) == factors.end()) factors.push_back(name);
+    }
+  }
+  load_metrics(run, run_dir);
+  run.curve = load_curve(run_dir);
+  // The sweep's entry is written when the run is planned, so it speaks for
+  // runs without a record; a record from before role weights were written
+  // leaves the run without one.
+  run.role_weights = read_role_weights(entry, where);
+  if (!run.role_weights && run.metrics.is_object()) {
+    run.role_weights = read_role_weights(run.metrics, (run_dir / "metrics.json").string());
+  }
+  return run;
+}
+
+}  // namespace
+
+ReportInputs load_sweep(const std::string& dir) {
+  const fs::path root(dir);
+  const std::string sweep_path = (root / "sweep.json").string();
+  const json sweep = read_sweep_json(dir, sweep_path);
+  ReportInputs inputs;
+  read_header(sweep, sweep_path, inputs);
   for (size_t i = 0; i < sweep["runs"].size(); ++i) {
-    const json& entry = sweep["runs"][i];
     const std::string where = sweep_path + ": runs[" + std::to_string(i) + "]";
-    if (!entry.is_object() || !entry.contains("id") || !entry["id"].is_string()) {
-      throw UserError(where + ": expected an object with a string 'id'");
-    }
-    RunRow run;
-    run.id = entry["id"].get<std::string>();
-    const std::string run_dir_text = optional_string(entry, "dir", where);
-    fs::path run_dir = run_dir_text.empty() ? root / "runs" / run.id : fs::path(run_dir_text);
-    if (run_dir.is_relative()) run_dir = root / run_dir;
-    if (entry.contains("factors")) {
-      if (!entry["factors"].is_object()) throw UserError(where + ": 'factors' must be an object");
-      for (const auto& [name, value] : entry["factors"].items()) {
-        run.factors[name] = factor_text(value);
-        // A factor the header forgot is still a factor: keep it, after the declared ones.
-        if (std::find(inputs.sweep.factors.begin(), inputs.sweep.factors.end(), name) == inputs.sweep.factors.end()) {
-          inputs.sweep.factors.push_back(name);
-        }
-      }
-    }
-    load_metrics(run, run_dir);
-    run.curve = load_curve(run_dir);
-    inputs.runs.push_back(std::move(run));
+    inputs.runs.push_back(load_run(sweep["runs"][i], where, root, inputs.sweep.factors));
   }
   return inputs;
 }

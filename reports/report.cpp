@@ -20,6 +20,25 @@
 #include "reports/tables.hpp"
 
 namespace masklab::reports {
+namespace {
+
+// Figures of an earlier report that this one does not redraw would sit
+// beside the new ones and mislead; the figures folder is the report's own.
+void remove_stale_figures(const std::filesystem::path& folder, const std::vector<Figure>& figures) {
+  namespace fs = std::filesystem;
+  std::set<std::string> current;
+  for (const auto& f : figures) current.insert(fs::path(f.file).filename().string());
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const auto& entry : fs::directory_iterator(folder, ec)) {
+    if (entry.path().extension() == ".svg" && !current.count(entry.path().filename().string())) {
+      stale.push_back(entry.path());
+    }
+  }
+  for (const auto& path : stale) fs::remove(path, ec);
+}
+
+}  // namespace
 
 std::vector<std::string> write_report(const ReportInputs& inputs, const std::string& out_dir) {
   namespace fs = std::filesystem;
@@ -51,20 +70,8 @@ std::vector<std::string> write_report(const ReportInputs& inputs, const std::str
     fs::remove(root / "plw_fit.csv", ec);  // from an earlier report of a sweep that varied λ
   }
 
-  // Figures of an earlier report that this one does not redraw would sit
-  // beside the new ones and mislead; the figures folder is the report's own.
-  std::set<std::string> current;
-  for (const auto& f : figures) {
-    write(f.file, f.svg);
-    current.insert(fs::path(f.file).filename().string());
-  }
-  std::vector<fs::path> stale;
-  for (const auto& entry : fs::directory_iterator(root / "figures", ec)) {
-    if (entry.path().extension() == ".svg" && !current.count(entry.path().filename().string())) {
-      stale.push_back(entry.path());
-    }
-  }
-  for (const auto& path : stale) fs::remove(path, ec);
+  for (const auto& f : figures) write(f.file, f.svg);
+  remove_stale_figures(root / "figures", figures);
 
   write("report.html", report_html(inputs, analysis, figures, data_files));
   return written;

@@ -12,6 +12,25 @@
 
 namespace masklab::reports {
 
+// Token weights by role at one moment of a run, as recorded.
+struct RecordedWeights {
+  double prompt = 0;              // user text
+  double completion = 0;          // the final assistant turn and its end marker
+  double earlier_completion = 0;  // assistant turns before the final one
+  double system = 0;              // system text
+};
+
+// What a run recorded of its strategy ("role_weights" in sweep.json's run
+// entry and in metrics.json; role_weights_record in strategies/strategy.hpp).
+// The report reads these numbers and never parses strategy specs.
+struct RoleWeightsRecord {
+  RecordedWeights start;    // at the first step
+  RecordedWeights end;      // at the last step
+  std::string schedule;     // constant | linear | cosine
+  std::string template_as;  // the template tokens weigh as: prompt | completion | zero
+  std::string eos;          // end markers of earlier turns weigh as completion (all) or prompt (last)
+};
+
 // One run of the sweep, as recorded in DIR/runs/<id>/.
 struct RunRow {
   std::string id;                              // the run id (hash of its resolved config)
@@ -21,6 +40,7 @@ struct RunRow {
   std::string error;                           // metrics.json "error", when any
   nlohmann::json metrics;                      // the whole metrics.json; null when missing
   std::vector<nlohmann::json> curve;           // curve.jsonl, one object per eval point
+  std::optional<RoleWeightsRecord> role_weights;  // sweep.json's, else metrics.json's; none when neither has one
 };
 
 // What the sweep ran: DIR/sweep.json.
@@ -64,7 +84,8 @@ struct ReportInputs {
 
 // Reads DIR/sweep.json and DIR/runs/<id>/{metrics.json,curve.jsonl} for every
 // run it lists. A run without metrics.json is status "missing". Throws
-// UserError (harness/core/errors.hpp) naming the file when sweep.json is absent or invalid.
+// UserError (harness/core/errors.hpp) naming the file when sweep.json is absent or invalid,
+// or when a "role_weights" record (in sweep.json or a metrics.json) is malformed.
 ReportInputs load_sweep(const std::string& dir);
 
 // Writes every report file into out_dir (and out_dir/figures/); returns their paths.

@@ -180,6 +180,123 @@ std::vector<std::pair<size_t, size_t>> finite_runs(size_t n, const std::vector<c
 
 bool is_dashed(const XYSeries& s) { return s.dashed || s.style >= kPaletteSize; }
 
+// A vertical bar from pixel lo to hi with caps reaching `cap` pixels either side.
+std::string whisker(double x, double lo, double hi, double cap, const std::string& colour, const char* stroke_width) {
+  return fmt::format("<path d=\"M{0} {1} V{2} M{3} {1} H{4} M{3} {2} H{4}\" stroke=\"{5}\" stroke-width=\"{6}\"/>",
+                     num(x), num(lo), num(hi), num(x - cap), num(x + cap), colour, stroke_width);
+}
+
+// The frame of an x–y chart: the data range of every series and tick, left of the legend.
+Frame xy_frame(const XYChart& chart, double legend_w, double height) {
+  Range x_range, y_range;
+  for (const auto& s : chart.series) {
+    x_range.add(s.x);
+    for (const auto* column : {&s.y, &s.band_low, &s.band_high, &s.err_low, &s.err_high}) y_range.add(*column);
+  }
+  for (const auto& t : chart.x_ticks) x_range.add(t.at);
+  return {kMarginLeft, kWidth - legend_w - 24, kMarginTop, height - kMarginBottom, padded(x_range), padded(y_range)};
+}
+
+// A series' shaded band: one polygon per stretch where x and both edges are finite.
+std::string band(const Frame& f, const XYSeries& s) {
+  std::string out;
+  if (s.band_low.empty()) return out;
+  for (const auto& [begin, end] : finite_runs(s.x.size(), {&s.x, &s.band_low, &s.band_high})) {
+    std::string points;
+    for (size_t i = begin; i < end; ++i) points += num(f.px(s.x[i])) + "," + num(f.py(s.band_high[i])) + " ";
+    for (size_t i = end; i-- > begin;) points += num(f.px(s.x[i])) + "," + num(f.py(s.band_low[i])) + " ";
+    out += fmt::format("<polygon points=\"{}\" fill=\"{}\" fill-opacity=\"0.18\" stroke=\"none\"/>\n", points,
+                       series_colour(s.style));
+  }
+  return out;
+}
+
+// A series' line, broken where a point is not finite.
+std::string line(const Frame& f, const XYSeries& s) {
+  std::string out;
+  for (const auto& [begin, end] : finite_runs(s.x.size(), {&s.x, &s.y})) {
+    std::string points;
+    for (size_t i = begin; i < end; ++i) points += num(f.px(s.x[i])) + "," + num(f.py(s.y[i])) + " ";
+    out += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>\n", points,
+                       series_colour(s.style), is_dashed(s) ? " stroke-dasharray=\"6 3\"" : "");
+  }
+  return out;
+}
+
+std::string error_bars(const Frame& f, const XYSeries& s) {
+  std::string out;
+  for (size_t i = 0; i < s.err_low.size() && i < s.x.size(); ++i) {
+    if (!std::isfinite(s.x[i]) || !std::isfinite(s.err_low[i]) || !std::isfinite(s.err_high[i])) continue;
+    out += whisker(f.px(s.x[i]), f.py(s.err_low[i]), f.py(s.err_high[i]), 4, series_colour(s.style), "1.5") + "\n";
+  }
+  return out;
+}
+
+std::string markers(const Frame& f, const XYSeries& s) {
+  std::string out;
+  for (size_t i = 0; s.markers && i < s.x.size(); ++i) {
+    if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
+    out += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"3.5\" fill=\"{}\"/>\n", num(f.px(s.x[i])),
+                       num(f.py(s.y[i])), series_colour(s.style));
+  }
+  return out;
+}
+
+// Where a bar chart's groups go. Group labels that do not fit their slot are
+// written at a slant, which needs more room below.
+struct BarLayout {
+  Frame frame;
+  double group_w;
+  double height;
+  bool slanted;
+};
+
+BarLayout bar_layout(const BarChart& chart, double legend_w, size_t legend_rows) {
+  Range y_range;
+  y_range.add(0.0);  // bars start at zero, so zero is always on the axis
+  for (size_t s = 0; s < chart.series.size(); ++s) {
+    for (const auto* column : {&chart.values, &chart.low, &chart.high}) {
+      if (s < column->size()) y_range.add((*column)[s]);
+    }
+  }
+  const double plot_left = kMarginLeft, plot_right = kWidth - legend_w - 24;
+  const double group_w = (plot_right - plot_left) / static_cast<double>(std::max<size_t>(1, chart.groups.size()));
+  size_t longest = 0;
+  for (const auto& g : chart.groups) longest = std::max(longest, std::min<size_t>(24, g.size()));
+  const bool slanted = static_cast<double>(longest) * kCharWidth > group_w - 6;
+  const double bottom_margin = slanted ? 40 + static_cast<double>(longest) * kCharWidth * 0.6 : kMarginBottom;
+  const double height = std::max(kMinHeight + (slanted ? bottom_margin - kMarginBottom : 0),
+                                 kMarginTop + static_cast<double>(legend_rows) * kLegendRow + 24);
+  Range padded_y = padded(y_range);
+  padded_y.lo = std::max(padded_y.lo, std::min(0.0, y_range.lo));  // no empty strip under the zero line
+  return {{plot_left, plot_right, kMarginTop, height - bottom_margin, {0, 1}, padded_y}, group_w, height, slanted};
+}
+
+std::string group_label(const BarLayout& layout, double centre, const std::string& name) {
+  const std::string label = html_escape(shortened(name, 24));
+  if (layout.slanted) {
+    return fmt::format("<text transform=\"translate({} {}) rotate(-35)\" text-anchor=\"end\" fill=\"#333\">{}</text>\n",
+                       num(centre), num(layout.frame.bottom + 14), label);
+  }
+  return fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#333\">{}</text>\n", num(centre),
+                     num(layout.frame.bottom + 18), label);
+}
+
+// Series s's bar in group g, left edge at x, with its whisker and a tooltip; "" for a NaN value.
+std::string bar(const BarChart& chart, const Frame& f, size_t s, size_t g, double x, double bar_w) {
+  const double v = chart.values[s][g];
+  if (!std::isfinite(v)) return "";
+  const double top = std::min(f.py(v), f.py(0)), bar_h = std::fabs(f.py(v) - f.py(0));
+  const double lo = chart.low[s][g], hi = chart.high[s][g];
+  const std::string interval = std::isfinite(lo) && std::isfinite(hi) ? fmt::format(" [{:.4g}, {:.4g}]", lo, hi) : "";
+  std::string out = fmt::format(
+      "<g><title>{} \u00b7 {}: {:.4g}{}</title><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>",
+      html_escape(chart.series[s]), html_escape(chart.groups[g]), v, interval, num(x), num(top),
+      num(std::max(1.0, bar_w - 1)), num(bar_h), series_colour(s));
+  if (!interval.empty()) out += whisker(x + bar_w / 2, f.py(lo), f.py(hi), 3, "#222", "1.2");
+  return out + "</g>\n";
+}
+
 }  // namespace
 
 bool has_data(const XYChart& chart) {
@@ -200,57 +317,20 @@ bool has_data(const BarChart& chart) {
 
 std::string render_svg(const XYChart& chart) {
   std::vector<LegendEntry> entries;
-  Range x_range, y_range;
   for (const auto& s : chart.series) {
     entries.push_back({s.label, s.style, is_dashed(s) ? LegendMark::kDashedLine : LegendMark::kLine});
-    x_range.add(s.x);
-    for (const auto* column : {&s.y, &s.band_low, &s.band_high, &s.err_low, &s.err_high}) y_range.add(*column);
   }
-  for (const auto& t : chart.x_ticks) x_range.add(t.at);
-  const double legend_w = legend_width(entries);
   const double height = std::max(kMinHeight, kMarginTop + static_cast<double>(entries.size()) * kLegendRow + 24);
-  Frame f{kMarginLeft, kWidth - legend_w - 24, kMarginTop, height - kMarginBottom, padded(x_range), padded(y_range)};
+  const Frame f = xy_frame(chart, legend_width(entries), height);
   const auto x_ticks = chart.x_ticks.empty() ? nice_ticks(f.x.lo, f.x.hi) : chart.x_ticks;
 
   std::string out = svg_open(kWidth, height, chart.title);
   out += axes(f, x_ticks, nice_ticks(f.y.lo, f.y.hi), chart.x_label, chart.y_label);
-  for (const auto& s : chart.series) {  // bands first, under every line
-    if (s.band_low.empty()) continue;
-    for (const auto& [begin, end] : finite_runs(s.x.size(), {&s.x, &s.band_low, &s.band_high})) {
-      std::string points;
-      for (size_t i = begin; i < end; ++i) points += num(f.px(s.x[i])) + "," + num(f.py(s.band_high[i])) + " ";
-      for (size_t i = end; i-- > begin;) points += num(f.px(s.x[i])) + "," + num(f.py(s.band_low[i])) + " ";
-      out += fmt::format("<polygon points=\"{}\" fill=\"{}\" fill-opacity=\"0.18\" stroke=\"none\"/>\n", points,
-                         series_colour(s.style));
-    }
-  }
+  for (const auto& s : chart.series) out += band(f, s);  // bands first, under every line
   for (const auto& s : chart.series) {
-    const std::string colour = series_colour(s.style);
     out += "<g><title>" + html_escape(s.label) + "</title>\n";
-    if (s.line) {
-      for (const auto& [begin, end] : finite_runs(s.x.size(), {&s.x, &s.y})) {
-        std::string points;
-        for (size_t i = begin; i < end; ++i) points += num(f.px(s.x[i])) + "," + num(f.py(s.y[i])) + " ";
-        out += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>\n", points,
-                           colour, is_dashed(s) ? " stroke-dasharray=\"6 3\"" : "");
-      }
-    }
-    if (!s.err_low.empty()) {
-      for (size_t i = 0; i < s.x.size(); ++i) {
-        if (!std::isfinite(s.x[i]) || !std::isfinite(s.err_low[i]) || !std::isfinite(s.err_high[i])) continue;
-        const double x = f.px(s.x[i]), lo = f.py(s.err_low[i]), hi = f.py(s.err_high[i]);
-        out += fmt::format("<path d=\"M{0} {1} V{2} M{3} {1} H{4} M{3} {2} H{4}\" stroke=\"{5}\" stroke-width=\"1.5\"/>\n",
-                           num(x), num(lo), num(hi), num(x - 4), num(x + 4), colour);
-      }
-    }
-    if (s.markers) {
-      for (size_t i = 0; i < s.x.size(); ++i) {
-        if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
-        out += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"3.5\" fill=\"{}\"/>\n", num(f.px(s.x[i])), num(f.py(s.y[i])),
-                           colour);
-      }
-    }
-    out += "</g>\n";
+    if (s.line) out += line(f, s);
+    out += error_bars(f, s) + markers(f, s) + "</g>\n";
   }
   out += legend(entries, f.right + 16, kMarginTop + 8);
   return out + "</svg>\n";
@@ -258,60 +338,20 @@ std::string render_svg(const XYChart& chart) {
 
 std::string render_svg(const BarChart& chart) {
   std::vector<LegendEntry> entries;
-  Range y_range;
-  y_range.add(0.0);  // bars start at zero, so zero is always on the axis
-  for (size_t s = 0; s < chart.series.size(); ++s) {
-    entries.push_back({chart.series[s], s, LegendMark::kBox});
-    for (const auto* column : {&chart.values, &chart.low, &chart.high}) {
-      if (s < column->size()) y_range.add((*column)[s]);
-    }
-  }
-  const double legend_w = legend_width(entries);
-  const double plot_left = kMarginLeft, plot_right = kWidth - legend_w - 24;
-  const double group_w = (plot_right - plot_left) / static_cast<double>(std::max<size_t>(1, chart.groups.size()));
-  // Group labels that do not fit their slot are written at a slant, which needs more room below.
-  size_t longest = 0;
-  for (const auto& g : chart.groups) longest = std::max(longest, std::min<size_t>(24, g.size()));
-  const bool slanted = static_cast<double>(longest) * kCharWidth > group_w - 6;
-  const double bottom_margin = slanted ? 40 + static_cast<double>(longest) * kCharWidth * 0.6 : kMarginBottom;
-  const double height = std::max(kMinHeight + (slanted ? bottom_margin - kMarginBottom : 0),
-                                 kMarginTop + static_cast<double>(entries.size()) * kLegendRow + 24);
-  Range padded_y = padded(y_range);
-  padded_y.lo = std::max(padded_y.lo, std::min(0.0, y_range.lo));  // no empty strip under the zero line
-  Frame f{plot_left, plot_right, kMarginTop, height - bottom_margin, {0, 1}, padded_y};
+  for (size_t s = 0; s < chart.series.size(); ++s) entries.push_back({chart.series[s], s, LegendMark::kBox});
+  const BarLayout layout = bar_layout(chart, legend_width(entries), entries.size());
+  const Frame& f = layout.frame;
 
-  std::string out = svg_open(kWidth, height, chart.title);
+  std::string out = svg_open(kWidth, layout.height, chart.title);
   out += axes(f, {}, nice_ticks(f.y.lo, f.y.hi), "", chart.y_label);  // the x label goes below the slanted names
   out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#222\">{}</text>\n",
-                     num((f.left + f.right) / 2), num(height - 8), html_escape(chart.x_label));
-  const double bar_w = group_w * 0.8 / static_cast<double>(std::max<size_t>(1, chart.series.size()));
+                     num((f.left + f.right) / 2), num(layout.height - 8), html_escape(chart.x_label));
+  const double bar_w = layout.group_w * 0.8 / static_cast<double>(std::max<size_t>(1, chart.series.size()));
   for (size_t g = 0; g < chart.groups.size(); ++g) {
-    const double group_left = f.left + static_cast<double>(g) * group_w + group_w * 0.1;
-    const double centre = f.left + (static_cast<double>(g) + 0.5) * group_w;
-    const std::string label = html_escape(shortened(chart.groups[g], 24));
-    if (slanted) {
-      out += fmt::format("<text transform=\"translate({} {}) rotate(-35)\" text-anchor=\"end\" fill=\"#333\">{}</text>\n",
-                         num(centre), num(f.bottom + 14), label);
-    } else {
-      out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#333\">{}</text>\n", num(centre),
-                         num(f.bottom + 18), label);
-    }
+    const double group_left = f.left + static_cast<double>(g) * layout.group_w + layout.group_w * 0.1;
+    out += group_label(layout, f.left + (static_cast<double>(g) + 0.5) * layout.group_w, chart.groups[g]);
     for (size_t s = 0; s < chart.series.size(); ++s) {
-      const double v = chart.values[s][g];
-      if (!std::isfinite(v)) continue;
-      const double x = group_left + static_cast<double>(s) * bar_w;
-      const double top = std::min(f.py(v), f.py(0)), bar_h = std::fabs(f.py(v) - f.py(0));
-      const double lo = chart.low[s][g], hi = chart.high[s][g];
-      const std::string interval = std::isfinite(lo) && std::isfinite(hi) ? fmt::format(" [{:.4g}, {:.4g}]", lo, hi) : "";
-      out += fmt::format("<g><title>{} \u00b7 {}: {:.4g}{}</title><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>",
-                         html_escape(chart.series[s]), html_escape(chart.groups[g]), v, interval, num(x), num(top),
-                         num(std::max(1.0, bar_w - 1)), num(bar_h), series_colour(s));
-      if (!interval.empty()) {
-        const double cx = x + bar_w / 2;
-        out += fmt::format("<path d=\"M{0} {1} V{2} M{3} {1} H{4} M{3} {2} H{4}\" stroke=\"#222\" stroke-width=\"1.2\"/>",
-                           num(cx), num(f.py(lo)), num(f.py(hi)), num(cx - 3), num(cx + 3));
-      }
-      out += "</g>\n";
+      out += bar(chart, f, s, g, group_left + static_cast<double>(s) * bar_w, bar_w);
     }
   }
   out += legend(entries, f.right + 16, kMarginTop + 8);

@@ -121,59 +121,72 @@ void add_summaries(const ReportInputs& inputs, Analysis& a) {
   }
 }
 
-void add_comparisons(const ReportInputs& inputs, Analysis& a) {
-  if (!a.baseline_present) return;
-  // For one setting and strategy: seed -> run index, ok runs only; the first run wins a duplicate seed.
-  auto runs_by_seed = [&](size_t setting, const std::string& strategy) {
-    std::map<std::string, size_t> out;
-    for (size_t r = 0; r < inputs.runs.size(); ++r) {
-      const RunRow& run = inputs.runs[r];
-      if (a.run_setting[r] == setting && run.status == "ok" && factor_of(run, "strategy") == strategy) {
-        out.emplace(factor_of(run, "seed"), r);
-      }
-    }
-    return out;
-  };
-  for (size_t s = 0; s < a.settings.size(); ++s) {
-    const auto baseline_runs = runs_by_seed(s, a.baseline);
-    for (const auto& strategy : a.strategies) {
-      if (strategy == a.baseline) continue;
-      const auto strategy_runs = runs_by_seed(s, strategy);
-      for (const auto& metric : a.metrics) {
-        const Better better = better_direction(metric);
-        if (better == Better::kNeither) continue;
-        ComparisonRow row{s, strategy, metric, {}, kNaN, 0, 0, 0};
-        std::vector<double> ours, theirs;
-        for (const auto& [seed, r] : strategy_runs) {
-          const auto base = baseline_runs.find(seed);
-          if (base == baseline_runs.end()) continue;
-          const double x = a.value(r, metric), y = a.value(base->second, metric);
-          if (!std::isfinite(x) || !std::isfinite(y)) continue;
-          ours.push_back(x);
-          theirs.push_back(y);
-          if (x == y) {
-            ++row.ties;
-          } else if ((x > y) == (better == Better::kHigher)) {
-            ++row.wins;
-          } else {
-            ++row.losses;
-          }
-        }
-        if (ours.empty()) continue;
-        row.test = paired_t_test(ours, theirs);
-        a.comparisons.push_back(row);
-      }
+// For one setting and strategy: seed -> run index, ok runs only; the first run wins a duplicate seed.
+std::map<std::string, size_t> runs_by_seed(const ReportInputs& inputs, const Analysis& a, size_t setting,
+                                           const std::string& strategy) {
+  std::map<std::string, size_t> out;
+  for (size_t r = 0; r < inputs.runs.size(); ++r) {
+    const RunRow& run = inputs.runs[r];
+    if (a.run_setting[r] == setting && run.status == "ok" && factor_of(run, "strategy") == strategy) {
+      out.emplace(factor_of(run, "seed"), r);
     }
   }
-  // The Holm family: every (setting, strategy) comparison of one metric.
+  return out;
+}
+
+// The paired test of one strategy against the baseline on one metric, over
+// the seeds both have a finite value for; nullopt when they share none.
+std::optional<ComparisonRow> compare(const Analysis& a, ComparisonRow row, const std::map<std::string, size_t>& ours_by_seed,
+                                     const std::map<std::string, size_t>& baseline_by_seed) {
+  const Better better = better_direction(row.metric);
+  std::vector<double> ours, theirs;
+  for (const auto& [seed, r] : ours_by_seed) {
+    const auto base = baseline_by_seed.find(seed);
+    if (base == baseline_by_seed.end()) continue;
+    const double x = a.value(r, row.metric), y = a.value(base->second, row.metric);
+    if (!std::isfinite(x) || !std::isfinite(y)) continue;
+    ours.push_back(x);
+    theirs.push_back(y);
+    if (x == y) {
+      ++row.ties;
+    } else if ((x > y) == (better == Better::kHigher)) {
+      ++row.wins;
+    } else {
+      ++row.losses;
+    }
+  }
+  if (ours.empty()) return std::nullopt;
+  row.test = paired_t_test(ours, theirs);
+  return row;
+}
+
+// The Holm family: every (setting, strategy) comparison of one metric.
+void holm_per_metric(std::vector<ComparisonRow>& comparisons) {
   std::map<std::string, std::vector<size_t>> family;
-  for (size_t i = 0; i < a.comparisons.size(); ++i) family[a.comparisons[i].metric].push_back(i);
+  for (size_t i = 0; i < comparisons.size(); ++i) family[comparisons[i].metric].push_back(i);
   for (const auto& [metric, rows] : family) {
     std::vector<double> p;
-    for (size_t i : rows) p.push_back(a.comparisons[i].test.p_value);
+    for (size_t i : rows) p.push_back(comparisons[i].test.p_value);
     const auto adjusted = holm_adjust(p);
-    for (size_t k = 0; k < rows.size(); ++k) a.comparisons[rows[k]].p_holm = adjusted[k];
+    for (size_t k = 0; k < rows.size(); ++k) comparisons[rows[k]].p_holm = adjusted[k];
   }
+}
+
+void add_comparisons(const ReportInputs& inputs, Analysis& a) {
+  if (!a.baseline_present) return;
+  for (size_t s = 0; s < a.settings.size(); ++s) {
+    const auto baseline_runs = runs_by_seed(inputs, a, s, a.baseline);
+    for (const auto& strategy : a.strategies) {
+      if (strategy == a.baseline) continue;
+      const auto strategy_runs = runs_by_seed(inputs, a, s, strategy);
+      for (const auto& metric : a.metrics) {
+        if (better_direction(metric) == Better::kNeither) continue;
+        const ComparisonRow blank{s, strategy, metric, {}, kNaN, 0, 0, 0};
+        if (auto row = compare(a, blank, strategy_runs, baseline_runs)) a.comparisons.push_back(std::move(*row));
+      }
+    }
+  }
+  holm_per_metric(a.comparisons);
 }
 
 // The λ of the fitted curve's optimum over [x_min, x_max]: the vertex when it
@@ -193,15 +206,22 @@ double best_lambda(const PlwFitRow& row, double lambda_min, double lambda_max, c
   return best;
 }
 
-void add_plw_fits(const ReportInputs& inputs, Analysis& a) {
+// Each run's λ from its own record, and each strategy's from the first of its runs that has one.
+void add_lambdas(const ReportInputs& inputs, Analysis& a) {
+  std::set<std::string> decided;
   std::set<double> lambdas;
-  for (const auto& strategy : a.strategies) {
-    if (const auto lambda = prompt_weight(strategy)) lambdas.insert(*lambda);
+  for (const auto& run : inputs.runs) {
+    a.run_lambda.push_back(plw_lambda(run.role_weights));
+    const std::string strategy = factor_of(run, "strategy");
+    if (!run.role_weights || !decided.insert(strategy).second || !a.run_lambda.back()) continue;
+    a.strategy_lambda[strategy] = *a.run_lambda.back();
+    lambdas.insert(*a.run_lambda.back());
   }
   a.plw_varies = lambdas.size() >= 3;
+}
+
+void add_plw_fits(const ReportInputs& inputs, Analysis& a) {
   if (!a.plw_varies) return;
-  std::vector<std::optional<double>> run_lambda;
-  for (const auto& run : inputs.runs) run_lambda.push_back(prompt_weight(factor_of(run, "strategy")));
   for (size_t s = 0; s < a.settings.size(); ++s) {
     for (const auto& metric : a.metrics) {
       if (!is_plw_metric(metric)) continue;
@@ -210,7 +230,7 @@ void add_plw_fits(const ReportInputs& inputs, Analysis& a) {
       double lambda_min = INFINITY, lambda_max = -INFINITY;
       for (size_t r = 0; r < inputs.runs.size(); ++r) {
         const RunRow& run = inputs.runs[r];
-        const auto& lambda = run_lambda[r];
+        const auto& lambda = a.run_lambda[r];
         const double v = a.value(r, metric);
         if (a.run_setting[r] != s || run.status != "ok" || !lambda || !std::isfinite(v)) continue;
         x.push_back(transform_lambda(*lambda, a.transform));
@@ -234,6 +254,22 @@ void add_plw_fits(const ReportInputs& inputs, Analysis& a) {
   }
 }
 
+// A CSV header: the factor columns, then the file's own.
+std::vector<std::string> header(std::vector<std::string> factors, std::initializer_list<const char*> columns) {
+  factors.insert(factors.end(), columns.begin(), columns.end());
+  return factors;
+}
+
+void index_rows(Analysis& a) {
+  for (size_t i = 0; i < a.summary.size(); ++i) {
+    a.summary_index[{a.summary[i].setting, a.summary[i].strategy, a.summary[i].metric}] = i;
+  }
+  for (size_t i = 0; i < a.comparisons.size(); ++i) {
+    a.comparison_index[{a.comparisons[i].setting, a.comparisons[i].strategy, a.comparisons[i].metric}] = i;
+  }
+  for (size_t i = 0; i < a.plw_fits.size(); ++i) a.plw_fit_index[{a.plw_fits[i].setting, a.plw_fits[i].metric}] = i;
+}
+
 }  // namespace
 
 Better better_direction(const std::string& metric) {
@@ -253,20 +289,11 @@ const std::vector<std::string>& headline_metrics() {
   return metrics;
 }
 
-std::optional<double> prompt_weight(const std::string& strategy) {
-  const std::string spec = lower(strategy);
-  const std::string name = spec.substr(0, spec.find(':'));
-  if (name == "completion_only" || name == "assistant_only") return 0.0;
-  if (name == "full") return 1.0;
-  if ((name != "weighted" && name != "plw") || name.size() == spec.size()) return std::nullopt;
-  const std::string params = spec.substr(name.size() + 1);
-  try {
-    size_t used = 0;
-    const double lambda = std::stod(params, &used);
-    if (used == params.size() || params[used] == ',') return lambda;
-  } catch (const std::exception&) {
-  }
-  return std::nullopt;
+std::optional<double> plw_lambda(const std::optional<RoleWeightsRecord>& record) {
+  if (!record || record->schedule != "constant") return std::nullopt;
+  const RecordedWeights& w = record->start;
+  if (w.completion != 1 || w.earlier_completion != 1 || w.system != w.prompt) return std::nullopt;
+  return w.prompt;
 }
 
 double transform_lambda(double lambda, const std::string& transform) {
@@ -281,6 +308,11 @@ double untransform_lambda(double x, const std::string& transform) {
   if (transform == "quarter") return std::pow(x, 4.0);
   if (transform == "linear") return x;
   throw UserError("plw transform '" + transform + "': expected log, quarter or linear");
+}
+
+std::optional<double> Analysis::lambda(const std::string& strategy) const {
+  const auto it = strategy_lambda.find(strategy);
+  return it == strategy_lambda.end() ? std::nullopt : std::optional<double>(it->second);
 }
 
 double Analysis::value(size_t run, const std::string& metric) const {
@@ -347,14 +379,9 @@ Analysis analyze(const ReportInputs& inputs) {
   a.metrics = metric_columns(a.values);
   add_summaries(inputs, a);
   add_comparisons(inputs, a);
+  add_lambdas(inputs, a);
   add_plw_fits(inputs, a);
-  for (size_t i = 0; i < a.summary.size(); ++i) {
-    a.summary_index[{a.summary[i].setting, a.summary[i].strategy, a.summary[i].metric}] = i;
-  }
-  for (size_t i = 0; i < a.comparisons.size(); ++i) {
-    a.comparison_index[{a.comparisons[i].setting, a.comparisons[i].strategy, a.comparisons[i].metric}] = i;
-  }
-  for (size_t i = 0; i < a.plw_fits.size(); ++i) a.plw_fit_index[{a.plw_fits[i].setting, a.plw_fits[i].metric}] = i;
+  index_rows(a);
   return a;
 }
 
@@ -378,9 +405,7 @@ std::string runs_csv(const ReportInputs& inputs, const Analysis& a) {
 }
 
 std::string summary_csv(const Analysis& a) {
-  std::vector<std::string> header = a.condition_factors;
-  for (const char* column : {"metric", "n", "mean", "std", "ci95_low", "ci95_high"}) header.push_back(column);
-  std::string out = csv_row(header);
+  std::string out = csv_row(header(a.condition_factors, {"metric", "n", "mean", "std", "ci95_low", "ci95_high"}));
   for (const auto& row : a.summary) {
     std::vector<std::string> fields = row.condition;
     fields.push_back(row.metric);
@@ -392,12 +417,9 @@ std::string summary_csv(const Analysis& a) {
 }
 
 std::string comparisons_csv(const Analysis& a) {
-  std::vector<std::string> header = a.setting_factors;
-  for (const char* column : {"strategy", "baseline", "metric", "n_pairs", "mean_diff", "ci95_low", "ci95_high", "t",
-                             "p_value", "p_holm", "cohens_d", "wins", "losses", "ties"}) {
-    header.push_back(column);
-  }
-  std::string out = csv_row(header);
+  std::string out = csv_row(header(a.setting_factors, {"strategy", "baseline", "metric", "n_pairs", "mean_diff", "ci95_low",
+                                                        "ci95_high", "t", "p_value", "p_holm", "cohens_d", "wins",
+                                                        "losses", "ties"}));
   for (const auto& row : a.comparisons) {
     std::vector<std::string> fields = a.settings[row.setting];
     fields.push_back(row.strategy);
@@ -415,12 +437,9 @@ std::string comparisons_csv(const Analysis& a) {
 }
 
 std::string plw_fit_csv(const Analysis& a) {
-  std::vector<std::string> header = a.setting_factors;
-  for (const char* column : {"metric", "transform", "n", "b0", "b1", "b2", "se_b0", "se_b1", "se_b2", "p_b0", "p_b1",
-                             "p_b2", "r2", "best_lambda", "direction"}) {
-    header.push_back(column);
-  }
-  std::string out = csv_row(header);
+  std::string out = csv_row(header(a.setting_factors, {"metric", "transform", "n", "b0", "b1", "b2", "se_b0", "se_b1",
+                                                        "se_b2", "p_b0", "p_b1", "p_b2", "r2", "best_lambda",
+                                                        "direction"}));
   for (const auto& row : a.plw_fits) {
     std::vector<std::string> fields = a.settings[row.setting];
     fields.push_back(row.metric);

@@ -33,9 +33,12 @@ Better better_direction(const std::string& metric);
 // The held-out metrics of the headline table and charts.
 const std::vector<std::string>& headline_metrics();
 
-// The prompt weight λ a strategy trains with: completion_only (assistant_only) 0,
-// full 1, weighted:<λ>[,...] (plw:<λ>) its first number; nullopt for any other strategy.
-std::optional<double> prompt_weight(const std::string& strategy);
+// The prompt weight λ of a run whose recorded weights lie on the prompt-loss-
+// weight axis: constant over training, every assistant turn weighing 1 and
+// system text weighing as prompt. Then λ is the prompt weight (completion_only
+// 0, full 1, weighted:λ λ, wit:λ,1 λ); nullopt off the axis or without a record.
+// The template and eos options are not part of the test: weighted:λ,template=zero is at λ too.
+std::optional<double> plw_lambda(const std::optional<RoleWeightsRecord>& record);
 
 // x = transform(λ) for the quadratic fit: "log" log10(λ + 0.001), "quarter"
 // λ^0.25, "linear" λ. Throws UserError for any other transform name.
@@ -82,11 +85,16 @@ struct Analysis {
   std::vector<std::string> strategies;            // distinct strategies, baseline first, then first seen first
   std::vector<std::map<std::string, double>> values;  // per run (as ReportInputs::runs): metric -> value, NaN for null
   std::vector<size_t> run_setting;                // per run: index into settings
+  std::vector<std::optional<double>> run_lambda;  // per run: plw_lambda of its record
+  std::map<std::string, double> strategy_lambda;  // strategy -> λ, for strategies on the λ axis
+                                                  // (the first of its runs with a record decides)
   bool plw_varies = false;                        // >= 3 distinct λ among the strategies
   std::vector<SummaryRow> summary;
   std::vector<ComparisonRow> comparisons;
   std::vector<PlwFitRow> plw_fits;
 
+  // The strategy's λ; nullopt when it is not on the λ axis.
+  std::optional<double> lambda(const std::string& strategy) const;
   // NaN when the run has no finite value for the metric.
   double value(size_t run, const std::string& metric) const;
   const SummaryRow* find_summary(size_t setting, const std::string& strategy, const std::string& metric) const;

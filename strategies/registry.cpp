@@ -1,8 +1,12 @@
 #include "strategies/registry.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <map>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -44,6 +48,99 @@ std::optional<double> parse_weight(const std::string& text) {
   const double v = std::strtod(text.c_str(), &end);
   if (end != text.c_str() + text.size() || !std::isfinite(v) || v < 0) return std::nullopt;
   return v == 0 ? 0.0 : v;  // no "-0" in canonical specs
+}
+
+// "prompt|completion|zero" for usage, "prompt, completion or zero" for errors.
+template <size_t N>
+std::string joined(const std::array<std::string_view, N>& names, std::string_view sep, std::string_view last_sep) {
+  std::string out;
+  for (size_t i = 0; i < N; ++i) out += std::string(i == 0 ? "" : i + 1 == N ? last_sep : sep) + std::string(names[i]);
+  return out;
+}
+
+// The spec under parse, for error messages that name it.
+struct SpecText {
+  std::string text;
+  std::string valid;  // StrategyRegistry::valid_list()
+
+  UserError fail(const std::string& problem) const {
+    return UserError("bad strategy '" + text + "': " + problem + " (valid strategies: " + valid +
+                     "; options for all: template=" + joined(kTemplateAsNames, "|", "|") +
+                     ", eos=" + joined(kEosPolicyNames, "|", "|") + ")");
+  }
+};
+
+// key=value of a common option (template, eos) into `field`, by its name table;
+// a non-default value also goes into the canonical spec.
+template <typename Enum, size_t N>
+void read_option(const SpecText& spec, const std::string& key, const std::string& value,
+                 const std::array<std::string_view, N>& names, Enum& field, std::vector<std::string>& option_parts) {
+  const auto it = std::find(names.begin(), names.end(), value);
+  if (it == names.end()) throw spec.fail(key + " must be " + joined(names, ", ", " or ") + ", got '" + value + "'");
+  field = static_cast<Enum>(it - names.begin());
+  if (it != names.begin()) option_parts.push_back(key + "=" + value);
+}
+
+// The arguments after the colon: common options go into `options`, the
+// rest are returned as parameter name -> text. Positional arguments fill the
+// entry's parameters in order.
+std::map<std::string, std::string> read_arguments(const SpecText& spec, const StrategyEntry& entry,
+                                                  const std::string& text, StrategyOptions& options,
+                                                  std::vector<std::string>& option_parts) {
+  std::map<std::string, std::string> given;
+  size_t positional = 0;
+  for (const auto& part : split(text, ',')) {
+    if (part.empty()) throw spec.fail("empty argument");
+    const size_t eq = part.find('=');
+    std::string key, value;
+    if (eq == std::string::npos) {
+      if (positional >= entry.params.size()) {
+        throw spec.fail(fmt::format("{} takes at most {} argument(s)", entry.name, entry.params.size()));
+      }
+      key = entry.params[positional++].name;
+      value = part;
+    } else {
+      key = lower(trim(part.substr(0, eq)));
+      value = lower(trim(part.substr(eq + 1)));
+    }
+    if (key == "template") {
+      read_option(spec, key, value, kTemplateAsNames, options.template_as, option_parts);
+    } else if (key == "eos") {
+      read_option(spec, key, value, kEosPolicyNames, options.eos, option_parts);
+    } else if (std::none_of(entry.params.begin(), entry.params.end(), [&](const ParamSpec& p) { return p.name == key; })) {
+      throw spec.fail("unknown parameter '" + key + "' for " + entry.name);
+    } else if (!given.emplace(key, value).second) {
+      throw spec.fail("parameter '" + key + "' given twice");
+    }
+  }
+  return given;
+}
+
+// One parameter's value, checked and stored in `args`; returns its part of
+// the canonical spec, or nullopt for an optional parameter not given.
+std::optional<std::string> read_param(const SpecText& spec, const StrategyEntry& entry, const ParamSpec& p,
+                                      const std::map<std::string, std::string>& given, StrategyArgs& args) {
+  const auto it = given.find(p.name);
+  if (it == given.end() && !p.default_value) throw spec.fail(fmt::format("{} needs {}", entry.name, entry.usage()));
+  if (it == given.end() && p.default_value->empty()) return std::nullopt;
+  std::string text = it != given.end() ? it->second : *p.default_value;
+  std::string shown;
+  if (p.choices.empty()) {
+    const auto v = parse_weight(text);
+    if (!v) throw spec.fail(p.name + " must be a non-negative number, got '" + text + "'");
+    args.numbers[p.name] = *v;
+    shown = fmt::format("{}", *v);
+  } else {
+    text = lower(text);
+    if (std::find(p.choices.begin(), p.choices.end(), text) == p.choices.end()) {
+      throw spec.fail(p.name + " must be one of " + entry.usage() + ", got '" + text + "'");
+    }
+    args.choices[p.name] = text;
+    shown = text;
+  }
+  // Named optionals (system=...) keep their key so the spec reads back the same.
+  const bool named = p.default_value && p.default_value->empty();
+  return named ? p.name + "=" + shown : shown;
 }
 
 }  // namespace
@@ -91,98 +188,25 @@ std::string StrategyRegistry::valid_list() const {
 }
 
 std::unique_ptr<Strategy> StrategyRegistry::parse(std::string_view spec_text) const {
-  const std::string spec = trim(spec_text);
-  auto fail = [&](const std::string& problem) {
-    return UserError("bad strategy '" + spec + "': " + problem + " (valid strategies: " +
-                     valid_list() + "; options for all: template=prompt|completion|zero, "
-                     "eos=all|last)");
-  };
-  if (spec.empty()) throw fail("empty spec");
-
-  const size_t colon = spec.find(':');
-  const std::string name = lower(trim(spec.substr(0, colon)));
+  const SpecText spec{trim(spec_text), valid_list()};
+  if (spec.text.empty()) throw spec.fail("empty spec");
+  const size_t colon = spec.text.find(':');
+  const std::string name = lower(trim(spec.text.substr(0, colon)));
   const StrategyEntry* entry = find(name);
-  if (!entry) throw fail("unknown strategy '" + name + "'");
+  if (!entry) throw spec.fail("unknown strategy '" + name + "'");
 
   StrategyArgs args;
-  std::map<std::string, std::string> given;  // parameter -> text
-  std::vector<std::string> option_parts;
-  if (colon != std::string::npos) {
-    size_t positional = 0;
-    for (const auto& part : split(spec.substr(colon + 1), ',')) {
-      if (part.empty()) throw fail("empty argument");
-      const size_t eq = part.find('=');
-      std::string key, value;
-      if (eq == std::string::npos) {
-        if (positional >= entry->params.size()) {
-          throw fail(fmt::format("{} takes at most {} argument(s)", entry->name, entry->params.size()));
-        }
-        key = entry->params[positional++].name;
-        value = part;
-      } else {
-        key = lower(trim(part.substr(0, eq)));
-        value = lower(trim(part.substr(eq + 1)));
-      }
-      if (key == "template") {
-        if (value == "prompt") args.options.template_as = StrategyOptions::TemplateAs::kPrompt;
-        else if (value == "completion") args.options.template_as = StrategyOptions::TemplateAs::kCompletion;
-        else if (value == "zero") args.options.template_as = StrategyOptions::TemplateAs::kZero;
-        else throw fail("template must be prompt, completion or zero, got '" + value + "'");
-        if (value != "prompt") option_parts.push_back("template=" + value);
-        continue;
-      }
-      if (key == "eos") {
-        if (value == "all") args.options.eos = StrategyOptions::EosPolicy::kAll;
-        else if (value == "last") args.options.eos = StrategyOptions::EosPolicy::kLast;
-        else throw fail("eos must be all or last, got '" + value + "'");
-        if (value != "all") option_parts.push_back("eos=" + value);
-        continue;
-      }
-      bool known = false;
-      for (const auto& p : entry->params) known = known || p.name == key;
-      if (!known) throw fail("unknown parameter '" + key + "' for " + entry->name);
-      if (!given.emplace(key, value).second) throw fail("parameter '" + key + "' given twice");
-    }
-  }
-
-  std::string canonical = entry->name;
-  std::string sep = ":";
+  std::vector<std::string> option_parts;  // non-default options, canonical, in the order given
+  const auto given = colon == std::string::npos
+                         ? std::map<std::string, std::string>{}
+                         : read_arguments(spec, *entry, spec.text.substr(colon + 1), args.options, option_parts);
+  std::vector<std::string> parts;
   for (const auto& p : entry->params) {
-    auto it = given.find(p.name);
-    std::string text;
-    if (it != given.end()) {
-      text = it->second;
-    } else if (!p.default_value) {
-      throw fail(fmt::format("{} needs {}", entry->name, entry->usage()));
-    } else if (p.default_value->empty()) {
-      continue;  // optional and absent
-    } else {
-      text = *p.default_value;
-    }
-    std::string shown;
-    if (p.choices.empty()) {
-      const auto v = parse_weight(text);
-      if (!v) throw fail(p.name + " must be a non-negative number, got '" + text + "'");
-      args.numbers[p.name] = *v;
-      shown = fmt::format("{}", *v);
-    } else {
-      text = lower(text);
-      bool ok = false;
-      for (const auto& c : p.choices) ok = ok || c == text;
-      if (!ok) throw fail(p.name + " must be one of " + entry->usage() + ", got '" + text + "'");
-      args.choices[p.name] = text;
-      shown = text;
-    }
-    // Named optionals (system=...) keep their key so the spec reads back the same.
-    const bool positional_ok = p.default_value != std::string("");
-    canonical += sep + (positional_ok ? shown : p.name + "=" + shown);
-    sep = ",";
+    if (auto part = read_param(spec, *entry, p, given, args)) parts.push_back(std::move(*part));
   }
-  for (const auto& o : option_parts) {
-    canonical += sep + o;
-    sep = ",";
-  }
-  args.canonical_spec = canonical;
+  parts.insert(parts.end(), option_parts.begin(), option_parts.end());
+  args.canonical_spec = entry->name;
+  for (size_t i = 0; i < parts.size(); ++i) args.canonical_spec += (i == 0 ? ":" : ",") + parts[i];
   return entry->make(args);
 }
 

@@ -53,14 +53,17 @@ nlohmann::json weights_json(const RoleWeights& rw) {
 
 nlohmann::json role_weights_record(const Strategy& strategy) {
   const auto& options = strategy.options();
-  const char* template_as = options.template_as == StrategyOptions::TemplateAs::kPrompt       ? "prompt"
-                            : options.template_as == StrategyOptions::TemplateAs::kCompletion ? "completion"
-                                                                                              : "zero";
   return {{"start", weights_json(strategy.role_weights(0.0))},
           {"end", weights_json(strategy.role_weights(1.0))},
           {"schedule", std::string(strategy.schedule())},
-          {"template", template_as},
-          {"eos", options.eos == StrategyOptions::EosPolicy::kAll ? "all" : "last"}};
+          {"template", std::string(kTemplateAsNames[static_cast<size_t>(options.template_as)])},
+          {"eos", std::string(kEosPolicyNames[static_cast<size_t>(options.eos)])}};
+}
+
+MakeStrategy constant_weights(std::function<RoleWeights(const StrategyArgs&)> weights) {
+  return [weights = std::move(weights)](const StrategyArgs& a) -> std::unique_ptr<Strategy> {
+    return std::make_unique<ConstantStrategy>(a.canonical_spec, a.options, weights(a));
+  };
 }
 
 std::string StrategyEntry::usage() const {

@@ -2,6 +2,7 @@
 // A loss-masking strategy turns label roles into per-token weights. That is
 // all it does (invariant 1): the loss, the normalization and the optimizer
 // never depend on which strategy produced the weights.
+#include <array>
 #include <functional>
 #include <map>
 #include <optional>
@@ -41,6 +42,12 @@ struct StrategyOptions {
                                     // eos=last: only the final turn's, earlier ones are prompt
 };
 
+// How specs and run records spell the option values, in enum order; the first
+// is the default, which canonical specs leave out. The parser and
+// role_weights_record both read these, so a spec and its record agree.
+inline constexpr std::array<std::string_view, 3> kTemplateAsNames = {"prompt", "completion", "zero"};
+inline constexpr std::array<std::string_view, 2> kEosPolicyNames = {"all", "last"};
+
 class Strategy {
  public:
   Strategy(std::string canonical_spec, StrategyOptions options)
@@ -64,6 +71,18 @@ class Strategy {
  private:
   std::string spec_;
   StrategyOptions options_;
+};
+
+// A strategy whose weights stay the same for the whole run: the weights are
+// all there is to it, so its file holds data, not a class.
+class ConstantStrategy final : public Strategy {
+ public:
+  ConstantStrategy(std::string canonical_spec, StrategyOptions options, RoleWeights weights)
+      : Strategy(std::move(canonical_spec), options), weights_(weights) {}
+  RoleWeights role_weights(double /*progress*/) const override { return weights_; }
+
+ private:
+  RoleWeights weights_;
 };
 
 // What a run records of its strategy, so that reports read numbers instead
@@ -98,16 +117,21 @@ struct ParamSpec {
   std::vector<std::string> choices;          // empty: a non-negative number
 };
 
+using MakeStrategy = std::function<std::unique_ptr<Strategy>(const StrategyArgs&)>;
+
 struct StrategyEntry {
   std::string name;
   std::vector<std::string> aliases;
   std::vector<ParamSpec> params;
   std::string description;
-  std::function<std::unique_ptr<Strategy>(const StrategyArgs&)> make;
+  MakeStrategy make;
 
   // "weighted:<lambda>[,system=<lambda_system>]", as the help and errors show it.
   std::string usage() const;
 };
+
+// `make` of a ConstantStrategy whose weights follow from the spec's arguments.
+MakeStrategy constant_weights(std::function<RoleWeights(const StrategyArgs&)> weights);
 
 // Entries, one per strategy file; registry.cpp lists them explicitly.
 StrategyEntry full_entry();

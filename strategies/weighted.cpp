@@ -4,22 +4,6 @@
 #include "strategies/strategy.hpp"
 
 namespace masklab {
-namespace {
-class Weighted final : public Strategy {
- public:
-  Weighted(const StrategyArgs& a)
-      : Strategy(a.canonical_spec, a.options),
-        lambda_(a.number("lambda")),
-        lambda_system_(a.maybe_number("system")) {}
-  RoleWeights role_weights(double /*progress*/) const override {
-    return {/*prompt=*/lambda_, /*completion=*/1, /*earlier_completion=*/1, /*system=*/lambda_system_};
-  }
-
- private:
-  double lambda_;
-  std::optional<double> lambda_system_;
-};
-}  // namespace
 
 StrategyEntry weighted_entry() {
   return {"weighted",
@@ -27,7 +11,10 @@ StrategyEntry weighted_entry() {
           {{"lambda", "weight of prompt tokens (completion weighs 1)", std::nullopt, {}},
            {"system", "weight of system tokens (default: lambda)", "", {}}},
           "prompt tokens weigh lambda, completion tokens 1 (prompt-loss weight, PLW)",
-          [](const StrategyArgs& a) { return std::make_unique<Weighted>(a); }};
+          constant_weights([](const StrategyArgs& a) {
+            return RoleWeights{/*prompt=*/a.number("lambda"), /*completion=*/1, /*earlier_completion=*/1,
+                               /*system=*/a.maybe_number("system")};
+          })};
 }
 
 }  // namespace masklab

@@ -3,23 +3,6 @@
 #include "strategies/strategy.hpp"
 
 namespace masklab {
-namespace {
-class Wit final : public Strategy {
- public:
-  Wit(const StrategyArgs& a)
-      : Strategy(a.canonical_spec, a.options),
-        prompt_(a.number("lambda_p")),
-        response_(a.number("lambda_r")) {}
-  RoleWeights role_weights(double /*progress*/) const override {
-    return {/*prompt=*/prompt_, /*completion=*/response_, /*earlier_completion=*/response_,
-            /*system=*/std::nullopt};
-  }
-
- private:
-  double prompt_;
-  double response_;
-};
-}  // namespace
 
 StrategyEntry wit_entry() {
   return {"wit",
@@ -27,7 +10,11 @@ StrategyEntry wit_entry() {
           {{"lambda_p", "weight of prompt tokens", std::nullopt, {}},
            {"lambda_r", "weight of response tokens", std::nullopt, {}}},
           "prompt tokens weigh lambda_p, response tokens lambda_r (WIT)",
-          [](const StrategyArgs& a) { return std::make_unique<Wit>(a); }};
+          constant_weights([](const StrategyArgs& a) {
+            const double response = a.number("lambda_r");
+            return RoleWeights{/*prompt=*/a.number("lambda_p"), /*completion=*/response,
+                               /*earlier_completion=*/response, /*system=*/std::nullopt};
+          })};
 }
 
 }  // namespace masklab

@@ -7,55 +7,22 @@
 namespace masklab {
 namespace {
 
-ChatTemplate plain_template() {
-  // "<bos>reverse abc\n=> cba<eos>": the separator "\n=> " has the template role.
-  ChatTemplate t;
-  t.name = "plain";
-  t.bos = "<bos>";
-  t.system = {"", "\n"};
-  t.user = {"", "\n"};
-  t.input = {"\n", ""};
-  t.assistant = {"=> ", ""};
-  t.assistant_end = "<eos>";
-  return t;
-}
-
-ChatTemplate chatml_template() {
-  ChatTemplate t;
-  t.name = "chatml";
-  t.system = {"<|im_start|>system\n", "<|im_end|>\n"};
-  t.user = {"<|im_start|>user\n", "<|im_end|>\n"};
-  t.input = {"\n\n", ""};
-  t.assistant = {"<|im_start|>assistant\n", "\n"};
-  t.assistant_end = "<|im_end|>";
-  return t;
-}
-
-ChatTemplate llama2_template() {
-  // <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer} </s><s>[INST] ...
-  ChatTemplate t;
-  t.name = "llama2";
-  t.bos = "<bos>";
-  t.system = {"<<SYS>>\n", "\n<</SYS>>\n\n"};
-  t.system_in_user = true;
-  t.user = {"[INST] ", " [/INST]"};
-  t.input = {"\n\n", ""};
-  t.assistant = {" ", ""};
-  t.assistant_end = " <eos>";
-  t.turn_start = "<bos>";
-  return t;
-}
-
-ChatTemplate alpaca_template() {
-  ChatTemplate t;
-  t.name = "alpaca";
-  t.bos = "<bos>";
-  t.system = {"", "\n\n"};
-  t.user = {"### Instruction:\n", "\n\n"};
-  t.input = {"\n\n### Input:\n", ""};
-  t.assistant = {"### Response:\n", ""};
-  t.assistant_end = "<eos>";
-  return t;
+// The built-in templates, one row each. Columns in ChatTemplate's order:
+// name, bos, system, user, input, assistant (each {prefix, suffix} where
+// braced), assistant_end, turn_start, system_in_user.
+const std::vector<ChatTemplate>& builtin_templates() {
+  static const std::vector<ChatTemplate> templates = {
+      // "<bos>reverse abc\n=> cba<eos>": the separator "\n=> " has the template role.
+      {"plain", "<bos>", {"", "\n"}, {"", "\n"}, {"\n", ""}, {"=> ", ""}, "<eos>", "", false},
+      {"chatml", "", {"<|im_start|>system\n", "<|im_end|>\n"}, {"<|im_start|>user\n", "<|im_end|>\n"},
+       {"\n\n", ""}, {"<|im_start|>assistant\n", "\n"}, "<|im_end|>", "", false},
+      // <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer} </s><s>[INST] ...
+      {"llama2", "<bos>", {"<<SYS>>\n", "\n<</SYS>>\n\n"}, {"[INST] ", " [/INST]"}, {"\n\n", ""}, {" ", ""},
+       " <eos>", "<bos>", true},
+      {"alpaca", "<bos>", {"", "\n\n"}, {"### Instruction:\n", "\n\n"}, {"\n\n### Input:\n", ""},
+       {"### Response:\n", ""}, "<eos>", "", false},
+  };
+  return templates;
 }
 
 Wrap read_wrap(const YAML::Node& node, const std::string& path, const std::string& key) {
@@ -87,22 +54,83 @@ void emit(std::vector<RenderedPiece>& out, const std::string& text, Role role, s
   }
 }
 
+// `text` between the template's prefix and suffix for its role.
+void emit_wrapped(std::vector<RenderedPiece>& out, const Wrap& wrap, const std::string& text, Role role,
+                  std::uint8_t flags) {
+  emit(out, wrap.prefix, Role::kTemplate, 0);
+  emit(out, text, role, flags);
+  emit(out, wrap.suffix, Role::kTemplate, 0);
+}
+
+std::uint8_t message_flags(const Message& m, bool is_last) {
+  return static_cast<std::uint8_t>((is_last ? kFlagLastTurn : 0) | (m.trainable ? 0 : kFlagMessageMasked));
+}
+
+// Index of the last message with `role`; messages.size() when there is none.
+size_t last_of(const std::vector<Message>& messages, Role role) {
+  for (size_t i = messages.size(); i-- > 0;) {
+    if (messages[i].role == role) return i;
+  }
+  return messages.size();
+}
+
+// Plain LM text: the whole text is the "completion" and carries loss under every strategy.
+RenderedExample render_plain(const Example& example) {
+  RenderedExample r;
+  emit(r.pieces, "<bos>", Role::kTemplate, 0);
+  r.completion_begin = r.pieces.size();
+  for (const auto& m : example.messages) emit(r.pieces, m.content, Role::kAssistant, kFlagLastTurn);
+  emit(r.pieces, "<eos>", Role::kEos, kFlagLastTurn);
+  r.completion_end = r.pieces.size();
+  return r;
+}
+
+// A user turn, with a system message held back for it (llama2) and its Alpaca input.
+void emit_user(std::vector<RenderedPiece>& out, const ChatTemplate& tmpl, const Message& m, std::uint8_t flags,
+               bool first_user, const Message* pending_system) {
+  if (!first_user) emit(out, tmpl.turn_start, Role::kTemplate, 0);
+  emit(out, tmpl.user.prefix, Role::kTemplate, 0);
+  if (pending_system) {
+    emit_wrapped(out, tmpl.system, pending_system->content, Role::kSystem, message_flags(*pending_system, false));
+  }
+  emit(out, m.content, Role::kUser, flags);
+  if (!m.input.empty()) emit_wrapped(out, tmpl.input, m.input, Role::kUser, flags);
+  emit(out, tmpl.user.suffix, Role::kTemplate, 0);
+}
+
+// An assistant turn; the final one's content and end marker are the completion.
+void emit_assistant(RenderedExample& r, const ChatTemplate& tmpl, const Message& m, std::uint8_t flags, bool is_last) {
+  const std::uint8_t wrap_flags = is_last ? kFlagLastTurn : 0;
+  emit(r.pieces, tmpl.assistant.prefix, Role::kTemplate, wrap_flags);
+  if (is_last) r.completion_begin = r.pieces.size();
+  emit(r.pieces, m.content, Role::kAssistant, flags);
+  emit(r.pieces, tmpl.assistant_end, Role::kEos, flags);
+  if (is_last) r.completion_end = r.pieces.size();
+  emit(r.pieces, tmpl.assistant.suffix, Role::kTemplate, wrap_flags);
+}
+
 }  // namespace
 
-std::vector<std::string> builtin_template_names() { return {"plain", "chatml", "llama2", "alpaca"}; }
+std::vector<std::string> builtin_template_names() {
+  std::vector<std::string> names;
+  for (const auto& t : builtin_templates()) names.push_back(t.name);
+  return names;
+}
 
 ChatTemplate load_template(const std::string& name_or_path) {
-  if (name_or_path == "plain" || name_or_path.empty()) return plain_template();
-  if (name_or_path == "chatml") return chatml_template();
-  if (name_or_path == "llama2") return llama2_template();
-  if (name_or_path == "alpaca") return alpaca_template();
+  if (name_or_path.empty()) return builtin_templates().front();
+  for (const auto& t : builtin_templates()) {
+    if (t.name == name_or_path) return t;
+  }
   const std::string& path = name_or_path;
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
   } catch (const YAML::BadFile&) {
-    throw UserError("data.template: '" + path +
-                    "' is neither a built-in template (plain, chatml, llama2, alpaca) nor a readable file");
+    std::string names;
+    for (const auto& name : builtin_template_names()) names += (names.empty() ? "" : ", ") + name;
+    throw UserError("data.template: '" + path + "' is neither a built-in template (" + names +
+                    ") nor a readable file");
   } catch (const YAML::ParserException& e) {
     throw error_at(path, e.mark.line + 1, "invalid YAML: " + e.msg);
   }
@@ -131,69 +159,33 @@ ChatTemplate load_template(const std::string& name_or_path) {
 }
 
 RenderedExample render(const ChatTemplate& tmpl, const Example& example) {
+  if (example.plain_text) return render_plain(example);
   RenderedExample r;
-  auto& out = r.pieces;
-  if (example.plain_text) {
-    // Plain LM text: the whole text is the "completion" and carries loss under every strategy.
-    emit(out, "<bos>", Role::kTemplate, 0);
-    r.completion_begin = out.size();
-    for (const auto& m : example.messages) emit(out, m.content, Role::kAssistant, kFlagLastTurn);
-    emit(out, "<eos>", Role::kEos, kFlagLastTurn);
-    r.completion_end = out.size();
-    return r;
-  }
-
-  int last_assistant = -1;
-  for (size_t i = 0; i < example.messages.size(); ++i) {
-    if (example.messages[i].role == Role::kAssistant) last_assistant = static_cast<int>(i);
-  }
-  bool has_user = false;
-  for (const auto& m : example.messages) has_user = has_user || m.role == Role::kUser;
-
-  emit(out, tmpl.bos, Role::kTemplate, 0);
+  const auto& messages = example.messages;
+  const size_t last_assistant = last_of(messages, Role::kAssistant);
+  const bool has_user = last_of(messages, Role::kUser) != messages.size();
+  emit(r.pieces, tmpl.bos, Role::kTemplate, 0);
   const Message* pending_system = nullptr;  // llama2 puts it inside the first user turn
   bool first_user = true;
-  for (size_t i = 0; i < example.messages.size(); ++i) {
-    const Message& m = example.messages[i];
-    const bool is_last = static_cast<int>(i) == last_assistant;
-    const std::uint8_t flags = static_cast<std::uint8_t>((is_last ? kFlagLastTurn : 0) |
-                                                         (m.trainable ? 0 : kFlagMessageMasked));
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const Message& m = messages[i];
+    const bool is_last = i == last_assistant;
+    const std::uint8_t flags = message_flags(m, is_last);
     switch (m.role) {
       case Role::kSystem:
         if (tmpl.system_in_user && first_user && has_user) {
           pending_system = &m;
         } else {
-          emit(out, tmpl.system.prefix, Role::kTemplate, 0);
-          emit(out, m.content, Role::kSystem, flags);
-          emit(out, tmpl.system.suffix, Role::kTemplate, 0);
+          emit_wrapped(r.pieces, tmpl.system, m.content, Role::kSystem, flags);
         }
         break;
       case Role::kUser:
-        if (!first_user) emit(out, tmpl.turn_start, Role::kTemplate, 0);
-        emit(out, tmpl.user.prefix, Role::kTemplate, 0);
-        if (pending_system) {
-          emit(out, tmpl.system.prefix, Role::kTemplate, 0);
-          emit(out, pending_system->content, Role::kSystem,
-               pending_system->trainable ? 0 : kFlagMessageMasked);
-          emit(out, tmpl.system.suffix, Role::kTemplate, 0);
-          pending_system = nullptr;
-        }
-        emit(out, m.content, Role::kUser, flags);
-        if (!m.input.empty()) {
-          emit(out, tmpl.input.prefix, Role::kTemplate, 0);
-          emit(out, m.input, Role::kUser, flags);
-          emit(out, tmpl.input.suffix, Role::kTemplate, 0);
-        }
-        emit(out, tmpl.user.suffix, Role::kTemplate, 0);
+        emit_user(r.pieces, tmpl, m, flags, first_user, pending_system);
+        pending_system = nullptr;
         first_user = false;
         break;
       case Role::kAssistant:
-        emit(out, tmpl.assistant.prefix, Role::kTemplate, is_last ? kFlagLastTurn : 0);
-        if (is_last) r.completion_begin = out.size();
-        emit(out, m.content, Role::kAssistant, flags);
-        emit(out, tmpl.assistant_end, Role::kEos, flags);
-        if (is_last) r.completion_end = out.size();
-        emit(out, tmpl.assistant.suffix, Role::kTemplate, is_last ? kFlagLastTurn : 0);
+        emit_assistant(r, tmpl, m, flags, is_last);
         break;
       default:
         throw std::logic_error("render: message with a non-message role");

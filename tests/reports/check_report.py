@@ -8,7 +8,8 @@ user would (no cleanup), recomputes every summary, comparison and fit from
 runs.csv with pandas, scipy and numpy, and compares; checks the headline cells
 of report.html against runs.csv too. EXPECTED_JSON holds what the caller knows
 about the sweep (row counts, statuses, one mean computed from the run records,
-a factor value). Prints "OK", or every problem found and exits 1. Run with
+a factor value, and "sweep_dir", whose sweep.json and run records give each
+run's λ). Prints "OK", or every problem found and exits 1. Run with
 /usr/bin/python3 (Debian's, which has python3-pandas and python3-scipy).
 """
 import html
@@ -54,19 +55,32 @@ def direction(metric):
     return None
 
 
-def prompt_weight(strategy):
-    spec = strategy.lower()
-    name, _, params = spec.partition(":")
-    if name in ("completion_only", "assistant_only"):
-        return 0.0
-    if name == "full":
-        return 1.0
-    if name in ("weighted", "plw") and params:
-        try:
-            return float(params.split(",")[0])
-        except ValueError:
-            return None
-    return None
+def plw_lambda(record):
+    """λ of a run whose recorded role weights lie on the prompt-loss-weight axis, else None."""
+    if not isinstance(record, dict) or record.get("schedule") != "constant":
+        return None
+    start = record["start"]
+    if start["completion"] != 1 or start["earlier_completion"] != 1 or start["system"] != start["prompt"]:
+        return None
+    return float(start["prompt"])
+
+
+def run_lambdas(sweep_dir):
+    """run id -> λ, from the role weights of sweep.json's run entry, else of the run's metrics.json."""
+    with open(os.path.join(sweep_dir, "sweep.json")) as f:
+        sweep = json.load(f)
+    lambdas = {}
+    for entry in sweep["runs"]:
+        record = entry.get("role_weights")
+        if record is None:
+            path = os.path.join(sweep_dir, entry.get("dir") or os.path.join("runs", entry["id"]), "metrics.json")
+            try:
+                with open(path) as f:
+                    record = json.load(f).get("role_weights")
+            except (OSError, ValueError, AttributeError):
+                record = None
+        lambdas[entry["id"]] = plw_lambda(record)
+    return lambdas
 
 
 def transform(lam, kind):
@@ -183,12 +197,13 @@ def main():
     plw_path = os.path.join(report_dir, "plw_fit.csv")
     check(os.path.exists(plw_path) == expected["plw"], f"plw_fit.csv exists: {os.path.exists(plw_path)}")
     if os.path.exists(plw_path):
+        lambdas = run_lambdas(expected["sweep_dir"])
         fits = pd.read_csv(plw_path)
         check(len(fits) == expected["plw_rows"], f"plw_fit.csv has {len(fits)} rows, expected {expected['plw_rows']}")
         for _, row in fits.iterrows():
             mask = np.logical_and.reduce([ok[f] == row[f] for f in setting_factors]) if setting_factors else np.full(len(ok), True)
             data = ok[mask]
-            lam = data["strategy"].map(prompt_weight)
+            lam = data["run_id"].map(lambdas)
             keep = lam.notna() & data[row["metric"]].notna()
             x = np.array([transform(v, row["transform"]) for v in lam[keep]])
             y = data.loc[keep, row["metric"]].to_numpy()

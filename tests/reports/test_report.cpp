@@ -18,6 +18,7 @@
 #include "reports/io.hpp"
 #include "reports/report.hpp"
 #include "reports/tables.hpp"
+#include "strategies/registry.hpp"
 #include "tests/test_helpers.hpp"
 
 using namespace masklab;
@@ -36,7 +37,19 @@ struct SweepShape {
   std::vector<std::string> tasks = {"count", "lookup"};
   std::string spec_text = "name: synthetic\nstrategies: [completion_only, weighted:0.01, weighted:0.1, full]\n";
   bool curves = true;
+  bool role_weights = true;  // recorded in sweep.json and metrics.json; false: a sweep from before they were
+  // strategy -> the registered spec whose role weights its runs record (for the escaping test's names)
+  std::map<std::string, std::string> records_as;
+  std::string record_spec(const std::string& s) const { return records_as.count(s) ? records_as.at(s) : s; }
 };
+
+// One setting (no condition factor): `strategies` × `seeds`.
+SweepShape flat_shape(std::vector<std::string> strategies, std::vector<int> seeds = {1, 2, 3}) {
+  return {std::move(strategies), std::move(seeds), {}};
+}
+
+// What a run of the registered `spec` records of its strategy.
+json recorded_weights(const std::string& spec) { return role_weights_record(*make_strategy(spec)); }
 
 // A deterministic stand-in for run-to-run noise in [0, 1): a different value
 // for every seed, strategy, condition and salt (which metric it perturbs).
@@ -48,15 +61,16 @@ double noise(int seed, size_t strategy, size_t condition, size_t salt) {
 }
 
 // The synthetic score: concave in log λ (as Huerta-Enochian & Ko found), shifted by condition and seed.
-double quality(const std::string& strategy, size_t strategy_index, int seed, size_t condition, size_t task) {
-  const double lambda = prompt_weight(strategy).value_or(0.5);
+// `spec` is registered; λ is its recorded prompt weight.
+double quality(const std::string& spec, size_t strategy_index, int seed, size_t condition, size_t task) {
+  const double lambda = recorded_weights(spec)["start"]["prompt"].get<double>();
   const double x = std::log10(lambda + 0.001);
   return 0.6 - 0.02 * (x + 1.2) * (x + 1.2) + 0.03 * static_cast<double>(condition) + 0.01 * seed -
          0.1 * static_cast<double>(task) + 0.03 * noise(seed, strategy_index, condition, task);
 }
 
 json run_metrics(const SweepShape& shape, size_t strategy, int seed, size_t condition) {
-  const std::string& spec = shape.strategies[strategy];
+  const std::string spec = shape.record_spec(shape.strategies[strategy]);
   const double q = quality(spec, strategy, seed, condition, 0);
   const double nll = 2.5 - 1.5 * q + 0.02 * noise(seed, strategy, condition, 100);
   json per_task = json::object();
@@ -66,28 +80,30 @@ json run_metrics(const SweepShape& shape, size_t strategy, int seed, size_t cond
                                 {"completion_token_accuracy", tq + 0.2}, {"train_completion_nll", 2.4 - 1.5 * tq},
                                 {"train_exact_match", tq + 0.05}, {"examples", 64}};
   }
-  return {{"status", "ok"},
-          {"error", nullptr},
-          {"strategy", spec},
-          {"seed", seed},
-          {"steps", 30},
-          {"steps_planned", 30},
-          {"tokens_trained", 30000 + 1000 * static_cast<int>(strategy)},
-          {"tokens_seen", 34174},
-          {"wall_seconds", 1.25 + 0.01 * seed},
-          {"train_seconds", 1.0},
-          {"final_train_loss", nll - 0.1},
-          {"padding_waste", 0.066},
-          {"tokens_per_second", 27000.5},
-          {"eval",
-           {{"completion_nll", nll}, {"completion_ppl", std::exp(nll)}, {"completion_token_accuracy", q + 0.2},
-            {"exact_match", q}, {"prompt_nll", 3.0 - 0.1 * static_cast<double>(strategy) + 0.05 * noise(seed, strategy, condition, 101)},
-            {"completion_tokens", 2434}, {"prompt_tokens", 5530}, {"examples", 256}}},
-          {"train", {{"completion_nll", nll - 0.05}, {"completion_token_accuracy", q + 0.22}, {"exact_match", q + 0.04}}},
-          {"per_task", per_task},
-          {"data", {{"train_examples", 400}, {"eval_examples", 256}}},
-          {"same_job", {{"init_hash", "814e166754cb5414"}}},
-          {"provenance", {{"device", "cpu"}, {"threads", 2}}}};
+  json metrics = {{"status", "ok"},
+                  {"error", nullptr},
+                  {"strategy", shape.strategies[strategy]},
+                  {"seed", seed},
+                  {"steps", 30},
+                  {"steps_planned", 30},
+                  {"tokens_trained", 30000 + 1000 * static_cast<int>(strategy)},
+                  {"tokens_seen", 34174},
+                  {"wall_seconds", 1.25 + 0.01 * seed},
+                  {"train_seconds", 1.0},
+                  {"final_train_loss", nll - 0.1},
+                  {"padding_waste", 0.066},
+                  {"tokens_per_second", 27000.5},
+                  {"eval",
+                   {{"completion_nll", nll}, {"completion_ppl", std::exp(nll)}, {"completion_token_accuracy", q + 0.2},
+                    {"exact_match", q}, {"prompt_nll", 3.0 - 0.1 * static_cast<double>(strategy) + 0.05 * noise(seed, strategy, condition, 101)},
+                    {"completion_tokens", 2434}, {"prompt_tokens", 5530}, {"examples", 256}}},
+                  {"train", {{"completion_nll", nll - 0.05}, {"completion_token_accuracy", q + 0.22}, {"exact_match", q + 0.04}}},
+                  {"per_task", per_task},
+                  {"data", {{"train_examples", 400}, {"eval_examples", 256}}},
+                  {"same_job", {{"init_hash", "814e166754cb5414"}}},
+                  {"provenance", {{"device", "cpu"}, {"threads", 2}}}};
+  if (shape.role_weights) metrics["role_weights"] = recorded_weights(spec);
+  return metrics;
 }
 
 std::string run_id(size_t index) { return fmt::format("r{:02d}", index); }
@@ -103,7 +119,9 @@ void write_sweep(const std::string& dir, const SweepShape& shape) {
         const std::string id = run_id(index++);
         json factors = {{"strategy", shape.strategies[s]}, {"seed", std::to_string(seed)}};
         if (!shape.conditions.empty()) factors["condition"] = conditions[c];
-        runs.push_back({{"id", id}, {"dir", "runs/" + id}, {"factors", factors}});
+        json entry = {{"id", id}, {"dir", "runs/" + id}, {"factors", factors}};
+        if (shape.role_weights) entry["role_weights"] = recorded_weights(shape.record_spec(shape.strategies[s]));
+        runs.push_back(std::move(entry));
         const fs::path run_dir = fs::path(dir) / "runs" / id;
         fs::create_directories(run_dir);
         const json metrics = run_metrics(shape, s, seed, c);
@@ -166,7 +184,7 @@ ReportInputs with_data_views(ReportInputs inputs) {
   ex.roles = {"template", "user", "user", "user", "user", "user", "user", "user", "template",
               "template", "template", "assistant", "assistant", "assistant", "eos"};
   for (const auto& spec : {"completion_only", "weighted:0.1", "full"}) {
-    const double prompt = *prompt_weight(spec);
+    const double prompt = recorded_weights(spec)["start"]["prompt"].get<double>();
     std::vector<double> w;
     for (size_t i = 0; i < ex.tokens.size(); ++i) {
       w.push_back(i == 0 ? 0.0 : ex.roles[i] == "assistant" || ex.roles[i] == "eos" ? 1.0 : prompt);
@@ -193,6 +211,16 @@ double headline_mean(const std::string& page, size_t setting, const std::string&
   const size_t mean_at = page.find("data-mean=\"", at);
   if (mean_at == std::string::npos || mean_at > cell_end) return NAN;
   return std::stod(page.substr(mean_at + 11));
+}
+
+// load_sweep's UserError message; "no error" when it loads.
+std::string load_error(const std::string& dir) {
+  try {
+    load_sweep(dir);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "no error";
 }
 
 size_t line_count(const std::string& text) { return static_cast<size_t>(std::count(text.begin(), text.end(), '\n')); }
@@ -223,25 +251,31 @@ TEST_CASE("load_sweep reads the sweep and every record, and gives unfinished and
   CHECK(inputs.runs[kNullRun].status == "ok");
 }
 
-TEST_CASE("load_sweep: an unusable sweep.json is a UserError naming the file", "[reports][errors]") {
+TEST_CASE("load_sweep: an unusable sweep.json or role_weights record is a UserError naming the file and key",
+          "[reports][errors]") {
   test::TempDir dir;
-  auto error_of = [&] {
-    try {
-      load_sweep(dir.path());
-    } catch (const UserError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  CHECK_THAT(error_of(), Catch::Contains(dir.file("sweep.json") + ": cannot read"));
+  CHECK_THAT(load_error(dir.path()), Catch::Contains(dir.file("sweep.json") + ": cannot read"));
   test::write_text(dir.file("sweep.json"), "{\"runs\": [");
-  CHECK_THAT(error_of(), Catch::Contains(dir.file("sweep.json") + ": invalid JSON"));
+  CHECK_THAT(load_error(dir.path()), Catch::Contains(dir.file("sweep.json") + ": invalid JSON"));
   test::write_text(dir.file("sweep.json"), "{\"runs\": {}}");
-  CHECK_THAT(error_of(), Catch::Contains("'runs' must be a list"));
+  CHECK_THAT(load_error(dir.path()), Catch::Contains("'runs' must be a list"));
   test::write_text(dir.file("sweep.json"), "{\"runs\": [{\"dir\": \"runs/x\"}]}");
-  CHECK_THAT(error_of(), Catch::Contains("runs[0]: expected an object with a string 'id'"));
+  CHECK_THAT(load_error(dir.path()), Catch::Contains("runs[0]: expected an object with a string 'id'"));
   test::write_text(dir.file("sweep.json"), "{\"factors\": \"strategy\", \"runs\": []}");
-  CHECK_THAT(error_of(), Catch::Contains("'factors' must be a list of names"));
+  CHECK_THAT(load_error(dir.path()), Catch::Contains("'factors' must be a list of names"));
+  // A malformed role_weights record, in sweep.json or in a metrics.json.
+  write_sweep(dir.path(), flat_shape({"full"}, {1}));
+  CHECK(load_error(dir.path()) == "no error");
+  json sweep = json::parse(test::read_text(dir.file("sweep.json")));
+  sweep["runs"][0]["role_weights"]["start"]["prompt"] = "one";
+  test::write_text(dir.file("sweep.json"), sweep.dump());
+  CHECK(load_error(dir.path()) == dir.file("sweep.json") + ": runs[0]: role_weights.start.prompt: expected a number");
+  sweep["runs"][0].erase("role_weights");
+  test::write_text(dir.file("sweep.json"), sweep.dump());
+  edit_metrics(dir.path(), 0, [](json& m) { m["role_weights"].erase("schedule"); });
+  CHECK(load_error(dir.path()) == dir.file("runs/r00/metrics.json") + ": role_weights.schedule: expected a string");
+  edit_metrics(dir.path(), 0, [](json& m) { m["role_weights"] = 3; });
+  CHECK_THAT(load_error(dir.path()), Catch::Contains("metrics.json: role_weights: expected {start, end, schedule,"));
 }
 
 TEST_CASE("the CSVs load in pandas and agree with scipy and numpy recomputations from runs.csv", "[reports]") {
@@ -264,6 +298,7 @@ TEST_CASE("the CSVs load in pandas and agree with scipy and numpy recomputations
   // 4 strategies × 2 conditions; 5 quality metrics + train's 3 + 2 tasks × 5 directional per-task metrics = 18
   // per (condition, strategy), compared for 3 strategies in 2 conditions.
   const json expected = {
+      {"sweep_dir", dir.path()},
       {"factors", {"strategy", "seed", "condition"}},
       {"runs", 24},
       {"statuses", {{"ok", 21}, {"failed", 2}, {"missing", 1}}},
@@ -322,6 +357,7 @@ TEST_CASE("text from data and config is escaped everywhere in the page and the f
   test::TempDir dir;
   SweepShape shape;
   shape.strategies = {"completion_only", "weighted:0.1", "weighted:0.5," + hostile, "full"};
+  shape.records_as["weighted:0.5," + hostile] = "weighted:0.5";
   shape.conditions = {hostile};
   shape.tasks = {"count", hostile};
   shape.spec_text = "name: evil\n# " + hostile + "\n";
@@ -378,11 +414,7 @@ TEST_CASE("the examples page shows every example's weighted tokens, escaped", "[
 TEST_CASE("edge cases: one seed, a single strategy, every run failed, no curve points", "[reports]") {
   SECTION("one seed: means without intervals, comparisons without tests, a fit with no residual df") {
     test::TempDir dir;
-    SweepShape shape;
-    shape.strategies = {"completion_only", "weighted:0.1", "full"};
-    shape.seeds = {1};
-    shape.conditions = {};
-    write_sweep(dir.path(), shape);
+    write_sweep(dir.path(), flat_shape({"completion_only", "weighted:0.1", "full"}, {1}));
     write_report(load_sweep(dir.path()), dir.file("report"));
     const std::string summary = test::read_text(dir.file("report/summary.csv"));
     CHECK_THAT(summary, Catch::Contains(fmt::format("weighted:0.1,eval.exact_match,1,{},,,\n",
@@ -395,10 +427,7 @@ TEST_CASE("edge cases: one seed, a single strategy, every run failed, no curve p
   }
   SECTION("a single strategy: comparisons.csv has its header only and λ does not vary") {
     test::TempDir dir;
-    SweepShape shape;
-    shape.strategies = {"weighted:0.1"};
-    shape.conditions = {};
-    write_sweep(dir.path(), shape);
+    write_sweep(dir.path(), flat_shape({"weighted:0.1"}));
     const auto written = write_report(load_sweep(dir.path()), dir.file("report"));
     CHECK(line_count(test::read_text(dir.file("report/comparisons.csv"))) == 1);
     CHECK_FALSE(fs::exists(dir.file("report/plw_fit.csv")));
@@ -409,10 +438,7 @@ TEST_CASE("edge cases: one seed, a single strategy, every run failed, no curve p
   }
   SECTION("every run failed: the report still stands, saying so") {
     test::TempDir dir;
-    SweepShape shape;
-    shape.strategies = {"completion_only", "full"};
-    shape.conditions = {};
-    write_sweep(dir.path(), shape);
+    write_sweep(dir.path(), flat_shape({"completion_only", "full"}));
     for (size_t r = 0; r < 6; ++r) {
       edit_metrics(dir.path(), r, [](json& m) {
         m = {{"status", "failed"}, {"error", "LibTorch error"}, {"strategy", m["strategy"]}, {"seed", m["seed"]}};
@@ -425,6 +451,16 @@ TEST_CASE("edge cases: one seed, a single strategy, every run failed, no curve p
     CHECK_THAT(page, Catch::Contains("failed 6"));
     CHECK_THAT(page, Catch::Contains("No curve points"));
     CHECK(std::isnan(headline_mean(page, 0, "full", "eval.exact_match")));
+  }
+  SECTION("no recorded role weights: no run has a λ, so there is no λ axis") {
+    test::TempDir dir;
+    SweepShape shape = flat_shape(SweepShape{}.strategies);
+    shape.role_weights = false;
+    write_sweep(dir.path(), shape);
+    write_report(load_sweep(dir.path()), dir.file("report"));
+    CHECK_FALSE(fs::exists(dir.file("report/plw_fit.csv")));
+    CHECK_FALSE(fs::exists(dir.file("report/figures/plw_eval_exact_match.svg")));
+    CHECK_THAT(test::read_text(dir.file("report/report.html")), Catch::Contains("does not vary in this sweep"));
   }
   SECTION("no curve points: no loss-curve figure") {
     test::TempDir dir;
@@ -446,10 +482,7 @@ TEST_CASE("a report written over an older one leaves no stale or temporary files
   REQUIRE(fs::exists(dir.file("report/figures/loss_curves-2.svg")));
 
   test::TempDir other;
-  SweepShape narrower;
-  narrower.strategies = {"completion_only", "full"};
-  narrower.conditions = {};
-  write_sweep(other.path(), narrower);
+  write_sweep(other.path(), flat_shape({"completion_only", "full"}));
   const auto written = write_report(load_sweep(other.path()), dir.file("report"));
   CHECK_FALSE(fs::exists(dir.file("report/plw_fit.csv")));
   CHECK_FALSE(fs::exists(dir.file("report/figures/loss_curves-2.svg")));
@@ -461,17 +494,25 @@ TEST_CASE("a report written over an older one leaves no stale or temporary files
   CHECK(on_disk == std::set<std::string>(written.begin(), written.end()));
 }
 
-TEST_CASE("prompt weights are read from strategy specs, and unknown transforms are errors", "[reports]") {
-  CHECK(prompt_weight("completion_only") == 0.0);
-  CHECK(prompt_weight("assistant_only") == 0.0);
-  CHECK(prompt_weight("FULL") == 1.0);
-  CHECK(prompt_weight("weighted:0.1") == 0.1);
-  CHECK(prompt_weight("weighted:0.01,system=0.5") == 0.01);
-  CHECK(prompt_weight("plw:1e-3,template=zero") == 0.001);
-  CHECK_FALSE(prompt_weight("weighted:abc"));
-  CHECK_FALSE(prompt_weight("weighted:0.1x"));
-  CHECK_FALSE(prompt_weight("wit:0.1,1"));
-  CHECK_FALSE(prompt_weight("scheduled:1,0"));
+TEST_CASE("λ is the recorded prompt weight of strategies on the PLW axis, and unknown transforms are errors",
+          "[reports]") {
+  auto lambda_of = [](const std::string& spec) {
+    test::TempDir dir;  // through load_sweep, so that the report reads what a sweep records
+    const json entry = {{"id", "r"}, {"role_weights", recorded_weights(spec)}};
+    test::write_text(dir.file("sweep.json"), json{{"runs", json::array({entry})}}.dump());
+    return plw_lambda(load_sweep(dir.path()).runs.at(0).role_weights);
+  };
+  const std::vector<std::pair<std::string, std::optional<double>>> cases = {
+      // On the axis: constant weights, assistant turns at 1, system text as prompt.
+      {"completion_only", 0.0}, {"assistant_only", 0.0}, {"FULL", 1.0}, {"weighted:0.1", 0.1},
+      {"weighted:0.01,system=0.01", 0.01}, {"plw:1e-3,template=zero", 0.001}, {"wit:0.1,1", 0.1},
+      // Off it: system weighed apart, other completion weights, a schedule (even a flat one).
+      {"weighted:0.01,system=0.5", std::nullopt}, {"wit:0.1,2", std::nullopt}, {"last_turn_only", std::nullopt},
+      {"scheduled:1,0", std::nullopt}, {"scheduled:0.5,0.5", std::nullopt}};
+  for (const auto& [spec, lambda] : cases) {
+    INFO(spec);
+    CHECK(lambda_of(spec) == lambda);
+  }
   CHECK(transform_lambda(0.0, "log") == Approx(-3.0));
   CHECK(transform_lambda(0.0625, "quarter") == Approx(0.5));
   CHECK(untransform_lambda(transform_lambda(0.1, "log"), "log") == Approx(0.1));
@@ -479,6 +520,43 @@ TEST_CASE("prompt weights are read from strategy specs, and unknown transforms a
   ReportInputs inputs;
   inputs.plw_transform = "sqrt";
   CHECK_THROWS_AS(analyze(inputs), UserError);
+}
+
+TEST_CASE("role weights come from sweep.json's run entry, else from metrics.json; a run with neither has no λ",
+          "[reports]") {
+  test::TempDir dir;
+  write_sweep(dir.path(), flat_shape({"completion_only", "weighted:0.1", "full"}, {1}));
+  json sweep = json::parse(test::read_text(dir.file("sweep.json")));
+  // Run 0: only its record has weights. Run 1: the sweep's entry wins over a different record. Run 2: neither.
+  sweep["runs"][0].erase("role_weights");
+  edit_metrics(dir.path(), 0, [](json& m) { m["role_weights"] = recorded_weights("weighted:0.3"); });
+  edit_metrics(dir.path(), 1, [](json& m) { m["role_weights"] = recorded_weights("weighted:0.9"); });
+  sweep["runs"][2].erase("role_weights");
+  edit_metrics(dir.path(), 2, [](json& m) { m.erase("role_weights"); });
+  test::write_text(dir.file("sweep.json"), sweep.dump());
+  const ReportInputs inputs = load_sweep(dir.path());
+  REQUIRE(inputs.runs.size() == 3);
+  CHECK(inputs.runs[0].role_weights.value().schedule == "constant");
+  CHECK(inputs.runs[1].role_weights.value().end.prompt == 0.1);
+  CHECK_FALSE(inputs.runs[2].role_weights);
+  const Analysis a = analyze(inputs);
+  CHECK((a.run_lambda == std::vector<std::optional<double>>{0.3, 0.1, std::nullopt}));
+  CHECK(a.lambda("completion_only") == 0.3);  // what the run recorded, not what its name suggests
+  CHECK_FALSE(a.lambda("full"));
+  CHECK_FALSE(a.plw_varies);
+}
+
+TEST_CASE("the strategies on the λ axis are those whose records say so, whatever their names", "[reports]") {
+  test::TempDir dir;
+  write_sweep(dir.path(), flat_shape({"completion_only", "wit:0.3,1", "weighted:0.1,system=0.5", "scheduled:1,0", "full"}));
+  const Analysis a = analyze(load_sweep(dir.path()));
+  CHECK(a.strategy_lambda == std::map<std::string, double>{{"completion_only", 0}, {"wit:0.3,1", 0.3}, {"full", 1}});
+  CHECK(a.plw_varies);
+  CHECK(a.plw_fits.at(0).fit.n == 9);  // three seeds of each of the three strategies on the axis
+  write_report(load_sweep(dir.path()), dir.file("report"));
+  const std::string page = test::read_text(dir.file("report/report.html"));
+  CHECK_THAT(page, Catch::Contains("<code>wit:0.3,1</code></td><td class=\"num\">0.3</td>"));
+  CHECK_THAT(page, Catch::Contains("<code>scheduled:1,0</code></td><td class=\"num\">\u2013</td>"));
 }
 
 TEST_CASE("better direction is read from the metric name", "[reports]") {

@@ -1,6 +1,10 @@
 // Strategies make weights from label roles: hand-computed expectations.
 #include <catch2/catch.hpp>
 
+#include <set>
+
+#include <nlohmann/json.hpp>
+
 #include "harness/train/batching.hpp"
 #include "harness/core/errors.hpp"
 #include "strategies/labels.hpp"
@@ -142,4 +146,62 @@ TEST_CASE("a duplicate name in the registry is a hard error", "[strategies][regi
   renamed.name = "FULL";  // case-insensitive clash
   CHECK_THROWS_AS(StrategyRegistry({full_entry(), renamed}), std::logic_error);
   CHECK_NOTHROW(StrategyRegistry::instance());
+}
+
+TEST_CASE("role_weights_record gives every registered strategy's weights at the first and the last step",
+          "[strategies][record]") {
+  using nlohmann::json;
+  auto weights = [](double prompt, double completion, double earlier, double system) {
+    return json{{"prompt", prompt}, {"completion", completion}, {"earlier_completion", earlier}, {"system", system}};
+  };
+  auto record = [](json start, json end, const char* schedule, const char* template_as = "prompt",
+                   const char* eos = "all") {
+    return json{{"start", std::move(start)}, {"end", std::move(end)}, {"schedule", schedule},
+                {"template", template_as}, {"eos", eos}};
+  };
+  // spec -> the record by hand; the unset system weight is recorded as the prompt weight.
+  const std::vector<std::pair<std::string, json>> cases = {
+      {"full", record(weights(1, 1, 1, 1), weights(1, 1, 1, 1), "constant")},
+      {"completion_only", record(weights(0, 1, 1, 0), weights(0, 1, 1, 0), "constant")},
+      {"assistant_only:template=zero,eos=last",
+       record(weights(0, 1, 1, 0), weights(0, 1, 1, 0), "constant", "zero", "last")},
+      {"last_turn_only", record(weights(0, 1, 0, 0), weights(0, 1, 0, 0), "constant")},
+      {"weighted:0.1", record(weights(0.1, 1, 1, 0.1), weights(0.1, 1, 1, 0.1), "constant")},
+      {"weighted:0.1,system=0.5,template=completion",
+       record(weights(0.1, 1, 1, 0.5), weights(0.1, 1, 1, 0.5), "constant", "completion")},
+      {"wit:0.25,2", record(weights(0.25, 2, 2, 0.25), weights(0.25, 2, 2, 0.25), "constant")},
+      {"scheduled:1,0", record(weights(1, 1, 1, 1), weights(0, 1, 1, 0), "linear")},
+      {"scheduled:0.2,0.8,cosine", record(weights(0.2, 1, 1, 0.2), weights(0.8, 1, 1, 0.8), "cosine")},
+  };
+  std::set<std::string> covered;
+  for (const auto& [spec, expected] : cases) {
+    INFO(spec);
+    const auto strategy = make_strategy(spec);
+    const json got = role_weights_record(*strategy);
+    INFO(got.dump());
+    CHECK(got == expected);
+    covered.insert(strategy->spec().substr(0, strategy->spec().find(':')));
+  }
+  // A strategy added to the registry needs its row here.
+  for (const auto& entry : StrategyRegistry::instance().entries()) {
+    INFO(entry.name);
+    CHECK(covered.count(entry.name) == 1);
+  }
+}
+
+TEST_CASE("the option names of specs are those of run records", "[strategies][record]") {
+  // Every non-default option value reads back the same in the canonical spec and in the record.
+  for (const auto& template_as : kTemplateAsNames) {
+    for (const auto& eos : kEosPolicyNames) {
+      const std::string spec = "full:template=" + std::string(template_as) + ",eos=" + std::string(eos);
+      INFO(spec);
+      const auto record = role_weights_record(*make_strategy(spec));
+      CHECK(record["template"] == std::string(template_as));
+      CHECK(record["eos"] == std::string(eos));
+    }
+  }
+  CHECK(make_strategy("full:template=zero,eos=last")->options().template_as == StrategyOptions::TemplateAs::kZero);
+  CHECK(make_strategy("full:eos=last")->options().eos == StrategyOptions::EosPolicy::kLast);
+  CHECK_THAT(error_of("full:template=nope"), Catch::Contains("template must be prompt, completion or zero, got 'nope'"));
+  CHECK_THAT(error_of("full:eos=x"), Catch::Contains("options for all: template=prompt|completion|zero, eos=all|last"));
 }
