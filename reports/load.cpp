@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "harness/core/errors.hpp"
+#include "harness/core/files.hpp"
 #include "reports/report.hpp"
 
 namespace masklab::reports {
@@ -24,13 +25,6 @@ std::string optional_string(const json& obj, const char* key, const std::string&
   return it->get<std::string>();
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Fills status, error and metrics from RUN_DIR/metrics.json. A record that
 // cannot be parsed marks that run failed rather than ending the report.
 void load_metrics(RunRow& run, const fs::path& run_dir) {
@@ -41,7 +35,7 @@ void load_metrics(RunRow& run, const fs::path& run_dir) {
   }
   json metrics;
   try {
-    metrics = json::parse(read_text(path.string()));
+    metrics = json::parse(read_file(path.string()).value_or(""));
   } catch (const json::parse_error& e) {
     run.status = "failed";
     run.error = path.string() + ": invalid JSON (" + e.what() + ")";
@@ -102,11 +96,11 @@ std::optional<RoleWeightsRecord> read_role_weights(const json& parent, const std
 }
 
 json read_sweep_json(const std::string& dir, const std::string& sweep_path) {
-  std::ifstream in(sweep_path);
-  if (!in) throw UserError(sweep_path + ": cannot read (is " + dir + " a sweep directory?)");
+  const auto text = read_file(sweep_path);
+  if (!text) throw UserError(sweep_path + ": cannot read (is " + dir + " a sweep directory?)");
   json sweep;
   try {
-    sweep = json::parse(in);
+    sweep = json::parse(*text);
   } catch (const json::parse_error& e) {
     throw UserError(sweep_path + ": invalid JSON (" + std::string(e.what()) + ")");
   }

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "harness/core/errors.hpp"
+#include "harness/core/text.hpp"
 #include "reports/io.hpp"
 
 namespace masklab::reports {
@@ -23,11 +24,6 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 const std::vector<std::string> kTopLevelMetrics = {"tokens_trained", "tokens_seen",      "wall_seconds",
                                                    "final_train_loss", "steps",          "padding_waste",
                                                    "tokens_per_second"};
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 bool contains(const std::string& text, const char* part) { return text.find(part) != std::string::npos; }
 
@@ -276,7 +272,7 @@ Better better_direction(const std::string& metric) {
   // Each run's training loss is its own strategy's weighted objective, so
   // it cannot rank strategies: it has no direction here.
   if (metric == "final_train_loss") return Better::kNeither;
-  const std::string leaf = lower(metric.substr(metric.rfind('.') == std::string::npos ? 0 : metric.rfind('.') + 1));
+  const std::string leaf = to_lower(metric.substr(metric.rfind('.') == std::string::npos ? 0 : metric.rfind('.') + 1));
   if (contains(leaf, "accuracy") || contains(leaf, "exact_match")) return Better::kHigher;
   if (contains(leaf, "nll") || contains(leaf, "ppl") || contains(leaf, "loss")) return Better::kLower;
   return Better::kNeither;
@@ -361,7 +357,7 @@ Analysis analyze(const ReportInputs& inputs) {
       a.strategies.push_back(strategy);
     }
     // Strategy names are case-insensitive: adopt the sweep's spelling of the baseline.
-    if (!a.baseline_present && lower(strategy) == lower(inputs.baseline)) {
+    if (!a.baseline_present && to_lower(strategy) == to_lower(inputs.baseline)) {
       a.baseline = strategy;
       a.baseline_present = true;
     }

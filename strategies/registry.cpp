@@ -12,34 +12,10 @@
 #include <fmt/format.h>
 
 #include "harness/core/errors.hpp"
+#include "harness/core/text.hpp"
 
 namespace masklab {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out;
-  for (char c : s) out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
-}
-
-std::vector<std::string> split(std::string_view s, char sep) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  for (size_t i = 0; i <= s.size(); ++i) {
-    if (i == s.size() || s[i] == sep) {
-      parts.push_back(trim(s.substr(start, i - start)));
-      start = i + 1;
-    }
-  }
-  return parts;
-}
 
 // A weight: a finite, non-negative number written in full ("0.1", "1e-2").
 std::optional<double> parse_weight(const std::string& text) {
@@ -100,8 +76,8 @@ std::map<std::string, std::string> read_arguments(const SpecText& spec, const St
       key = entry.params[positional++].name;
       value = part;
     } else {
-      key = lower(trim(part.substr(0, eq)));
-      value = lower(trim(part.substr(eq + 1)));
+      key = to_lower(trim(part.substr(0, eq)));
+      value = to_lower(trim(part.substr(eq + 1)));
     }
     if (key == "template") {
       read_option(spec, key, value, kTemplateAsNames, options.template_as, option_parts);
@@ -131,7 +107,7 @@ std::optional<std::string> read_param(const SpecText& spec, const StrategyEntry&
     args.numbers[p.name] = *v;
     shown = fmt::format("{}", *v);
   } else {
-    text = lower(text);
+    text = to_lower(text);
     if (std::find(p.choices.begin(), p.choices.end(), text) == p.choices.end()) {
       throw spec.fail(p.name + " must be one of " + entry.usage() + ", got '" + text + "'");
     }
@@ -151,7 +127,7 @@ StrategyRegistry::StrategyRegistry(std::vector<StrategyEntry> entries) : entries
     std::vector<std::string> names = e.aliases;
     names.push_back(e.name);
     for (const auto& n : names) {
-      if (!seen.insert(lower(n)).second) {
+      if (!seen.insert(to_lower(n)).second) {
         throw std::logic_error("strategy registry: duplicate name '" + n + "'");
       }
     }
@@ -173,9 +149,9 @@ const StrategyRegistry& StrategyRegistry::instance() {
 
 const StrategyEntry* StrategyRegistry::find(std::string_view lower_name) const {
   for (const auto& e : entries_) {
-    if (lower(e.name) == lower_name) return &e;
+    if (to_lower(e.name) == lower_name) return &e;
     for (const auto& a : e.aliases) {
-      if (lower(a) == lower_name) return &e;
+      if (to_lower(a) == lower_name) return &e;
     }
   }
   return nullptr;
@@ -191,7 +167,7 @@ std::unique_ptr<Strategy> StrategyRegistry::parse(std::string_view spec_text) co
   const SpecText spec{trim(spec_text), valid_list()};
   if (spec.text.empty()) throw spec.fail("empty spec");
   const size_t colon = spec.text.find(':');
-  const std::string name = lower(trim(spec.text.substr(0, colon)));
+  const std::string name = to_lower(trim(spec.text.substr(0, colon)));
   const StrategyEntry* entry = find(name);
   if (!entry) throw spec.fail("unknown strategy '" + name + "'");
 

@@ -3,6 +3,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include "harness/core/errors.hpp"
+#include "harness/core/files.hpp"
+#include "harness/core/yaml_file.hpp"
 
 namespace masklab {
 namespace {
@@ -28,12 +30,12 @@ const std::vector<ChatTemplate>& builtin_templates() {
 Wrap read_wrap(const YAML::Node& node, const std::string& path, const std::string& key) {
   Wrap w;
   if (!node) return w;
-  if (!node.IsMap()) throw error_at(path, node.Mark().line + 1, key + " must be {prefix, suffix}");
+  if (!node.IsMap()) throw UserError(yaml_location(path, node) + ": " + key + " must be {prefix, suffix}");
   for (const auto& kv : node) {
     const auto k = kv.first.as<std::string>();
     if (k == "prefix") w.prefix = kv.second.as<std::string>("");
     else if (k == "suffix") w.suffix = kv.second.as<std::string>("");
-    else throw error_at(path, kv.first.Mark().line + 1, "unknown template key '" + key + "." + k + "'");
+    else throw UserError(yaml_location(path, kv.first) + ": unknown template key '" + key + "." + k + "'");
   }
   return w;
 }
@@ -123,17 +125,14 @@ ChatTemplate load_template(const std::string& name_or_path) {
     if (t.name == name_or_path) return t;
   }
   const std::string& path = name_or_path;
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
+  const auto text = read_file(path);
+  if (!text) {
     std::string names;
     for (const auto& name : builtin_template_names()) names += (names.empty() ? "" : ", ") + name;
     throw UserError("data.template: '" + path + "' is neither a built-in template (" + names +
                     ") nor a readable file");
-  } catch (const YAML::ParserException& e) {
-    throw error_at(path, e.mark.line + 1, "invalid YAML: " + e.msg);
   }
+  const YAML::Node root = parse_yaml(*text, path);
   if (!root.IsMap()) throw error_at(path, 1, "a template must be a mapping");
   ChatTemplate t;
   t.name = path;
@@ -150,9 +149,9 @@ ChatTemplate load_template(const std::string& name_or_path) {
       else if (key == "turn_start") t.turn_start = v.as<std::string>("");
       else if (key == "system_in_user") t.system_in_user = v.as<bool>();
       else if (key == "name") t.name = v.as<std::string>();
-      else throw error_at(path, kv.first.Mark().line + 1, "unknown template key '" + key + "'");
+      else throw UserError(yaml_location(path, kv.first) + ": unknown template key '" + key + "'");
     } catch (const YAML::Exception&) {
-      throw error_at(path, v.Mark().line + 1, "template key '" + key + "' has the wrong type");
+      throw UserError(yaml_location(path, v) + ": template key '" + key + "' has the wrong type");
     }
   }
   return t;
