@@ -199,7 +199,7 @@ size_t line_count(const std::string& text) { return static_cast<size_t>(std::cou
 
 }  // namespace
 
-TEST_CASE("load_sweep reads the sweep and every record, and gives unfinished and corrupt records a status", "[reports]") {
+TEST_CASE("load_sweep reads the sweep and every record, and gives unfinished and corrupt records a status", "[fast][reports]") {
   test::TempDir dir;
   const SweepShape shape;
   write_messy_sweep(dir.path(), shape);
@@ -223,7 +223,7 @@ TEST_CASE("load_sweep reads the sweep and every record, and gives unfinished and
   CHECK(inputs.runs[kNullRun].status == "ok");
 }
 
-TEST_CASE("load_sweep: an unusable sweep.json is a UserError naming the file", "[reports][errors]") {
+TEST_CASE("load_sweep: an unusable sweep.json is a UserError naming the file", "[fast][reports][errors]") {
   test::TempDir dir;
   auto error_of = [&] {
     try {
@@ -244,7 +244,7 @@ TEST_CASE("load_sweep: an unusable sweep.json is a UserError naming the file", "
   CHECK_THAT(error_of(), Catch::Contains("'factors' must be a list of names"));
 }
 
-TEST_CASE("the CSVs load in pandas and agree with scipy and numpy recomputations from runs.csv", "[reports]") {
+TEST_CASE("the CSVs load in pandas and agree with scipy and numpy recomputations from runs.csv", "[slow][reports]") {
   test::TempDir dir;
   const SweepShape shape;
   write_messy_sweep(dir.path(), shape);
@@ -289,7 +289,7 @@ TEST_CASE("the CSVs load in pandas and agree with scipy and numpy recomputations
   CHECK_THAT(comparisons, Catch::StartsWith("condition,strategy,baseline,metric,n_pairs,mean_diff,"));
 }
 
-TEST_CASE("the headline table shows the means of runs.csv", "[reports]") {
+TEST_CASE("the headline table shows the means of runs.csv", "[fast][reports]") {
   test::TempDir dir;
   const SweepShape shape;
   write_messy_sweep(dir.path(), shape);
@@ -316,7 +316,7 @@ TEST_CASE("the headline table shows the means of runs.csv", "[reports]") {
   CHECK_THAT(page, Catch::Contains("<svg xmlns=\"http://www.w3.org/2000/svg\""));
 }
 
-TEST_CASE("text from data and config is escaped everywhere in the page and the figures", "[reports][security]") {
+TEST_CASE("text from data and config is escaped everywhere in the page and the figures", "[fast][reports][security]") {
   const std::string hostile = "<script>alert(1)</script>\"onmouseover=\"x'";
   const std::string escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;onmouseover=&quot;x&#39;";
   test::TempDir dir;
@@ -360,7 +360,7 @@ TEST_CASE("text from data and config is escaped everywhere in the page and the f
   CHECK_THAT(test::read_text(dir.file("report/figures/tasks_exact_match.svg")), Catch::Contains(escaped));
 }
 
-TEST_CASE("the examples page shows every example's weighted tokens, escaped", "[reports][security]") {
+TEST_CASE("the examples page shows every example's weighted tokens, escaped", "[fast][reports][security]") {
   ReportInputs inputs = with_data_views(ReportInputs{});
   WeightedExample hostile = *inputs.example;
   hostile.task = "<b>task</b>";
@@ -375,7 +375,7 @@ TEST_CASE("the examples page shows every example's weighted tokens, escaped", "[
   CHECK_THAT(examples_page("empty", {}), Catch::Contains("No example to show"));
 }
 
-TEST_CASE("edge cases: one seed, a single strategy, every run failed, no curve points", "[reports]") {
+TEST_CASE("edge cases: one seed, a single strategy, every run failed, no curve points", "[fast][reports]") {
   SECTION("one seed: means without intervals, comparisons without tests, a fit with no residual df") {
     test::TempDir dir;
     SweepShape shape;
@@ -438,7 +438,7 @@ TEST_CASE("edge cases: one seed, a single strategy, every run failed, no curve p
   }
 }
 
-TEST_CASE("a report written over an older one leaves no stale or temporary files", "[reports]") {
+TEST_CASE("a report written over an older one leaves no stale or temporary files", "[fast][reports]") {
   test::TempDir dir;
   write_sweep(dir.path(), SweepShape{});
   write_report(load_sweep(dir.path()), dir.file("report"));
@@ -461,7 +461,7 @@ TEST_CASE("a report written over an older one leaves no stale or temporary files
   CHECK(on_disk == std::set<std::string>(written.begin(), written.end()));
 }
 
-TEST_CASE("prompt weights are read from strategy specs, and unknown transforms are errors", "[reports]") {
+TEST_CASE("prompt weights are read from strategy specs, and unknown transforms are errors", "[fast][reports]") {
   CHECK(prompt_weight("completion_only") == 0.0);
   CHECK(prompt_weight("assistant_only") == 0.0);
   CHECK(prompt_weight("FULL") == 1.0);
@@ -481,7 +481,7 @@ TEST_CASE("prompt weights are read from strategy specs, and unknown transforms a
   CHECK_THROWS_AS(analyze(inputs), UserError);
 }
 
-TEST_CASE("better direction is read from the metric name", "[reports]") {
+TEST_CASE("better direction is read from the metric name", "[fast][reports]") {
   CHECK(better_direction("eval.exact_match") == Better::kHigher);
   CHECK(better_direction("per_task.count.completion_token_accuracy") == Better::kHigher);
   CHECK(better_direction("per_task.count.train_exact_match") == Better::kHigher);
@@ -493,7 +493,7 @@ TEST_CASE("better direction is read from the metric name", "[reports]") {
   CHECK(better_direction("eval.completion_tokens") == Better::kNeither);
 }
 
-TEST_CASE("CSV fields are quoted as RFC 4180 says and numbers round-trip", "[reports]") {
+TEST_CASE("CSV fields are quoted as RFC 4180 says and numbers round-trip", "[fast][reports]") {
   CHECK(csv_field("plain") == "plain");
   CHECK(csv_field("a,b") == "\"a,b\"");
   CHECK(csv_field("say \"hi\"") == "\"say \"\"hi\"\"\"");
@@ -509,7 +509,7 @@ TEST_CASE("CSV fields are quoted as RFC 4180 says and numbers round-trip", "[rep
   CHECK(html_escape("<a href=\"x\">'&'</a>") == "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
 }
 
-TEST_CASE("a headless browser renders the report's charts", "[reports][screenshot]") {
+TEST_CASE("a headless browser renders the report's charts", "[slow][reports][screenshot]") {
   test::TempDir dir;
   write_messy_sweep(dir.path(), SweepShape{});
   write_report(with_data_views(load_sweep(dir.path())), dir.file("report"));
