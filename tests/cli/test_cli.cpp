@@ -11,7 +11,7 @@
 
 using namespace masklab;
 
-TEST_CASE("the CLI: bad input gives one line and exit status 2", "[fast][cli][errors]") {
+TEST_CASE("the CLI: bad input gives one line and exit status 2", "[slow][cli][errors]") {
   test::TempDir dir;
   auto one_line_error = [](const test::CommandResult& r, const std::string& expected) {
     INFO(r.out);
@@ -32,7 +32,7 @@ TEST_CASE("the CLI: bad input gives one line and exit status 2", "[fast][cli][er
   CHECK_FALSE(std::filesystem::exists(dir.file("x/metrics.json")));
 }
 
-TEST_CASE("the CLI lists strategies and answers --help everywhere", "[fast][cli]") {
+TEST_CASE("the CLI lists strategies and answers --help everywhere", "[slow][cli]") {
   const auto list = test::run_masklab("strategies");
   CHECK(list.exit_code == 0);
   for (const char* name : {"full", "completion_only", "weighted:<lambda>", "wit:<lambda_p>,<lambda_r>",

@@ -7,7 +7,7 @@
 
 using namespace masklab;
 
-TEST_CASE("inspect prints token|role|weight tables and a summary", "[fast][formats][inspect][cli]") {
+TEST_CASE("inspect prints token|role|weight tables and a summary", "[slow][formats][inspect][cli]") {
   test::TempDir dir;
   test::write_text(dir.file("chat.jsonl"), test::kThreeTurns);
   const auto r = test::run_masklab("inspect " + dir.file("chat.jsonl") + " --template chatml --strategy last_turn_only "
