@@ -1,15 +1,22 @@
-# masklab. On a fresh Debian 12 machine `make demo` and `make test` install
-# what is missing (scripts/install-deps.sh), build, and run.
+# masklab. On a fresh Debian 12 machine `make demo`, `make check` and
+# `make test` install what is missing (scripts/install-deps.sh), build, and run.
+#   make check   the fast tier (unit tests, CTest label `fast`)
+#   make test    every test: the fast and the slow tier (end-to-end, browser,
+#                PyTorch parity); also installs the test-only packages
 BUILD_DIR ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 MASKLAB := $(BUILD_DIR)/masklab
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps test-deps build check test demo bench clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
+
+# After deps, so that two apt runs never overlap under make -j.
+test-deps: deps
+	@scripts/install-deps.sh --test
 
 $(BUILD_DIR)/build.ninja: | deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS)
@@ -17,8 +24,15 @@ $(BUILD_DIR)/build.ninja: | deps
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR)
 
-test: build
-	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
+# Each test has its own TIMEOUT (tests/CMakeLists.txt); --timeout only covers
+# a test registered without one.
+CTEST := ctest --test-dir $(BUILD_DIR) --output-on-failure -j2 --timeout 600
+
+check: build
+	$(CTEST) -L '^fast$$'
+
+test: test-deps build
+	$(CTEST)
 
 # The quickstart sweep (full, completion_only, weighted:0.1 x 3 seeds) and its
 # report. Rerunning resumes: finished runs are kept.

@@ -2,6 +2,11 @@
 # Installs the Debian packages masklab builds, tests and benchmarks with.
 # Idempotent: a package that is already installed is skipped, so a machine
 # that has everything runs no apt command at all (and needs no root).
+#
+# usage: install-deps.sh [--test]
+#   --test  also the packages only the slow tests use (chromium for the
+#           report screenshot test); `make test` passes it. Tests never
+#           install anything: a missing package fails its test with one line.
 set -euo pipefail
 
 packages=(
@@ -9,10 +14,16 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libboost-program-options-dev libeigen3-dev libfmt-dev catch2
   nlohmann-json3-dev libyaml-cpp-dev libsentencepiece-dev
-  python3-torch python3-scipy python3-pandas python3-numpy
+  python3 python3-torch python3-scipy python3-pandas python3-numpy
 )
-# Extra packages a caller needs (e.g. the report screenshot test's chromium).
-packages+=("$@")
+test_packages=(chromium)
+
+for arg in "$@"; do
+  case "$arg" in
+    --test) packages+=("${test_packages[@]}") ;;
+    *) echo "install-deps: unknown argument '$arg' (usage: install-deps.sh [--test])" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,11 @@
 #include "tests/test_helpers.hpp"
 
+#include <catch2/catch.hpp>
+
 #include "harness/core/errors.hpp"
+#include "harness/train/batching.hpp"
+#include "strategies/labels.hpp"
+#include "strategies/registry.hpp"
 
 #include <unistd.h>
 
@@ -10,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace masklab::test {
 
@@ -86,6 +92,24 @@ std::string user_error_of(const std::function<void()>& f) {
   return "";
 }
 
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds deadline) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    // A short poll interval: the condition is a file or a process state, which has no change notification here.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+void require_python_module(const std::string& module, const std::string& debian_package) {
+  if (!std::filesystem::exists("/usr/bin/python3")) FAIL("missing Debian package python3: scripts/install-deps.sh installs it");
+  if (run_shell("/usr/bin/python3 -c 'import " + module + "'").exit_code != 0) {
+    FAIL("missing Debian package " + debian_package + " (python3 cannot import " + module +
+         "): scripts/install-deps.sh installs it");
+  }
+}
+
 TokenizedExample byte_example(const std::string& prompt, const std::string& completion,
                               const std::string& template_name) {
   Example ex;
@@ -96,5 +120,38 @@ TokenizedExample byte_example(const std::string& prompt, const std::string& comp
   if (!out) throw std::runtime_error("byte_example did not fit");
   return *out;
 }
+
+TokenizedExample tokenize(const Example& ex, const std::string& tmpl) {
+  const auto tok = make_tokenizer("byte");
+  auto out = tokenize_example(ex, load_template(tmpl), *tok, 4096, true, nullptr);
+  REQUIRE(out);
+  return *out;
+}
+
+std::string text_with_role(const TokenizedExample& ex, Role role) {
+  std::string out;
+  for (size_t i = 0; i < ex.ids.size(); ++i) {
+    if (ex.roles[i] == static_cast<uint8_t>(role) && ex.ids[i] < 256) out += static_cast<char>(ex.ids[i]);
+  }
+  return out;
+}
+
+std::string trained_text(const TokenizedExample& ex, const std::string& spec) {
+  const Batch b = make_padded_batch({&ex}, 256);
+  const auto w = make_strategy(spec)->weights(LabelView{b.label_role, b.label_flags, 0})[0];
+  std::string out;
+  for (int64_t t = 0; t < w.size(0); ++t) {
+    if (w[t].item<float>() <= 0) continue;
+    const int id = ex.ids[t + 1];
+    out += id < 256 ? std::string(1, static_cast<char>(id)) : id == 258 ? "<eos>" : "<special>";
+  }
+  return out;
+}
+
+const char* const kThreeTurns =
+    "{\"messages\": [{\"role\": \"system\", \"content\": \"be brief\"},"
+    " {\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"A1\"},"
+    " {\"role\": \"user\", \"content\": \"你好\"}, {\"role\": \"assistant\", \"content\": \"A2 🙂\"},"
+    " {\"role\": \"user\", \"content\": \"bye\"}, {\"role\": \"assistant\", \"content\": \"A3\"}]}\n";
 
 }  // namespace masklab::test

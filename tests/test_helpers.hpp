@@ -1,6 +1,8 @@
 #pragma once
 // Shared fixtures: a tiny config that trains in a second, temp directories,
-// running the CLI, and reading files.
+// running the CLI, reading files, waiting on a condition, hand-built and
+// tokenized examples.
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -8,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/core/config.hpp"
+#include "harness/core/roles.hpp"
 #include "harness/data/data.hpp"
 
 namespace masklab::test {
@@ -45,8 +48,28 @@ nlohmann::json comparable_metrics(nlohmann::json metrics, bool drop_strategy);
 // The message of the UserError `f` throws, or "" when it throws none.
 std::string user_error_of(const std::function<void()>& f);
 
+// Polls `condition` until it holds or `deadline` passes; true when it held.
+// Tests wait on what they need to see, never for a fixed time.
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds deadline);
+
+// Fails the current test with one line naming the Debian package when
+// /usr/bin/python3 cannot import `module` (scripts/install-deps.sh installs it).
+void require_python_module(const std::string& module, const std::string& debian_package);
+
 // A hand-built example: prompt/completion through the given template and the byte tokenizer.
 TokenizedExample byte_example(const std::string& prompt, const std::string& completion,
                               const std::string& template_name = "plain");
+
+// Tokenizes with the byte tokenizer under the template `tmpl` (a name or a YAML path).
+TokenizedExample tokenize(const Example& ex, const std::string& tmpl);
+
+// The text of the tokens with a given role (byte tokenizer).
+std::string text_with_role(const TokenizedExample& ex, Role role);
+
+// Concatenated text of the tokens (byte tokenizer) whose label weight under `spec` is > 0.
+std::string trained_text(const TokenizedExample& ex, const std::string& spec);
+
+// One chat JSONL line: a system prompt and three user/assistant turns, with Unicode.
+extern const char* const kThreeTurns;
 
 }  // namespace masklab::test

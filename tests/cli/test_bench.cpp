@@ -9,7 +9,8 @@
 
 using namespace masklab;
 
-TEST_CASE("the PyTorch reference matches masklab's loss over the first 20 steps", "[bench][python][parity]") {
+TEST_CASE("the PyTorch reference matches masklab's loss over the first 20 steps", "[slow][bench][python][parity]") {
+  test::require_python_module("torch", "python3-torch");
   test::TempDir dir;
   const std::string tiny =
       " --set model.n_layers=2 --set model.d_model=32 --set model.n_heads=2 --set model.max_seq_len=96"

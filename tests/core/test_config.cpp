@@ -9,7 +9,7 @@
 
 using namespace masklab;
 
-TEST_CASE("YAML sections and --set overrides fill the typed config", "[config]") {
+TEST_CASE("YAML sections and --set overrides fill the typed config", "[fast][config]") {
   test::TempDir dir;
   test::write_text(dir.file("c.yaml"),
                    "strategy: weighted:0.1\n"
@@ -31,7 +31,7 @@ TEST_CASE("YAML sections and --set overrides fill the typed config", "[config]")
   CHECK(c.loss.normalization == Normalization::kSequence);
 }
 
-TEST_CASE("the resolved config round-trips through config.yaml exactly", "[config]") {
+TEST_CASE("the resolved config round-trips through config.yaml exactly", "[fast][config]") {
   Config c;
   c.train.lr = 0.003;
   c.model.dropout = 0.1;
@@ -44,7 +44,7 @@ TEST_CASE("the resolved config round-trips through config.yaml exactly", "[confi
   CHECK(to_yaml(back) == yaml);
 }
 
-TEST_CASE("unknown keys and wrong types are errors that name the key", "[config][errors]") {
+TEST_CASE("unknown keys and wrong types are errors that name the key", "[fast][config][errors]") {
   Config c;
   CHECK_THAT(test::user_error_of([&] { apply_override(c, "train.stpes=3"); }),
              Catch::Contains("unknown config key 'train.stpes'") && Catch::Contains("steps"));
@@ -64,7 +64,7 @@ TEST_CASE("unknown keys and wrong types are errors that name the key", "[config]
              Catch::Contains("broken.yaml:") && Catch::Contains("invalid YAML"));
 }
 
-TEST_CASE("cross-field rules are checked", "[config][errors]") {
+TEST_CASE("cross-field rules are checked", "[fast][config][errors]") {
   Config c;
   c.model.d_model = 30;
   c.model.n_heads = 4;

@@ -1,93 +1,18 @@
-// Built-in tasks, JSONL loaders, rendering, roles, truncation, bad data.
+// harness/data/data: the JSONL formats (prompt/completion, chat, Alpaca,
+// text) load with their roles and weights, bad lines name file:line,
+// truncation keeps the completion, datasets split by a seeded fraction.
 #include <catch2/catch.hpp>
 
-#include <set>
-
-#include "harness/data/data.hpp"
 #include "harness/core/errors.hpp"
-#include "harness/data/tasks.hpp"
+#include "harness/data/data.hpp"
+#include "harness/train/batching.hpp"
+#include "strategies/labels.hpp"
+#include "strategies/registry.hpp"
 #include "tests/test_helpers.hpp"
 
 using namespace masklab;
 
-namespace {
-
-
-std::string prompt_of(const Example& e) { return e.messages.front().content; }
-
-// The text of the tokens with a given role, byte tokenizer.
-std::string text_with_role(const TokenizedExample& ex, Role role) {
-  std::string out;
-  for (size_t i = 0; i < ex.ids.size(); ++i) {
-    if (ex.roles[i] == static_cast<uint8_t>(role) && ex.ids[i] < 256) out += static_cast<char>(ex.ids[i]);
-  }
-  return out;
-}
-
-}  // namespace
-
-TEST_CASE("built-in tasks are deterministic, disjoint and sized by train_size", "[data][tasks]") {
-  for (const auto& info : builtin_tasks()) {
-    INFO(info.name);
-    const auto a = generate_task(info.name, 300, 40, 9);
-    const auto b = generate_task(info.name, 300, 40, 9);
-    REQUIRE(a.train.size() == 300);
-    REQUIRE(a.eval.size() == 40);
-    std::set<std::string> train_prompts;
-    for (size_t i = 0; i < a.train.size(); ++i) {
-      CHECK(prompt_of(a.train[i]) == prompt_of(b.train[i]));
-      train_prompts.insert(prompt_of(a.train[i]));
-      CHECK(a.train[i].task == info.name);
-    }
-    for (const auto& e : a.eval) CHECK(train_prompts.count(prompt_of(e)) == 0);
-    // The held-out set does not depend on the train size.
-    const auto small = generate_task(info.name, 20, 40, 9);
-    for (size_t i = 0; i < a.eval.size(); ++i) CHECK(prompt_of(small.eval[i]) == prompt_of(a.eval[i]));
-    // Another data seed gives other data.
-    const auto other = generate_task(info.name, 300, 40, 10);
-    CHECK(prompt_of(other.train[0]) + prompt_of(other.train[1]) != prompt_of(a.train[0]) + prompt_of(a.train[1]));
-  }
-  CHECK_THAT(test::user_error_of([] { generate_task("nosuch", 1, 1, 1); }), Catch::Contains("unknown task 'nosuch'"));
-}
-
-TEST_CASE("built-in tasks compute correct answers", "[data][tasks]") {
-  for (const auto& e : generate_task("count", 50, 0, 2).train) {
-    int from = 0, to = 0;
-    REQUIRE(std::sscanf(prompt_of(e).c_str(), "count %d to %d", &from, &to) == 2);
-    std::string expected;
-    for (int i = from; i <= to; ++i) expected += (i > from ? " " : "") + std::to_string(i);
-    CHECK(expected == e.messages[1].content);
-  }
-  for (const auto& e : generate_task("add", 50, 0, 2).train) {
-    const std::string p = prompt_of(e).substr(4);
-    const auto plus = p.find('+');
-    CHECK(std::to_string(std::stoi(p.substr(0, plus)) + std::stoi(p.substr(plus + 1))) == e.messages[1].content);
-  }
-  for (const auto& e : generate_task("reverse", 50, 0, 2).train) {
-    const std::string s = prompt_of(e).substr(8);
-    CHECK(std::string(s.rbegin(), s.rend()) == e.messages[1].content);
-  }
-  for (const auto& e : generate_task("lookup", 50, 0, 2).train) {
-    const std::string p = prompt_of(e);
-    const std::string key = p.substr(p.size() - 2);
-    CHECK(p.find(key + "=" + e.messages[1].content + " ") != std::string::npos);
-  }
-}
-
-TEST_CASE("the plain template gives every token its role", "[data][template]") {
-  const auto ex = test::byte_example("add 1+2", "3");
-  CHECK(text_with_role(ex, Role::kUser) == "add 1+2");
-  CHECK(text_with_role(ex, Role::kTemplate) == "\n=> ");
-  CHECK(text_with_role(ex, Role::kAssistant) == "3");
-  CHECK(ex.ids.front() == 257);  // <bos>
-  CHECK(ex.ids.back() == 258);   // <eos>
-  CHECK(ex.roles.back() == static_cast<uint8_t>(Role::kEos));
-  // The final completion is "3" + <eos>.
-  CHECK(ex.completion_end - ex.completion_begin == 2);
-  CHECK(ex.ids[ex.completion_begin] == '3');
-}
-
-TEST_CASE("prompt/completion JSONL loads, with tasks and Unicode", "[data][jsonl]") {
+TEST_CASE("prompt/completion JSONL loads, with tasks and Unicode", "[fast][data][jsonl]") {
   test::TempDir dir;
   test::write_text(dir.file("d.jsonl"),
                    "{\"prompt\": \"translate: 猫\", \"completion\": \"cat 🐱\"}\n"
@@ -106,11 +31,11 @@ TEST_CASE("prompt/completion JSONL loads, with tasks and Unicode", "[data][jsonl
   TokenizeStats ts;
   const auto t = tokenize_example(examples[0], load_template("plain"), *tok, 128, true, &ts);
   REQUIRE(t);
-  CHECK(text_with_role(*t, Role::kAssistant) == "cat 🐱");
-  CHECK(text_with_role(*t, Role::kUser) == "translate: 猫");
+  CHECK(test::text_with_role(*t, Role::kAssistant) == "cat 🐱");
+  CHECK(test::text_with_role(*t, Role::kUser) == "translate: 猫");
 }
 
-TEST_CASE("malformed data lines name file:line and the reason", "[data][errors]") {
+TEST_CASE("malformed data lines name file:line and the reason", "[fast][data][errors]") {
   test::TempDir dir;
   const std::string good = "{\"prompt\": \"a\", \"completion\": \"b\"}\n";
   const std::vector<std::pair<std::string, std::string>> cases = {
@@ -139,7 +64,7 @@ TEST_CASE("malformed data lines name file:line and the reason", "[data][errors]"
              Catch::Contains("missing.jsonl: cannot read"));
 }
 
-TEST_CASE("truncation drops prompt tokens from the left, never completion tokens", "[data][truncation]") {
+TEST_CASE("truncation drops prompt tokens from the left, never completion tokens", "[fast][data][truncation]") {
   Example ex;
   ex.messages = {{Role::kUser, std::string(50, 'p'), "", true}, {Role::kAssistant, "answer", "", true}};
   const auto tok = make_tokenizer("byte");
@@ -151,7 +76,7 @@ TEST_CASE("truncation drops prompt tokens from the left, never completion tokens
   REQUIRE(cut);
   CHECK(cut->ids.size() == 30);
   CHECK(cut->ids.front() == tok->bos_id());  // <bos> kept
-  CHECK(text_with_role(*cut, Role::kAssistant) == "answer");
+  CHECK(test::text_with_role(*cut, Role::kAssistant) == "answer");
   CHECK(cut->ids.back() == tok->eos_id());
   CHECK(stats.truncated == 1);
   // Too short even for the completion: skipped and counted, not cut.
@@ -162,7 +87,7 @@ TEST_CASE("truncation drops prompt tokens from the left, never completion tokens
   CHECK(stats.skipped_too_long == 2);
 }
 
-TEST_CASE("a dataset from JSONL splits held-out data by a seeded fraction", "[data][jsonl]") {
+TEST_CASE("a dataset from JSONL splits held-out data by a seeded fraction", "[fast][data][jsonl]") {
   test::TempDir dir;
   std::string lines;
   for (int i = 0; i < 40; ++i) lines += "{\"prompt\": \"q" + std::to_string(i) + "\", \"completion\": \"a\"}\n";
@@ -178,4 +103,73 @@ TEST_CASE("a dataset from JSONL splits held-out data by a seeded fraction", "[da
   CHECK(a.tasks == std::vector<std::string>{"train"});
   c.data.seed += 1;
   CHECK(build_dataset(c).fingerprint != a.fingerprint);
+}
+
+TEST_CASE("chat JSONL: multi-turn, system, Unicode, chatml roles", "[fast][formats][chat]") {
+  test::TempDir dir;
+  test::write_text(dir.file("chat.jsonl"), test::kThreeTurns);
+  DataFormat detected;
+  const auto examples = load_jsonl(dir.file("chat.jsonl"), DataFormat::kAuto, false, "chat", nullptr, &detected);
+  CHECK(detected == DataFormat::kChat);
+  REQUIRE(examples[0].messages.size() == 7);
+  const auto ex = test::tokenize(examples[0], "chatml");
+  // completion_only trains every assistant turn and its end marker; nothing else.
+  CHECK(test::trained_text(ex, "completion_only") == "A1<|im_end|>A2 🙂<|im_end|>A3<|im_end|>");
+  CHECK(test::trained_text(ex, "last_turn_only") == "A3<|im_end|>");
+  CHECK(test::trained_text(ex, "completion_only:eos=last") == "A1A2 🙂A3<|im_end|>");
+  // The final completion for exact match is the last turn and its end marker.
+  std::string completion(ex.ids.begin() + ex.completion_begin, ex.ids.begin() + ex.completion_end);
+  CHECK(completion == "A3<|im_end|>");
+  // weighted with its own system weight: system text weighs 0, user text 0.5.
+  const Batch b = make_padded_batch({&ex}, 256);
+  const auto w = make_strategy("weighted:0.5,system=0")->weights(LabelView{b.label_role, b.label_flags, 0})[0];
+  for (int64_t t = 0; t < w.size(0); ++t) {
+    const auto role = static_cast<Role>(ex.roles[t + 1]);
+    if (role == Role::kSystem) CHECK(w[t].item<float>() == 0.0f);
+    if (role == Role::kUser) CHECK(w[t].item<float>() == 0.5f);
+  }
+}
+
+TEST_CASE("a per-message weight of 0 is honoured", "[fast][formats][chat]") {
+  test::TempDir dir;
+  test::write_text(dir.file("w.jsonl"),
+                   "{\"messages\": [{\"role\": \"user\", \"content\": \"q1\"}, {\"role\": \"assistant\", \"content\": \"bad\", \"weight\": 0},"
+                   " {\"role\": \"user\", \"content\": \"q2\"}, {\"role\": \"assistant\", \"content\": \"good\", \"weight\": 1}]}\n");
+  const auto ex = test::tokenize(load_jsonl(dir.file("w.jsonl"), DataFormat::kAuto, false, "w", nullptr)[0], "chatml");
+  CHECK(test::trained_text(ex, "completion_only") == "good<|im_end|>");
+  CHECK(test::trained_text(ex, "full").find("bad") == std::string::npos);
+}
+
+TEST_CASE("prompt/completion as message lists, and plain text", "[fast][formats]") {
+  test::TempDir dir;
+  test::write_text(dir.file("pc.jsonl"),
+                   "{\"prompt\": [{\"role\": \"user\", \"content\": \"2+2?\"}], \"completion\": [{\"role\": \"assistant\", \"content\": \"4\"}]}\n");
+  const auto pc = test::tokenize(load_jsonl(dir.file("pc.jsonl"), DataFormat::kAuto, false, "pc", nullptr)[0], "plain");
+  CHECK(test::trained_text(pc, "completion_only") == "4<eos>");
+  test::write_text(dir.file("t.jsonl"), "{\"text\": \"every token 字\"}\n");
+  DataFormat detected;
+  const auto text = test::tokenize(load_jsonl(dir.file("t.jsonl"), DataFormat::kAuto, false, "t", nullptr, &detected)[0], "chatml");
+  CHECK(detected == DataFormat::kText);
+  CHECK(test::trained_text(text, "completion_only") == "every token 字<eos>");
+  CHECK(test::trained_text(text, "full") == "every token 字<eos>");
+}
+
+TEST_CASE("bad chat data gives file:line and the reason", "[fast][formats][errors]") {
+  test::TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}, {\"role\": \"assistant\", \"content\": \"y\"}]}", ":1: messages[0]: unknown role 'robot'"},
+      {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}, {\"role\": \"assistant\", \"content\": \"  \"}]}", ":1: empty completion"},
+      {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}", ":1: no assistant message"},
+      {"{\"messages\": [{\"role\": \"user\"}, {\"role\": \"assistant\", \"content\": \"y\"}]}", ":1: missing field 'content'"},
+      {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}, {\"role\": \"assistant\", \"content\": \"y\", \"weight\": 2}]}", "weight must be 0 or 1"},
+      {"{\"instruction\": \"x\", \"output\": \"\"}", ":1: empty completion"},
+      {"{\"text\": \"\"}", ":1: empty text"},
+      {"{\"foo\": 1}", ":1: unknown format"},
+  };
+  for (const auto& [line, expected] : cases) {
+    INFO(line);
+    test::write_text(dir.file("bad.jsonl"), line + "\n");
+    const std::string msg = test::user_error_of([&] { load_jsonl(dir.file("bad.jsonl"), DataFormat::kAuto, false, "x", nullptr); });
+    CHECK_THAT(msg, Catch::StartsWith(dir.file("bad.jsonl") + ":1: ") && Catch::Contains(expected));
+  }
 }

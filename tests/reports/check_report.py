@@ -10,7 +10,8 @@ of report.html against runs.csv too. EXPECTED_JSON holds what the caller knows
 about the sweep (row counts, statuses, one mean computed from the run records,
 a factor value, and "sweep_dir", whose sweep.json and run records give each
 run's λ). Prints "OK", or every problem found and exits 1. Run with
-/usr/bin/python3 (Debian's, which has python3-pandas and python3-scipy).
+/usr/bin/python3 (Debian's, which has python3-pandas and python3-scipy from
+apt); a missing package is one line naming it, and exit status 1.
 """
 import html
 import json
@@ -21,9 +22,12 @@ import sys
 
 import warnings
 
-import numpy as np
-import pandas as pd
-from scipy import stats
+try:
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+except ImportError as missing:
+    sys.exit(f"check_report: missing Debian package python3-{missing.name.split('.')[0]}: scripts/install-deps.sh installs it")
 
 # scipy warns about the degenerate samples (one pair, equal differences) that
 # the report must handle too; the checks below compare those cases explicitly.

@@ -8,13 +8,18 @@ Coloured: max(r, g, b) − min(r, g, b) >= 60, which white, greys, black text
 and the page background are not. A palette colour counts as present when at
 least 40 pixels are within 40 (per channel) of it: the charts draw with the
 Okabe–Ito palette, so several present colours mean several series were drawn.
-Prints the counts and "OK", or why not and exits 1.
+Prints the counts and "OK", or why not and exits 1. Run with /usr/bin/python3
+(Debian's, which has python3-numpy from apt); a missing package is one line
+naming it.
 """
 import struct
 import sys
 import zlib
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError as missing:
+    sys.exit(f"png_colours: missing Debian package python3-{missing.name.split('.')[0]}: scripts/install-deps.sh installs it")
 
 OKABE_ITO = {
     "blue": (0x00, 0x72, 0xB2), "orange": (0xE6, 0x9F, 0x00), "green": (0x00, 0x9E, 0x73),

@@ -1,15 +1,24 @@
 #!/usr/bin/python3
 """Reference values for reports/stats.cpp, from scipy and numpy.
 
-Prints one JSON object; tests/reports/test_stats.cpp runs this script and
-compares its own results with it. Run with /usr/bin/python3 (Debian's, which
-has python3-scipy).
+usage: stats_reference.py OUT.json
+
+Writes one JSON object to OUT.json; the [scipy] cases of
+tests/reports/test_stats.cpp compare their own results with it. CTest runs
+this once per test run, as the stats_reference fixture those cases require
+(tests/CMakeLists.txt). Run with /usr/bin/python3 (Debian's, which has
+python3-scipy and python3-numpy from apt). A missing package is one line
+naming it, and exit status 1.
 """
 import json
+import os
 import sys
 
-import numpy as np
-from scipy import stats
+try:
+    import numpy as np
+    from scipy import stats
+except ImportError as missing:
+    sys.exit(f"stats_reference: missing Debian package python3-{missing.name.split('.')[0]}: scripts/install-deps.sh installs it")
 
 # Paired samples (a, b): n = 2; n = 5 with a tie and negative differences;
 # n = 12; and a tight one whose p-value is tiny (relative precision in the tail).
@@ -79,6 +88,12 @@ def ols(x, y):
 
 
 def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: stats_reference.py OUT.json")
+    path = sys.argv[1]
+    # A failed run must not leave the previous run's answers for the tests to read.
+    if os.path.exists(path):
+        os.remove(path)
     out = {
         "paired": {name: paired(a, b) for name, (a, b) in PAIRED.items()},
         "mean_interval": {name: mean_interval(a) for name, (a, _) in PAIRED.items()},
@@ -86,7 +101,10 @@ def main():
         "t_ppf": [{"p": p, "df": df, "ppf": float(stats.t.ppf(p, df))} for p, df in T_PPF_POINTS],
         "ols": {name: ols(x, y) for name, (x, y) in OLS.items()},
     }
-    json.dump(out, sys.stdout)
+    # Written whole, then renamed: a reader never sees half a file.
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(out, f)
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":

@@ -227,7 +227,7 @@ size_t line_count(const std::string& text) { return static_cast<size_t>(std::cou
 
 }  // namespace
 
-TEST_CASE("load_sweep reads the sweep and every record, and gives unfinished and corrupt records a status", "[reports]") {
+TEST_CASE("load_sweep reads the sweep and every record, and gives unfinished and corrupt records a status", "[fast][reports]") {
   test::TempDir dir;
   const SweepShape shape;
   write_messy_sweep(dir.path(), shape);
@@ -252,7 +252,7 @@ TEST_CASE("load_sweep reads the sweep and every record, and gives unfinished and
 }
 
 TEST_CASE("load_sweep: an unusable sweep.json or role_weights record is a UserError naming the file and key",
-          "[reports][errors]") {
+          "[fast][reports][errors]") {
   test::TempDir dir;
   CHECK_THAT(load_error(dir.path()), Catch::Contains(dir.file("sweep.json") + ": cannot read"));
   test::write_text(dir.file("sweep.json"), "{\"runs\": [");
@@ -278,7 +278,7 @@ TEST_CASE("load_sweep: an unusable sweep.json or role_weights record is a UserEr
   CHECK_THAT(load_error(dir.path()), Catch::Contains("metrics.json: role_weights: expected {start, end, schedule,"));
 }
 
-TEST_CASE("the CSVs load in pandas and agree with scipy and numpy recomputations from runs.csv", "[reports]") {
+TEST_CASE("the CSVs load in pandas and agree with scipy and numpy recomputations from runs.csv", "[slow][reports]") {
   test::TempDir dir;
   const SweepShape shape;
   write_messy_sweep(dir.path(), shape);
@@ -324,7 +324,7 @@ TEST_CASE("the CSVs load in pandas and agree with scipy and numpy recomputations
   CHECK_THAT(comparisons, Catch::StartsWith("condition,strategy,baseline,metric,n_pairs,mean_diff,"));
 }
 
-TEST_CASE("the headline table shows the means of runs.csv", "[reports]") {
+TEST_CASE("the headline table shows the means of runs.csv", "[fast][reports]") {
   test::TempDir dir;
   const SweepShape shape;
   write_messy_sweep(dir.path(), shape);
@@ -351,7 +351,7 @@ TEST_CASE("the headline table shows the means of runs.csv", "[reports]") {
   CHECK_THAT(page, Catch::Contains("<svg xmlns=\"http://www.w3.org/2000/svg\""));
 }
 
-TEST_CASE("text from data and config is escaped everywhere in the page and the figures", "[reports][security]") {
+TEST_CASE("text from data and config is escaped everywhere in the page and the figures", "[fast][reports][security]") {
   const std::string hostile = "<script>alert(1)</script>\"onmouseover=\"x'";
   const std::string escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;onmouseover=&quot;x&#39;";
   test::TempDir dir;
@@ -396,7 +396,7 @@ TEST_CASE("text from data and config is escaped everywhere in the page and the f
   CHECK_THAT(test::read_text(dir.file("report/figures/tasks_exact_match.svg")), Catch::Contains(escaped));
 }
 
-TEST_CASE("the examples page shows every example's weighted tokens, escaped", "[reports][security]") {
+TEST_CASE("the examples page shows every example's weighted tokens, escaped", "[fast][reports][security]") {
   ReportInputs inputs = with_data_views(ReportInputs{});
   WeightedExample hostile = *inputs.example;
   hostile.task = "<b>task</b>";
@@ -411,7 +411,7 @@ TEST_CASE("the examples page shows every example's weighted tokens, escaped", "[
   CHECK_THAT(examples_page("empty", {}), Catch::Contains("No example to show"));
 }
 
-TEST_CASE("edge cases: one seed, a single strategy, every run failed, no curve points", "[reports]") {
+TEST_CASE("edge cases: one seed, a single strategy, every run failed, no curve points", "[fast][reports]") {
   SECTION("one seed: means without intervals, comparisons without tests, a fit with no residual df") {
     test::TempDir dir;
     write_sweep(dir.path(), flat_shape({"completion_only", "weighted:0.1", "full"}, {1}));
@@ -474,7 +474,7 @@ TEST_CASE("edge cases: one seed, a single strategy, every run failed, no curve p
   }
 }
 
-TEST_CASE("a report written over an older one leaves no stale or temporary files", "[reports]") {
+TEST_CASE("a report written over an older one leaves no stale or temporary files", "[fast][reports]") {
   test::TempDir dir;
   write_sweep(dir.path(), SweepShape{});
   write_report(load_sweep(dir.path()), dir.file("report"));
@@ -495,7 +495,7 @@ TEST_CASE("a report written over an older one leaves no stale or temporary files
 }
 
 TEST_CASE("λ is the recorded prompt weight of strategies on the PLW axis, and unknown transforms are errors",
-          "[reports]") {
+          "[fast][reports]") {
   auto lambda_of = [](const std::string& spec) {
     test::TempDir dir;  // through load_sweep, so that the report reads what a sweep records
     const json entry = {{"id", "r"}, {"role_weights", recorded_weights(spec)}};
@@ -523,7 +523,7 @@ TEST_CASE("λ is the recorded prompt weight of strategies on the PLW axis, and u
 }
 
 TEST_CASE("role weights come from sweep.json's run entry, else from metrics.json; a run with neither has no λ",
-          "[reports]") {
+          "[fast][reports]") {
   test::TempDir dir;
   write_sweep(dir.path(), flat_shape({"completion_only", "weighted:0.1", "full"}, {1}));
   json sweep = json::parse(test::read_text(dir.file("sweep.json")));
@@ -546,7 +546,7 @@ TEST_CASE("role weights come from sweep.json's run entry, else from metrics.json
   CHECK_FALSE(a.plw_varies);
 }
 
-TEST_CASE("the strategies on the λ axis are those whose records say so, whatever their names", "[reports]") {
+TEST_CASE("the strategies on the λ axis are those whose records say so, whatever their names", "[fast][reports]") {
   test::TempDir dir;
   write_sweep(dir.path(), flat_shape({"completion_only", "wit:0.3,1", "weighted:0.1,system=0.5", "scheduled:1,0", "full"}));
   const Analysis a = analyze(load_sweep(dir.path()));
@@ -559,7 +559,7 @@ TEST_CASE("the strategies on the λ axis are those whose records say so, whateve
   CHECK_THAT(page, Catch::Contains("<code>scheduled:1,0</code></td><td class=\"num\">\u2013</td>"));
 }
 
-TEST_CASE("better direction is read from the metric name", "[reports]") {
+TEST_CASE("better direction is read from the metric name", "[fast][reports]") {
   CHECK(better_direction("eval.exact_match") == Better::kHigher);
   CHECK(better_direction("per_task.count.completion_token_accuracy") == Better::kHigher);
   CHECK(better_direction("per_task.count.train_exact_match") == Better::kHigher);
@@ -571,7 +571,7 @@ TEST_CASE("better direction is read from the metric name", "[reports]") {
   CHECK(better_direction("eval.completion_tokens") == Better::kNeither);
 }
 
-TEST_CASE("CSV fields are quoted as RFC 4180 says and numbers round-trip", "[reports]") {
+TEST_CASE("CSV fields are quoted as RFC 4180 says and numbers round-trip", "[fast][reports]") {
   CHECK(csv_field("plain") == "plain");
   CHECK(csv_field("a,b") == "\"a,b\"");
   CHECK(csv_field("say \"hi\"") == "\"say \"\"hi\"\"\"");
@@ -587,7 +587,7 @@ TEST_CASE("CSV fields are quoted as RFC 4180 says and numbers round-trip", "[rep
   CHECK(html_escape("<a href=\"x\">'&'</a>") == "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
 }
 
-TEST_CASE("a headless browser renders the report's charts", "[reports][screenshot]") {
+TEST_CASE("a headless browser renders the report's charts", "[slow][reports][screenshot]") {
   test::TempDir dir;
   write_messy_sweep(dir.path(), SweepShape{});
   write_report(with_data_views(load_sweep(dir.path())), dir.file("report"));

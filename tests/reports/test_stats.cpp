@@ -1,9 +1,11 @@
 // reports/stats: the t distribution, intervals, paired tests and OLS agree
-// with scipy and numpy (tests/reports/stats_reference.py); Holm and d_z
+// with scipy and numpy (tests/reports/stats_reference.py, run once per ctest
+// run as a fixture; the cases that read it are tagged [scipy]); Holm and d_z
 // agree with hand-worked examples; degenerate samples give NaN, not errors.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include <nlohmann/json.hpp>
@@ -20,12 +22,16 @@ namespace {
 constexpr double kStatTolerance = 1e-9;    // relative: statistics, intervals, quantiles, coefficients
 constexpr double kPValueTolerance = 1e-6;  // relative: p-values
 
-// scipy's answers, computed once per test run.
+// scipy's answers, computed once per ctest run by the stats_reference
+// fixture (tests/CMakeLists.txt), which writes MASKLAB_STATS_REFERENCE
+// before any test that requires it starts.
 const json& scipy_reference() {
   static const json reference = [] {
-    const auto r = test::run_shell("/usr/bin/python3 " MASKLAB_SOURCE_DIR "/tests/reports/stats_reference.py");
-    if (r.exit_code != 0) throw std::runtime_error("stats_reference.py failed: " + r.out);
-    return json::parse(r.out);
+    const std::string path = MASKLAB_STATS_REFERENCE;
+    if (!std::filesystem::exists(path)) {
+      FAIL(path + " is missing: run these tests through ctest, whose stats_reference fixture writes it");
+    }
+    return json::parse(test::read_text(path));
   }();
   return reference;
 }
@@ -38,7 +44,7 @@ std::vector<double> doubles(const json& list) { return list.get<std::vector<doub
 
 }  // namespace
 
-TEST_CASE("the t distribution's CDF and quantiles match scipy", "[reports][stats]") {
+TEST_CASE("the t distribution's CDF and quantiles match scipy", "[fast][reports][stats][scipy]") {
   for (const auto& point : scipy_reference()["t_cdf"]) {
     const double t = point["t"], df = point["df"], expected = point["cdf"];
     INFO("t.cdf(" << t << ", df=" << df << ") expected " << expected << " got " << t_cdf(t, df));
@@ -56,7 +62,7 @@ TEST_CASE("the t distribution's CDF and quantiles match scipy", "[reports][stats
   }
 }
 
-TEST_CASE("paired t-test, its interval and d_z match scipy.stats.ttest_rel", "[reports][stats]") {
+TEST_CASE("paired t-test, its interval and d_z match scipy.stats.ttest_rel", "[fast][reports][stats][scipy]") {
   for (const auto& [name, ref] : scipy_reference()["paired"].items()) {
     const PairedTest got = paired_t_test(doubles(ref["a"]), doubles(ref["b"]));
     INFO(name << ": t " << got.t << " vs " << ref["t"] << ", p " << got.p_value << " vs " << ref["p"]);
@@ -73,7 +79,7 @@ TEST_CASE("paired t-test, its interval and d_z match scipy.stats.ttest_rel", "[r
   CHECK(scipy_reference()["paired"]["tiny_p"]["p"].get<double>() < 1e-8);
 }
 
-TEST_CASE("mean and t interval match scipy.stats.t.interval", "[reports][stats]") {
+TEST_CASE("mean and t interval match scipy.stats.t.interval", "[fast][reports][stats][scipy]") {
   for (const auto& [name, ref] : scipy_reference()["mean_interval"].items()) {
     const MeanInterval got = mean_interval(doubles(ref["xs"]));
     INFO(name);
@@ -84,7 +90,7 @@ TEST_CASE("mean and t interval match scipy.stats.t.interval", "[reports][stats]"
   }
 }
 
-TEST_CASE("the quadratic OLS fit matches numpy: coefficients, standard errors, p-values, R²", "[reports][stats]") {
+TEST_CASE("the quadratic OLS fit matches numpy: coefficients, standard errors, p-values, R²", "[fast][reports][stats][scipy]") {
   for (const auto& [name, ref] : scipy_reference()["ols"].items()) {
     const OlsFit fit = quadratic_fit(doubles(ref["x"]), doubles(ref["y"]));
     INFO(name);
@@ -101,7 +107,7 @@ TEST_CASE("the quadratic OLS fit matches numpy: coefficients, standard errors, p
   }
 }
 
-TEST_CASE("Holm's correction on a hand-worked example", "[reports][stats]") {
+TEST_CASE("Holm's correction on a hand-worked example", "[fast][reports][stats]") {
   // Sorted: 0.01 (×4 = 0.04), 0.02 (×3 = 0.06), 0.03 (×2 = 0.06, already 0.06), 0.04 (×1 = 0.04 -> running max 0.06).
   const std::vector<double> p = {0.03, 0.01, 0.04, 0.02};
   const auto adjusted = holm_adjust(p);
@@ -120,7 +126,7 @@ TEST_CASE("Holm's correction on a hand-worked example", "[reports][stats]") {
   CHECK(holm_adjust({}).empty());
 }
 
-TEST_CASE("Cohen's d_z is the mean difference over the sd of the differences", "[reports][stats]") {
+TEST_CASE("Cohen's d_z is the mean difference over the sd of the differences", "[fast][reports][stats]") {
   // Differences 1, 2, 3, 6: mean 3, sample variance (4 + 1 + 0 + 9) / 3 = 14/3.
   const PairedTest t = paired_t_test({2, 4, 6, 10}, {1, 2, 3, 4});
   CHECK(t.mean_diff == Approx(3.0));
@@ -129,7 +135,7 @@ TEST_CASE("Cohen's d_z is the mean difference over the sd of the differences", "
   CHECK(t.t == Approx(t.cohens_dz * 2.0));  // t = d_z · √n
 }
 
-TEST_CASE("degenerate samples give NaN or infinities, never an error", "[reports][stats]") {
+TEST_CASE("degenerate samples give NaN or infinities, never an error", "[fast][reports][stats]") {
   CHECK(std::isnan(mean({})));
   CHECK(std::isnan(sample_sd({1.0})));
   const MeanInterval one = mean_interval({0.5});

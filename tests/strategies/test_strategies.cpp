@@ -46,7 +46,7 @@ std::string error_of(const std::string& spec) {
 
 }  // namespace
 
-TEST_CASE("the weight at position t is the role of token t+1 (the label decides)", "[strategies][labels]") {
+TEST_CASE("the weight at position t is the role of token t+1 (the label decides)", "[fast][strategies][labels]") {
   // <bos> a b \n = > ' ' c d <eos>  with the plain template
   const auto ex = test::byte_example("ab", "cd");
   REQUIRE(ex.ids.size() == 10);
@@ -62,7 +62,7 @@ TEST_CASE("the weight at position t is the role of token t+1 (the label decides)
   CHECK(weights_of("full", b) == std::vector<float>(9, 1.0f));
 }
 
-TEST_CASE("each strategy's weights match hand-computed values", "[strategies]") {
+TEST_CASE("each strategy's weights match hand-computed values", "[fast][strategies]") {
   const auto ex = test::byte_example("ab", "cd");
   const Batch b = make_padded_batch({&ex}, 256);
   // labels: a b (user) \n = > ' ' (template) c d (assistant) <eos>
@@ -77,7 +77,7 @@ TEST_CASE("each strategy's weights match hand-computed values", "[strategies]") 
   CHECK(weights_of("scheduled:0,1,cosine", b, 0.25)[0] == Approx(0.5 * (1 - std::cos(M_PI * 0.25))));
 }
 
-TEST_CASE("padding never carries weight", "[strategies]") {
+TEST_CASE("padding never carries weight", "[fast][strategies]") {
   const auto a = test::byte_example("ab", "cd");
   const auto longer = test::byte_example("abcdef", "cdefgh");
   const Batch b = make_padded_batch({&a, &longer}, 256);
@@ -86,7 +86,7 @@ TEST_CASE("padding never carries weight", "[strategies]") {
   CHECK(w[1].sum().item<float>() == static_cast<float>(longer.ids.size() - 1));
 }
 
-TEST_CASE("multi-turn roles: last_turn_only, eos policy, system weight, per-message weight", "[strategies]") {
+TEST_CASE("multi-turn roles: last_turn_only, eos policy, system weight, per-message weight", "[fast][strategies]") {
   using R = Role;
   const uint8_t L = kFlagLastTurn, M = kFlagMessageMasked;
   // system, user, assistant(turn 1) + eos, user, assistant(final) + eos
@@ -105,7 +105,7 @@ TEST_CASE("multi-turn roles: last_turn_only, eos policy, system weight, per-mess
   CHECK(apply("full", masked) == std::vector<float>{1, 0, 0, 1, 1, 1});
 }
 
-TEST_CASE("specs parse case-insensitively into canonical form", "[strategies][registry]") {
+TEST_CASE("specs parse case-insensitively into canonical form", "[fast][strategies][registry]") {
   CHECK(make_strategy("Weighted:0.10")->spec() == "weighted:0.1");
   CHECK(make_strategy("PLW:1e-2")->spec() == "weighted:0.01");
   CHECK(make_strategy(" COMPLETION_ONLY ")->spec() == "completion_only");
@@ -115,7 +115,7 @@ TEST_CASE("specs parse case-insensitively into canonical form", "[strategies][re
   CHECK(make_strategy("full:template=zero,eos=last")->spec() == "full:template=zero,eos=last");
 }
 
-TEST_CASE("bad specs name the problem and list the valid strategies", "[strategies][registry][errors]") {
+TEST_CASE("bad specs name the problem and list the valid strategies", "[fast][strategies][registry][errors]") {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"weighted:abc", "lambda must be a non-negative number, got 'abc'"},
       {"weighted:-1", "lambda must be a non-negative number, got '-1'"},
@@ -140,7 +140,7 @@ TEST_CASE("bad specs name the problem and list the valid strategies", "[strategi
   }
 }
 
-TEST_CASE("a duplicate name in the registry is a hard error", "[strategies][registry]") {
+TEST_CASE("a duplicate name in the registry is a hard error", "[fast][strategies][registry]") {
   CHECK_THROWS_AS(StrategyRegistry({full_entry(), full_entry()}), std::logic_error);
   auto renamed = weighted_entry();
   renamed.name = "FULL";  // case-insensitive clash
@@ -149,7 +149,7 @@ TEST_CASE("a duplicate name in the registry is a hard error", "[strategies][regi
 }
 
 TEST_CASE("role_weights_record gives every registered strategy's weights at the first and the last step",
-          "[strategies][record]") {
+          "[fast][strategies][record]") {
   using nlohmann::json;
   auto weights = [](double prompt, double completion, double earlier, double system) {
     return json{{"prompt", prompt}, {"completion", completion}, {"earlier_completion", earlier}, {"system", system}};
@@ -189,7 +189,7 @@ TEST_CASE("role_weights_record gives every registered strategy's weights at the 
   }
 }
 
-TEST_CASE("the option names of specs are those of run records", "[strategies][record]") {
+TEST_CASE("the option names of specs are those of run records", "[fast][strategies][record]") {
   // Every non-default option value reads back the same in the canonical spec and in the record.
   for (const auto& template_as : kTemplateAsNames) {
     for (const auto& eos : kEosPolicyNames) {

@@ -1,13 +1,23 @@
 // Sweeps: expansion, run ids, resume, interruption, shards, failures.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <set>
 
 #include "harness/core/errors.hpp"
 #include "harness/core/run_record.hpp"
 #include "harness/sweep/sweep.hpp"
 #include "tests/test_helpers.hpp"
+
+extern char** environ;
 
 using namespace masklab;
 namespace fs = std::filesystem;
@@ -30,9 +40,52 @@ std::string tiny_spec(int steps, const std::string& rest) {
 
 fs::file_time_type mtime(const std::string& p) { return fs::last_write_time(p); }
 
+// Runs `masklab sweep SPEC --out OUT` in the background, sends it SIGINT as
+// soon as `ready` holds, and returns its exit status and output. Each wait
+// has a deadline; a sweep that never gets ready or never stops fails the test.
+test::CommandResult interrupt_sweep_when(const std::string& spec, const std::string& out,
+                                         const std::function<bool()>& ready) {
+  const std::string log = out + ".log";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  std::vector<std::string> args = {MASKLAB_BINARY, "sweep", spec, "--out", out};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, MASKLAB_BINARY, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  REQUIRE(spawned == 0);
+
+  int status = 0;
+  bool exited = false;
+  auto reap = [&] {
+    if (!exited && ::waitpid(pid, &status, WNOHANG) == pid) exited = true;
+    return exited;
+  };
+  const bool got_ready = test::wait_until([&] { return ready() || reap(); }, std::chrono::seconds(120));
+  if (!got_ready || exited) {
+    if (!exited) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
+    FAIL((exited ? "the sweep exited before it was ready to interrupt: " : "the sweep was not ready within 120 s: ") +
+         test::read_text(log));
+  }
+  ::kill(pid, SIGINT);
+  if (!test::wait_until(reap, std::chrono::seconds(60))) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    FAIL("the sweep did not stop within 60 s of SIGINT: " + test::read_text(log));
+  }
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, test::read_text(log)};
+}
+
 }  // namespace
 
-TEST_CASE("a spec expands into a stable, deduplicated list of runs", "[sweep]") {
+TEST_CASE("a spec expands into a stable, deduplicated list of runs", "[fast][sweep]") {
   test::TempDir dir;
   test::write_text(dir.file("s.yaml"), tiny_spec(2,
       "conditions:\n  regime:\n    small: {data: {train_size: 10}}\n    large: {data: {train_size: 30}}\n"
@@ -66,7 +119,7 @@ TEST_CASE("a spec expands into a stable, deduplicated list of runs", "[sweep]") 
   CHECK(run_id(c) != a.runs[0].id);
 }
 
-TEST_CASE("bad specs fail before anything runs, naming the file and line", "[sweep][errors]") {
+TEST_CASE("bad specs fail before anything runs, naming the file and line", "[fast][sweep][errors]") {
   test::TempDir dir;
   test::write_text(dir.file("a.yaml"), tiny_spec(2, "grid:\n  strategy: [full, \"weighted:abc\"]\n"));
   CHECK_THAT(test::user_error_of([&] { load_sweep_spec(dir.file("a.yaml")); }),
@@ -79,7 +132,7 @@ TEST_CASE("bad specs fail before anything runs, naming the file and line", "[swe
   CHECK_THAT(test::user_error_of([&] { parse_shard("3/2"); }), Catch::Contains("--shard '3/2'"));
 }
 
-TEST_CASE("shards partition the runs: each run in exactly one", "[sweep][shard]") {
+TEST_CASE("shards partition the runs: each run in exactly one", "[fast][sweep][shard]") {
   test::TempDir dir;
   test::write_text(dir.file("s.yaml"), tiny_spec(2, "grid:\n  strategy: [full, completion_only, \"weighted:0.1\"]\n  seed: [1, 2, 3, 4, 5]\n"));
   const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
@@ -93,7 +146,7 @@ TEST_CASE("shards partition the runs: each run in exactly one", "[sweep][shard]"
   }
 }
 
-TEST_CASE("a sweep resumes: finished runs are skipped, missing ones run", "[sweep][resume]") {
+TEST_CASE("a sweep resumes: finished runs are skipped, missing ones run", "[slow][sweep][resume]") {
   test::TempDir dir;
   test::write_text(dir.file("s.yaml"), tiny_spec(3, "grid:\n  strategy: [full, completion_only]\n  seed: [1, 2]\n"));
   const std::string out = dir.file("out");
@@ -126,23 +179,25 @@ TEST_CASE("a sweep resumes: finished runs are skipped, missing ones run", "[swee
   CHECK_THAT(dry.out, Catch::Contains("(0 pending)"));
 }
 
-TEST_CASE("an interrupted sweep leaves no metrics.json for unfinished runs and redoes them", "[sweep][resume]") {
+TEST_CASE("an interrupted sweep leaves no metrics.json for unfinished runs and redoes them", "[slow][sweep][resume]") {
   test::TempDir dir;
   // Long enough that the interrupt lands mid-run.
   test::write_text(dir.file("s.yaml"), tiny_spec(50000, "grid:\n  strategy: [full, completion_only]\n"));
   const std::string out = dir.file("out");
-  const auto killed = test::run_shell("timeout --preserve-status -s INT 3 " MASKLAB_BINARY " sweep " + dir.file("s.yaml") + " --out " + out);
+  const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
+  // Interrupt once the first run is training (its curve.jsonl exists), not after a guessed delay.
+  const auto killed = interrupt_sweep_when(
+      dir.file("s.yaml"), out, [&] { return fs::exists(out + "/runs/" + spec.runs[0].id + "/curve.jsonl"); });
   INFO(killed.out);
   CHECK(killed.exit_code == 130);
   CHECK_THAT(killed.out, Catch::Contains("sweep interrupted"));
-  const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
   for (const auto& r : spec.runs) CHECK_FALSE(fs::exists(out + "/runs/" + r.id + "/metrics.json"));
   // The next start runs both again.
   const auto dry = test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out + " --dry-run");
   CHECK_THAT(dry.out, Catch::Contains("(2 pending)"));
 }
 
-TEST_CASE("a failing run is recorded with its error and the sweep goes on", "[sweep][failures]") {
+TEST_CASE("a failing run is recorded with its error and the sweep goes on", "[slow][sweep][failures]") {
   test::TempDir dir;
   test::write_text(dir.file("s.yaml"), tiny_spec(2,
       "conditions:\n  base:\n    fresh: {}\n    missing_base: {model: {init_from: " + dir.file("nope.pt") + "}}\n"

@@ -1,11 +1,18 @@
-// Whole runs: equivalences, the same job, determinism, divergence, the CLI.
+// harness/train/trainer: whole runs (equivalences, the same job,
+// determinism, the run record, divergence, init_from) and gradient
+// accumulation through forward_backward.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "harness/core/errors.hpp"
 #include "harness/core/run_record.hpp"
+#include "harness/train/batching.hpp"
+#include "harness/train/model.hpp"
 #include "harness/train/run.hpp"
+#include "harness/train/trainer.hpp"
+#include "strategies/registry.hpp"
 #include "tests/test_helpers.hpp"
 
 using namespace masklab;
@@ -33,7 +40,7 @@ RunOutput run(Config config, const std::string& strategy, const test::TempDir& d
 
 }  // namespace
 
-TEST_CASE("weighted:1 is full and weighted:0 is completion_only, bit for bit", "[trainer][equivalence]") {
+TEST_CASE("weighted:1 is full and weighted:0 is completion_only, bit for bit", "[fast][trainer][equivalence]") {
   test::TempDir dir;
   const Config config = test::tiny_config();
   const auto full = run(config, "full", dir, "full");
@@ -50,7 +57,7 @@ TEST_CASE("weighted:1 is full and weighted:0 is completion_only, bit for bit", "
   CHECK(co.curve == w0.curve);
 }
 
-TEST_CASE("runs that differ only in strategy are the same job", "[trainer][same-job]") {
+TEST_CASE("runs that differ only in strategy are the same job", "[fast][trainer][same-job]") {
   test::TempDir dir;
   Config config = test::tiny_config();
   config.model.dropout = 0.1;
@@ -68,7 +75,7 @@ TEST_CASE("runs that differ only in strategy are the same job", "[trainer][same-
   CHECK(a.metrics["same_job"]["order_hash"] != c.metrics["same_job"]["order_hash"]);
 }
 
-TEST_CASE("the same run twice gives identical numbers", "[trainer][determinism]") {
+TEST_CASE("the same run twice gives identical numbers", "[fast][trainer][determinism]") {
   test::TempDir dir;
   Config config = test::tiny_config();
   config.model.dropout = 0.1;
@@ -81,7 +88,7 @@ TEST_CASE("the same run twice gives identical numbers", "[trainer][determinism]"
   CHECK(a.curve == b.curve);
 }
 
-TEST_CASE("the run record holds every key the reports rely on", "[trainer][record]") {
+TEST_CASE("the run record holds every key the reports rely on", "[fast][trainer][record]") {
   test::TempDir dir;
   const auto r = run(test::tiny_config(), "weighted:0.1", dir, "r");
   const auto& m = r.metrics;
@@ -105,7 +112,7 @@ TEST_CASE("the run record holds every key the reports rely on", "[trainer][recor
   CHECK(m["tokens_trained"].get<long>() == m["tokens_seen"].get<long>());
 }
 
-TEST_CASE("a diverging run is recorded as diverged, not crashed", "[trainer][divergence]") {
+TEST_CASE("a diverging run is recorded as diverged, not crashed", "[fast][trainer][divergence]") {
   test::TempDir dir;
   Config config = test::tiny_config();
   config.train.lr = 1e30;
@@ -118,7 +125,7 @@ TEST_CASE("a diverging run is recorded as diverged, not crashed", "[trainer][div
   CHECK_THAT(r.metrics["error"].get<std::string>(), Catch::Contains("non-finite loss"));
 }
 
-TEST_CASE("model.init_from starts every strategy from the same saved base", "[trainer][init-from]") {
+TEST_CASE("model.init_from starts every strategy from the same saved base", "[fast][trainer][init-from]") {
   test::TempDir dir;
   Config config = test::tiny_config();
   const auto base = run(config, "full", dir, "base");
@@ -129,51 +136,37 @@ TEST_CASE("model.init_from starts every strategy from the same saved base", "[tr
   CHECK(a.metrics["same_job"]["init_hash"] != base.metrics["same_job"]["init_hash"]);
 }
 
-TEST_CASE("the CLI: bad input gives one line and exit status 2", "[cli][errors]") {
-  test::TempDir dir;
-  auto one_line_error = [](const test::CommandResult& r, const std::string& expected) {
-    INFO(r.out);
-    CHECK(r.exit_code == 2);
-    CHECK_THAT(r.out, Catch::Contains(expected));
-    CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
-  };
-  one_line_error(test::run_masklab("train --strategy weighted:abc --out " + dir.file("x")),
-                 "bad strategy 'weighted:abc': lambda must be a non-negative number");
-  one_line_error(test::run_masklab("train --strategy nosuch --out " + dir.file("x")), "valid strategies:");
-  one_line_error(test::run_masklab("train --set train.stpes=3 --out " + dir.file("x")),
-                 "unknown config key 'train.stpes'");
-  test::write_text(dir.file("bad.jsonl"), "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\"\n");
-  one_line_error(test::run_masklab("train --set data.train=" + dir.file("bad.jsonl") + " --out " + dir.file("x")),
-                 dir.file("bad.jsonl") + ":2: invalid JSON");
-  one_line_error(test::run_masklab("train --strategy full"), "--out");
-  one_line_error(test::run_masklab("frobnicate"), "unknown command 'frobnicate'");
-  CHECK_FALSE(std::filesystem::exists(dir.file("x/metrics.json")));
-}
+TEST_CASE("accumulating 4 micro-batches of B equals one batch of 4B", "[fast][loss][accumulation]") {
+  Config config = test::tiny_config();
+  const Dataset ds = build_dataset(config);
+  std::vector<const TokenizedExample*> examples;
+  for (int i = 0; i < 16; ++i) examples.push_back(&ds.train[i * 3]);
+  const auto strategy = make_strategy("weighted:0.3");
+  const int pad = ds.tokenizer->pad_id();
 
-TEST_CASE("the CLI lists strategies and answers --help everywhere", "[cli]") {
-  const auto list = test::run_masklab("strategies");
-  CHECK(list.exit_code == 0);
-  for (const char* name : {"full", "completion_only", "weighted:<lambda>", "wit:<lambda_p>,<lambda_r>",
-                           "scheduled:<start>,<end>[,linear|cosine]", "last_turn_only"}) {
-    CHECK_THAT(list.out, Catch::Contains(name));
+  for (auto norm : {Normalization::kWeightSum, Normalization::kTokenCount, Normalization::kSequence}) {
+    for (bool packed : {false, true}) {
+      INFO("normalization " << static_cast<int>(norm) << " packed " << packed);
+      auto batch_of = [&](size_t from, size_t n) {
+        std::vector<const TokenizedExample*> part(examples.begin() + from, examples.begin() + from + n);
+        return packed ? make_packed_batch(part, pad, config.model.max_seq_len) : make_padded_batch(part, pad);
+      };
+      auto grads_for = [&](const std::vector<Batch>& micro) {
+        Transformer model(config.model, ds.tokenizer->vocab_size());
+        model->initialize(7);
+        const auto out = forward_backward(model, micro, *strategy, norm, 0.0, 64, torch::kCPU);
+        std::vector<torch::Tensor> grads;
+        for (auto& p : model->parameters()) grads.push_back(p.grad().clone());
+        return std::make_pair(out.loss.item<double>(), grads);
+      };
+      const auto [loss_one, grads_one] = grads_for({batch_of(0, 16)});
+      const auto [loss_acc, grads_acc] = grads_for({batch_of(0, 4), batch_of(4, 4), batch_of(8, 4), batch_of(12, 4)});
+      CHECK(std::abs(loss_one - loss_acc) < 1e-6);
+      double max_diff = 0;
+      for (size_t i = 0; i < grads_one.size(); ++i) {
+        max_diff = std::max(max_diff, (grads_one[i] - grads_acc[i]).abs().max().item<double>());
+      }
+      CHECK(max_diff < 1e-6);
+    }
   }
-  for (const char* cmd : {"train", "strategies", "tasks", "config"}) {
-    INFO(cmd);
-    const auto help = test::run_masklab(std::string(cmd) + " --help");
-    CHECK(help.exit_code == 0);
-    CHECK_THAT(help.out, Catch::Contains("usage: masklab " + std::string(cmd)));
-  }
-}
-
-TEST_CASE("the equivalences hold through the CLI", "[cli][equivalence]") {
-  test::TempDir dir;
-  const std::string common =
-      " --seed 3 --set model.n_layers=1 --set model.d_model=32 --set model.n_heads=2 --set train.steps=4"
-      " --set data.train_size=32 --set data.eval_size=8 --set data.tasks=add --set train.threads=1 --save-model";
-  REQUIRE(test::run_masklab("train --strategy full --out " + dir.file("full") + common).exit_code == 0);
-  REQUIRE(test::run_masklab("train --strategy weighted:1 --out " + dir.file("w1") + common).exit_code == 0);
-  CHECK(test::read_text(dir.file("full/model.pt")) == test::read_text(dir.file("w1/model.pt")));
-  auto m1 = test::comparable_metrics(read_json_file(dir.file("full/metrics.json")), true);
-  auto m2 = test::comparable_metrics(read_json_file(dir.file("w1/metrics.json")), true);
-  CHECK(m1 == m2);
 }

@@ -1,0 +1,97 @@
+// The masklab command line end to end: one-line errors with exit status 2,
+// help everywhere, the strategy equivalences through `train`, and the
+// shipped chats through train, `tokenizer train`, sweep and report.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "harness/core/run_record.hpp"
+#include "tests/test_helpers.hpp"
+
+using namespace masklab;
+
+TEST_CASE("the CLI: bad input gives one line and exit status 2", "[slow][cli][errors]") {
+  test::TempDir dir;
+  auto one_line_error = [](const test::CommandResult& r, const std::string& expected) {
+    INFO(r.out);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.out, Catch::Contains(expected));
+    CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+  };
+  one_line_error(test::run_masklab("train --strategy weighted:abc --out " + dir.file("x")),
+                 "bad strategy 'weighted:abc': lambda must be a non-negative number");
+  one_line_error(test::run_masklab("train --strategy nosuch --out " + dir.file("x")), "valid strategies:");
+  one_line_error(test::run_masklab("train --set train.stpes=3 --out " + dir.file("x")),
+                 "unknown config key 'train.stpes'");
+  test::write_text(dir.file("bad.jsonl"), "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\"\n");
+  one_line_error(test::run_masklab("train --set data.train=" + dir.file("bad.jsonl") + " --out " + dir.file("x")),
+                 dir.file("bad.jsonl") + ":2: invalid JSON");
+  one_line_error(test::run_masklab("train --strategy full"), "--out");
+  one_line_error(test::run_masklab("frobnicate"), "unknown command 'frobnicate'");
+  CHECK_FALSE(std::filesystem::exists(dir.file("x/metrics.json")));
+}
+
+TEST_CASE("the CLI lists strategies and answers --help everywhere", "[slow][cli]") {
+  const auto list = test::run_masklab("strategies");
+  CHECK(list.exit_code == 0);
+  for (const char* name : {"full", "completion_only", "weighted:<lambda>", "wit:<lambda_p>,<lambda_r>",
+                           "scheduled:<start>,<end>[,linear|cosine]", "last_turn_only"}) {
+    CHECK_THAT(list.out, Catch::Contains(name));
+  }
+  for (const char* cmd : {"train", "strategies", "tasks", "config"}) {
+    INFO(cmd);
+    const auto help = test::run_masklab(std::string(cmd) + " --help");
+    CHECK(help.exit_code == 0);
+    CHECK_THAT(help.out, Catch::Contains("usage: masklab " + std::string(cmd)));
+  }
+}
+
+TEST_CASE("the equivalences hold through the CLI", "[slow][cli][equivalence]") {
+  test::TempDir dir;
+  const std::string common =
+      " --seed 3 --set model.n_layers=1 --set model.d_model=32 --set model.n_heads=2 --set train.steps=4"
+      " --set data.train_size=32 --set data.eval_size=8 --set data.tasks=add --set train.threads=1 --save-model";
+  REQUIRE(test::run_masklab("train --strategy full --out " + dir.file("full") + common).exit_code == 0);
+  REQUIRE(test::run_masklab("train --strategy weighted:1 --out " + dir.file("w1") + common).exit_code == 0);
+  CHECK(test::read_text(dir.file("full/model.pt")) == test::read_text(dir.file("w1/model.pt")));
+  auto m1 = test::comparable_metrics(read_json_file(dir.file("full/metrics.json")), true);
+  auto m2 = test::comparable_metrics(read_json_file(dir.file("w1/metrics.json")), true);
+  CHECK(m1 == m2);
+}
+
+TEST_CASE("the shipped 3-turn chats train under assistant_only and last_turn_only, with train and with a sweep "
+          "on a SentencePiece model from `masklab tokenizer train`", "[slow][formats][cli][sentencepiece]") {
+  test::TempDir dir;
+  const std::string data = MASKLAB_SOURCE_DIR "/experiments/data/chat_3turn.jsonl";
+  const std::string tiny =
+      "--set model.n_layers=1 --set model.d_model=32 --set model.n_heads=2 --set model.max_seq_len=352 "
+      "--set train.steps=2 --set train.batch_size=4 --set train.threads=1 --set data.template=chatml "
+      "--set data.train=" + data;
+  long trained[2] = {0, 0};
+  int i = 0;
+  for (const char* strategy : {"assistant_only", "last_turn_only"}) {
+    const auto r = test::run_masklab(std::string("train --strategy ") + strategy + " --out " + dir.file(strategy) + " " + tiny);
+    INFO(r.out);
+    REQUIRE(r.exit_code == 0);
+    trained[i++] = read_json_file(dir.file(strategy) + "/metrics.json")["tokens_trained"].get<long>();
+  }
+  CHECK(trained[1] < trained[0]);  // only the final turn
+
+  const auto tok = test::run_masklab("tokenizer train " + data + " --vocab 400 --type unigram --out " + dir.file("chat.model"));
+  INFO(tok.out);
+  REQUIRE(tok.exit_code == 0);
+  test::write_text(dir.file("spec.yaml"),
+                   "base:\n"
+                   "  model: {n_layers: 1, d_model: 32, n_heads: 2, max_seq_len: 160}\n"
+                   "  train: {steps: 2, batch_size: 4, threads: 1, eval_every: 0}\n"
+                   "  data: {train: " + data + ", template: chatml, tokenizer: " + dir.file("chat.model") + "}\n"
+                   "grid:\n  strategy: [assistant_only, last_turn_only]\n");
+  const auto sweep = test::run_masklab("sweep " + dir.file("spec.yaml") + " --out " + dir.file("sweep"));
+  INFO(sweep.out);
+  CHECK(sweep.exit_code == 0);
+  CHECK_THAT(sweep.out, Catch::Contains("2 runs ok, 0 not ok"));
+  const auto report = test::run_masklab("report " + dir.file("sweep"));
+  INFO(report.out);
+  CHECK(report.exit_code == 0);
+}
