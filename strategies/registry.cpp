@@ -134,6 +134,16 @@ StrategyRegistry::StrategyRegistry(std::vector<StrategyEntry> entries) : entries
   }
 }
 
+// Each strategy file defines one entry; this list, and nothing else, makes
+// them the registry (self-registering statics would be dropped by the linker
+// from a static library).
+StrategyEntry full_entry();
+StrategyEntry completion_only_entry();
+StrategyEntry last_turn_only_entry();
+StrategyEntry weighted_entry();
+StrategyEntry wit_entry();
+StrategyEntry scheduled_entry();
+
 const StrategyRegistry& StrategyRegistry::instance() {
   // The one list of strategies. Add a new strategy's entry here.
   static const StrategyRegistry registry({

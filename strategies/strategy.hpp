@@ -1,6 +1,6 @@
 #pragma once
 // A loss-masking strategy turns label roles into per-token weights. That is
-// all it does (invariant 1): the loss, the normalization and the optimizer
+// all it does (docs/design.md, invariant 1): the loss, the normalization and the optimizer
 // never depend on which strategy produced the weights.
 #include <array>
 #include <functional>
@@ -132,13 +132,5 @@ struct StrategyEntry {
 
 // `make` of a ConstantStrategy whose weights follow from the spec's arguments.
 MakeStrategy constant_weights(std::function<RoleWeights(const StrategyArgs&)> weights);
-
-// Entries, one per strategy file; registry.cpp lists them explicitly.
-StrategyEntry full_entry();
-StrategyEntry completion_only_entry();
-StrategyEntry weighted_entry();
-StrategyEntry wit_entry();
-StrategyEntry scheduled_entry();
-StrategyEntry last_turn_only_entry();
 
 }  // namespace masklab

@@ -40,7 +40,7 @@ class Fnv1a {
 };
 
 // A seed for one purpose ("init", "order", "dropout") derived from the run
-// seed alone, never from the strategy (invariant 3).
+// seed alone, never from the strategy (docs/design.md, invariant 3).
 inline std::uint64_t derive_seed(std::uint64_t run_seed, std::string_view purpose) {
   return Fnv1a().add_value(run_seed).add(purpose).value();
 }

@@ -1,7 +1,7 @@
 #pragma once
 // The run record in DIR: config.yaml, curve.jsonl, metrics.json (written last,
 // atomically: its presence means the run finished), samples.jsonl and, with
-// --save-model, model.pt. Nothing is lost (invariant 8): every file is
+// --save-model, model.pt. Nothing is lost (docs/design.md, invariant 8): every file is
 // written to a temporary name and renamed into place.
 #include <fstream>
 #include <string>

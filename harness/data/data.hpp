@@ -15,7 +15,7 @@
 namespace masklab {
 
 // One example as tokens. roles[t] and flags[t] describe token t itself; the
-// batcher shifts them by one so that the label decides (invariant 2).
+// batcher shifts them by one so that the label decides (docs/design.md, invariant 2).
 struct TokenizedExample {
   std::vector<std::int32_t> ids;
   std::vector<std::uint8_t> roles;  // Role values

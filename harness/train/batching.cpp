@@ -26,7 +26,7 @@ struct BatchWriter {
     for (int64_t t = 0; t < n; ++t) {
       input[base + t] = ex.ids[t];
       target[base + t] = ex.ids[t + 1];
-      role[base + t] = ex.roles[t + 1];   // the label decides (invariant 2)
+      role[base + t] = ex.roles[t + 1];   // the label decides (docs/design.md, invariant 2)
       flags[base + t] = ex.flags[t + 1];
       position[base + t] = t;
       segment[base + t] = example_index;

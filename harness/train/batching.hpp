@@ -1,6 +1,6 @@
 #pragma once
 // Batching: examples -> (B, T) tensors of inputs and labels. The order of
-// examples is fixed by the run seed alone (invariant 3); padding and packing
+// examples is fixed by the run seed alone (docs/design.md, invariant 3); padding and packing
 // only change how the same examples are laid out.
 #include <cstdint>
 #include <vector>

@@ -1,6 +1,6 @@
 #pragma once
 // The evaluator: the same tokens, the same code, for every strategy
-// (invariant 6). It never sees the strategy.
+// (docs/design.md, invariant 6). It never sees the strategy.
 #include <string>
 #include <vector>
 

@@ -1,6 +1,6 @@
 #pragma once
 // The loss: a pure function of (hidden states, LM head, targets, weights,
-// normalization) -> scalar (invariant 1). Strategies make the weights; this
+// normalization) -> scalar (docs/design.md, invariant 1). Strategies make the weights; this
 // file turns them into step-wide coefficients and computes Σ coeff·NLL with
 // the LM head applied only at rows that carry weight.
 //
@@ -17,7 +17,7 @@ namespace masklab {
 
 // Turns the raw (B, T) weights of every micro-batch of one optimizer step
 // into loss coefficients such that Σ coeff·ℓ over the whole step is the
-// step's loss. Denominators are summed over all micro-batches (invariant 5),
+// step's loss. Denominators are summed over all micro-batches (docs/design.md, invariant 5),
 // so accumulating 4 micro-batches of B equals one batch of 4B.
 // segment_ids (B, T) say which example each position belongs to (-1: none).
 // A step whose weights are all zero gets all-zero coefficients.

@@ -2,8 +2,8 @@
 // A decoder-only transformer: token embedding, pre-norm blocks (RMSNorm,
 // causal multi-head attention with RoPE, SwiGLU or GELU MLP), a final norm.
 // forward() returns hidden states; the LM head is applied by the loss, only
-// at the positions that carry weight (DESIGN.md: no loss or masking in the
-// model).
+// at the positions that carry weight (docs/design.md, "Style": no loss or
+// masking in the model).
 //
 // Shape legend: B rows, T positions, C d_model, H heads, D = C / H head width,
 // F d_ff, V vocabulary.

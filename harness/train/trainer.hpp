@@ -1,7 +1,7 @@
 #pragma once
 // The training job's LibTorch side: device, model, optimizer, the step
 // (batch -> weights -> forward -> loss -> backward -> update, in train_step()
-// in trainer.cpp). harness/run.hpp is its LibTorch-free face.
+// in trainer.cpp). harness/train/run.hpp is its LibTorch-free face.
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -24,7 +24,7 @@ namespace masklab {
 torch::Device resolve_device(const DeviceSetting& setting);
 
 // Everything a run's optimizer steps share, set up once from the config: the
-// same for every strategy but the strategy itself (invariant 3).
+// same for every strategy but the strategy itself (docs/design.md, invariant 3).
 struct TrainJob {
   Config config;
   std::unique_ptr<Strategy> strategy;

@@ -72,7 +72,7 @@ TEST_CASE("cross-field rules are checked", "[fast][config][errors]") {
   CHECK_NOTHROW(validate(Config()));
 }
 
-TEST_CASE("enumerated settings parse from their name table and errors list the names", "[config][errors]") {
+TEST_CASE("enumerated settings parse from their name table and errors list the names", "[fast][config][errors]") {
   Config c;
   CHECK_THAT(test::user_error_of([&] { apply_override(c, "loss.normalization=mean"); }),
              Catch::Contains("'loss.normalization' expects weight_sum | token_count | sequence, got 'mean'"));

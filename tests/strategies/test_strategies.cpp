@@ -141,10 +141,21 @@ TEST_CASE("bad specs name the problem and list the valid strategies", "[fast][st
 }
 
 TEST_CASE("a duplicate name in the registry is a hard error", "[fast][strategies][registry]") {
-  CHECK_THROWS_AS(StrategyRegistry({full_entry(), full_entry()}), std::logic_error);
-  auto renamed = weighted_entry();
+  const auto& entries = StrategyRegistry::instance().entries();
+  auto entry = [&](const std::string& name) {
+    for (const auto& e : entries) {
+      if (e.name == name) return e;
+    }
+    FAIL("no strategy " << name);
+    return entries.front();
+  };
+  CHECK_THROWS_AS(StrategyRegistry({entry("full"), entry("full")}), std::logic_error);
+  auto renamed = entry("weighted");
   renamed.name = "FULL";  // case-insensitive clash
-  CHECK_THROWS_AS(StrategyRegistry({full_entry(), renamed}), std::logic_error);
+  CHECK_THROWS_AS(StrategyRegistry({entry("full"), renamed}), std::logic_error);
+  auto aliased = entry("weighted");
+  aliased.aliases = {"Assistant_Only"};  // an alias clashing with another entry's alias
+  CHECK_THROWS_AS(StrategyRegistry({entry("completion_only"), aliased}), std::logic_error);
   CHECK_NOTHROW(StrategyRegistry::instance());
 }
 
