@@ -111,18 +111,117 @@ nlohmann::json export_steps(const Config& config, const Dataset& ds, const Strat
   ExampleOrder order = training_order(config, ds);
   nlohmann::json out = nlohmann::json::array();
   for (int step = 0; step < steps; ++step) {
-    const double progress = config.train.steps > 1 ? static_cast<double>(step) / (config.train.steps - 1) : 0.0;
+    const double progress = training_progress(config.train, step);
     nlohmann::json examples = nlohmann::json::array();
-    for (int i = 0; i < config.train.batch_size * config.train.grad_accum; ++i) {
-      const TokenizedExample& ex = ds.train[order.next()];
-      const Batch b = make_padded_batch({&ex}, ds.tokenizer->pad_id());
-      const auto w = strategy.weights(LabelView{b.label_role, b.label_flags, progress})[0].contiguous();
-      examples.push_back({{"ids", ex.ids},
-                          {"weights", std::vector<float>(w.data_ptr<float>(), w.data_ptr<float>() + w.numel())}});
+    for (const auto& micro : draw_step(order, ds, config.train)) {
+      for (const TokenizedExample* ex : micro) {
+        const Batch b = make_padded_batch({ex}, ds.tokenizer->pad_id());
+        const auto w = strategy.weights(LabelView{b.label_role, b.label_flags, progress})[0].contiguous();
+        examples.push_back({{"ids", ex->ids},
+                            {"weights", std::vector<float>(w.data_ptr<float>(), w.data_ptr<float>() + w.numel())}});
+      }
     }
     out.push_back({{"lr", learning_rate_at(config.train, step)}, {"examples", examples}});
   }
   return out;
+}
+
+// What bench/reference_train.py needs to train the identical job: the
+// initial weights (the same for every strategy: same seed), the model and
+// optimizer settings, and every step's examples and weights.
+void export_job(const TrainJob& job, const Dataset& ds, const BenchOptions& o) {
+  const Config& c = job.config;
+  const std::string dir = o.export_dir + "/" + file_label(job.strategy->spec());
+  std::filesystem::create_directories(dir);
+  save_parameters(*job.model, o.export_dir + "/init.pt");
+  const nlohmann::json model = {{"n_layers", c.model.n_layers},   {"d_model", c.model.d_model},
+                                {"n_heads", c.model.n_heads},     {"d_ff", resolved_d_ff(c.model)},
+                                {"mlp", name_of(c.model.mlp)},    {"tie_embeddings", c.model.tie_embeddings},
+                                {"rope_theta", c.model.rope_theta}, {"max_seq_len", c.model.max_seq_len}};
+  const nlohmann::json train = {{"batch_size", c.train.batch_size}, {"grad_accum", c.train.grad_accum},
+                                {"weight_decay", c.train.weight_decay}, {"beta1", c.train.beta1},
+                                {"beta2", c.train.beta2}, {"eps", c.train.eps},
+                                {"grad_clip", c.train.grad_clip}, {"warmup_steps", o.warmup_steps},
+                                {"steps", o.steps}};
+  const nlohmann::json meta = {{"strategy", job.strategy->spec()},
+                               {"normalization", name_of(c.loss.normalization)},
+                               {"vocab_size", job.model->vocab_size},
+                               {"pad_id", ds.tokenizer->pad_id()},
+                               {"model", model},
+                               {"train", train},
+                               {"steps", export_steps(c, ds, *job.strategy, o.warmup_steps + o.steps)}};
+  write_file_atomic(dir + "/batches.json", meta.dump() + "\n");
+}
+
+// LibTorch's profiler over the timed steps, writing a Chrome trace when it
+// ends; nothing when no path is given.
+class ProfileScope {
+ public:
+  explicit ProfileScope(const std::string& path) {
+    if (path.empty()) return;
+#if defined(MASKLAB_HAVE_LEGACY_PROFILER)
+    profile_ = std::make_unique<torch::autograd::profiler::RecordProfile>(path);
+#else
+    throw UserError("bench --profile: this LibTorch has no legacy profiler");
+#endif
+  }
+  void stop() { profile_.reset(); }
+
+ private:
+#if defined(MASKLAB_HAVE_LEGACY_PROFILER)
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile_;
+#else
+  std::unique_ptr<int> profile_;
+#endif
+};
+
+struct Timing {
+  long long tokens = 0, tokens_trained = 0, tokens_total = 0;
+  double flops = 0;
+  double seconds = 0;
+  Memory memory;
+  std::vector<double> losses;  // warmup steps, then timed steps
+};
+
+// Warmup steps, then the timed steps; the losses are read only after the
+// clock stops, so that no host sync falls inside the timing.
+Timing time_steps(TrainJob& job, const Dataset& ds, const BenchOptions& o) {
+  Timing t;
+  for (int step = 0; step < o.warmup_steps; ++step) t.losses.push_back(train_step(job, ds, step).loss.item<double>());
+  memory_start(job.device, t.memory);
+  synchronize(job.device);
+  std::vector<torch::Tensor> step_losses;
+  ProfileScope profile(o.profile.empty() ? "" : o.profile + "." + file_label(job.strategy->spec()) + ".json");
+  const auto t0 = Clock::now();
+  for (int step = o.warmup_steps; step < o.warmup_steps + o.steps; ++step) {
+    const StepResult r = train_step(job, ds, step);
+    step_losses.push_back(r.loss);
+    t.tokens += r.tokens_seen;
+    t.tokens_trained += r.tokens_trained;
+    t.tokens_total += r.tokens_total;
+    t.flops += step_model_flops(job.config.model, job.model->vocab_size, r.example_positions, r.tokens_trained);
+  }
+  synchronize(job.device);
+  t.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  profile.stop();
+  memory_end(job.device, t.memory);
+  for (const auto& l : step_losses) t.losses.push_back(l.item<double>());
+  return t;
+}
+
+nlohmann::json bench_entry(const std::string& spec, const Timing& t, int steps, double peak) {
+  return {{"strategy", spec},
+          {"steps", steps},
+          {"step_seconds", t.seconds / steps},
+          {"tokens_per_second", t.tokens / t.seconds},
+          {"loss_tokens_per_second", t.tokens_trained / t.seconds},
+          {"padding_waste", t.tokens_total ? 1.0 - static_cast<double>(t.tokens) / t.tokens_total : 0.0},
+          {"model_flops_per_second", t.flops / t.seconds},
+          {"mfu", t.flops / t.seconds / peak},
+          {"peak_memory_mb", t.memory.peak_mb},
+          {"memory_baseline_mb", t.memory.baseline_mb},
+          {"step_memory_mb", t.memory.peak_mb - t.memory.baseline_mb},
+          {"losses", t.losses}};
 }
 
 }  // namespace
@@ -172,83 +271,8 @@ nlohmann::json run_bench(const Config& base, const BenchOptions& o) {
     Config c = config;
     c.strategy = spec;
     TrainJob job = make_train_job(c, ds);
-    const int64_t vocab = job.model->vocab_size;
-    if (!o.export_dir.empty()) {
-      const std::string dir = o.export_dir + "/" + file_label(job.strategy->spec());
-      std::filesystem::create_directories(dir);
-      save_parameters(*job.model, o.export_dir + "/init.pt");  // identical for every strategy (same seed)
-      const nlohmann::json meta = {{"strategy", job.strategy->spec()},
-                                   {"normalization", name_of(c.loss.normalization)},
-                                   {"vocab_size", vocab},
-                                   {"pad_id", ds.tokenizer->pad_id()},
-                                   {"model", {{"n_layers", c.model.n_layers}, {"d_model", c.model.d_model},
-                                              {"n_heads", c.model.n_heads}, {"d_ff", resolved_d_ff(c.model)},
-                                              {"mlp", name_of(c.model.mlp)}, {"tie_embeddings", c.model.tie_embeddings},
-                                              {"rope_theta", c.model.rope_theta}, {"max_seq_len", c.model.max_seq_len}}},
-                                   {"train", {{"batch_size", c.train.batch_size}, {"grad_accum", c.train.grad_accum},
-                                              {"weight_decay", c.train.weight_decay}, {"beta1", c.train.beta1},
-                                              {"beta2", c.train.beta2}, {"eps", c.train.eps},
-                                              {"grad_clip", c.train.grad_clip}, {"warmup_steps", o.warmup_steps},
-                                              {"steps", o.steps}}},
-                                   {"steps", export_steps(c, ds, *job.strategy, o.warmup_steps + o.steps)}};
-      write_file_atomic(dir + "/batches.json", meta.dump() + "\n");
-    }
-
-    std::vector<double> losses;
-    // The examples of each step, for the FLOP count: the same order the job draws.
-    ExampleOrder shadow = training_order(c, ds);
-    auto positions_of_step = [&] {
-      std::vector<int64_t> n;
-      for (int i = 0; i < c.train.batch_size * c.train.grad_accum; ++i) {
-        n.push_back(static_cast<int64_t>(ds.train[shadow.next()].ids.size()) - 1);
-      }
-      return n;
-    };
-    for (int step = 0; step < o.warmup_steps; ++step) {
-      positions_of_step();
-      losses.push_back(train_step(job, ds, step).loss.item<double>());
-    }
-    Memory memory;
-    memory_start(job.device, memory);
-    synchronize(job.device);
-    long long tokens = 0, tokens_trained = 0, tokens_total = 0;
-    double flops = 0;
-    std::vector<torch::Tensor> step_losses;
-#if defined(MASKLAB_HAVE_LEGACY_PROFILER)
-    std::unique_ptr<torch::autograd::profiler::RecordProfile> profiler;
-    if (!o.profile.empty()) {
-      profiler = std::make_unique<torch::autograd::profiler::RecordProfile>(o.profile + "." + file_label(spec) + ".json");
-    }
-#else
-    if (!o.profile.empty()) throw UserError("bench --profile: this LibTorch has no legacy profiler");
-    std::unique_ptr<int> profiler;
-#endif
-    const auto t0 = Clock::now();
-    for (int step = o.warmup_steps; step < o.warmup_steps + o.steps; ++step) {
-      const StepResult r = train_step(job, ds, step);
-      step_losses.push_back(r.loss);
-      tokens += r.tokens_seen;
-      tokens_trained += r.tokens_trained;
-      tokens_total += r.tokens_total;
-      flops += step_model_flops(c.model, vocab, positions_of_step(), r.tokens_trained);
-    }
-    synchronize(job.device);
-    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    profiler.reset();
-    memory_end(job.device, memory);
-    for (const auto& l : step_losses) losses.push_back(l.item<double>());
-    const nlohmann::json entry = {{"strategy", job.strategy->spec()},
-                                  {"steps", o.steps},
-                                  {"step_seconds", seconds / o.steps},
-                                  {"tokens_per_second", tokens / seconds},
-                                  {"loss_tokens_per_second", tokens_trained / seconds},
-                                  {"padding_waste", tokens_total ? 1.0 - static_cast<double>(tokens) / tokens_total : 0.0},
-                                  {"model_flops_per_second", flops / seconds},
-                                  {"mfu", flops / seconds / peak},
-                                  {"peak_memory_mb", memory.peak_mb},
-                                  {"memory_baseline_mb", memory.baseline_mb},
-                                  {"step_memory_mb", memory.peak_mb - memory.baseline_mb},
-                                  {"losses", losses}};
+    if (!o.export_dir.empty()) export_job(job, ds, o);
+    const nlohmann::json entry = bench_entry(job.strategy->spec(), time_steps(job, ds, o), o.steps, peak);
     result["strategies"][job.strategy->spec()] = entry;
     if (!o.export_dir.empty()) {
       write_file_atomic(o.export_dir + "/" + file_label(job.strategy->spec()) + "/masklab.json", entry.dump(2) + "\n");

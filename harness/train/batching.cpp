@@ -157,6 +157,19 @@ ExampleOrder training_order(const Config& config, const Dataset& dataset) {
                       std::move(lengths), config.train.batch_size);
 }
 
+std::vector<std::vector<const TokenizedExample*>> draw_step(ExampleOrder& order, const Dataset& dataset,
+                                                            const TrainConfig& train, Fnv1a* order_hash) {
+  std::vector<std::vector<const TokenizedExample*>> micro(static_cast<size_t>(train.grad_accum));
+  for (auto& examples : micro) {
+    for (int i = 0; i < train.batch_size; ++i) {
+      const auto idx = order.next();
+      if (order_hash) order_hash->add_value(idx);
+      examples.push_back(&dataset.train[static_cast<size_t>(idx)]);
+    }
+  }
+  return micro;
+}
+
 std::int32_t ExampleOrder::next() {
   if (pos_ == order_.size()) reshuffle();
   return order_[pos_++];

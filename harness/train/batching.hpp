@@ -7,6 +7,7 @@
 
 #include <torch/torch.h>
 
+#include "harness/core/hashing.hpp"
 #include "harness/data/data.hpp"
 
 namespace masklab {
@@ -59,5 +60,12 @@ class ExampleOrder {
 // The order a run of `config` draws its training examples in
 // (data.bucketing when not packing).
 ExampleOrder training_order(const Config& config, const Dataset& dataset);
+
+// The examples of one optimizer step, micro-batch by micro-batch, drawn from
+// `order`: the one place that decides which examples a step trains on, for
+// the trainer and for bench's export alike. Each index drawn is added to
+// `order_hash` when given (the run's "same job" fingerprint).
+std::vector<std::vector<const TokenizedExample*>> draw_step(ExampleOrder& order, const Dataset& dataset,
+                                                            const TrainConfig& train, Fnv1a* order_hash = nullptr);
 
 }  // namespace masklab

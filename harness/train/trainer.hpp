@@ -49,6 +49,7 @@ struct StepResult {
   long long tokens_trained = 0;  // positions with nonzero weight
   long long tokens_seen = 0;     // positions holding an example token
   long long tokens_total = 0;    // positions including padding
+  std::vector<int64_t> example_positions;  // per example drawn: positions that predict a token
 };
 
 // One optimizer step: the next batch_size * grad_accum examples, the
@@ -70,5 +71,9 @@ StepLoss forward_backward(Transformer& model, const std::vector<Batch>& micro_ba
 
 // Linear warmup to train.lr, then cosine decay to lr * min_lr_ratio.
 double learning_rate_at(const TrainConfig& train, int step);
+
+// Training progress at `step`, 0 at the first step and 1 at the last: what
+// a strategy's schedule follows (LabelView::progress).
+double training_progress(const TrainConfig& train, int step);
 
 }  // namespace masklab

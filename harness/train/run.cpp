@@ -1,0 +1,287 @@
+// train_run: one whole run around the training step of trainer.cpp: the
+// evaluation points of the curve, logging, divergence, the final evaluation,
+// samples, and the run record (docs/design.md, "The data flow").
+#include "harness/train/run.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "harness/core/errors.hpp"
+#include "harness/core/run_record.hpp"
+#include "harness/train/evaluator.hpp"
+#include "harness/train/model.hpp"
+#include "harness/train/trainer.hpp"
+
+namespace masklab {
+
+int resolve_threads(const Config& config) {
+  if (config.train.threads > 0) return config.train.threads;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace masklab
+
+// OpenBLAS's thread control, when the BLAS behind LibTorch is OpenBLAS.
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
+namespace masklab {
+
+void apply_thread_policy(int threads) {
+  if (openblas_set_num_threads != nullptr) {
+    openblas_set_num_threads(threads);
+    torch::set_num_threads(1);
+  } else {
+    torch::set_num_threads(threads);
+  }
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+nlohmann::json eval_json(const EvalResult& held_out, const EvalResult& train_subset,
+                         const std::vector<std::string>& tasks) {
+  nlohmann::json out;
+  out["eval"] = held_out.overall.to_json();
+  const auto seen = train_subset.overall.to_json();
+  out["train"] = {{"completion_nll", seen["completion_nll"]},
+                  {"completion_token_accuracy", seen["completion_token_accuracy"]},
+                  {"exact_match", seen["exact_match"]}};
+  nlohmann::json per_task = nlohmann::json::object();
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    auto m = held_out.per_task[i].to_json();
+    const auto tm = train_subset.per_task[i].to_json();
+    m["train_completion_nll"] = tm["completion_nll"];
+    m["train_exact_match"] = tm["exact_match"];
+    per_task[tasks[i]] = m;
+  }
+  out["per_task"] = per_task;
+  return out;
+}
+
+// A few held-out examples per task, greedy-decoded, for reading by eye.
+void write_samples(Transformer& model, const Dataset& dataset, int per_task, const torch::Device& device,
+                   const std::string& path) {
+  std::string lines;
+  std::vector<int> taken(dataset.tasks.size(), 0);
+  const Tokenizer& tok = *dataset.tokenizer;
+  for (const auto& ex : dataset.eval) {
+    if (taken[ex.task] >= per_task) continue;
+    ++taken[ex.task];
+    const std::vector<std::int32_t> prompt(ex.ids.begin(), ex.ids.begin() + ex.completion_begin);
+    const std::vector<std::int32_t> reference(ex.ids.begin() + ex.completion_begin, ex.ids.begin() + ex.completion_end);
+    const auto generated =
+        greedy_decode(model, ex, static_cast<int>(reference.size()), tok.eos_id(), device);
+    lines += nlohmann::json{{"task", dataset.tasks[ex.task]},
+                            {"prompt", tok.decode(prompt)},
+                            {"reference", tok.decode(reference)},
+                            {"generated", tok.decode(generated)},
+                            {"exact", generated == reference}}
+                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+             "\n";
+  }
+  write_file_atomic(path, lines);
+}
+
+// The held-out set and the fixed train subset, scored the same way for every
+// strategy (docs/design.md, invariant 6).
+class EvalSets {
+ public:
+  EvalSets(const Config& config, const Dataset& dataset, const torch::Device& device)
+      : config_(config), dataset_(dataset), device_(device) {
+    for (const auto& ex : dataset.eval) held_out_.push_back(&ex);
+    for (auto i : dataset.train_eval) train_subset_.push_back(&dataset.train[i]);
+  }
+  nlohmann::json run(Transformer& model) const {
+    return eval_json(score(model, held_out_), score(model, train_subset_), dataset_.tasks);
+  }
+
+ private:
+  EvalResult score(Transformer& model, const std::vector<const TokenizedExample*>& examples) const {
+    return evaluate(model, examples, dataset_.tasks.size(), dataset_.tokenizer->pad_id(), config_.eval.batch_size,
+                    config_.loss.chunk_size, device_);
+  }
+  const Config& config_;
+  const Dataset& dataset_;
+  torch::Device device_;
+  std::vector<const TokenizedExample*> held_out_, train_subset_;
+};
+
+// What the loop accumulates; metrics.json reports it.
+struct RunState {
+  std::string status = "ok";
+  std::string error;
+  int steps_done = 0;
+  long long tokens_trained = 0, tokens_seen = 0, tokens_total = 0;
+  torch::Tensor loss_since_log;  // summed on the device: reading it is the host sync
+  int steps_since_log = 0;
+  double last_logged_loss = std::nan("");
+  double train_seconds = 0;
+  nlohmann::json final_eval;
+};
+
+void append_point(CurveWriter& curve, nlohmann::json point, int step, nlohmann::json train_loss, double lr) {
+  point["step"] = step;
+  point["train_loss"] = std::move(train_loss);
+  point["lr"] = lr;
+  curve.append(point);
+}
+
+double number_or_nan(const nlohmann::json& v) { return v.is_number() ? v.get<double>() : std::nan(""); }
+
+// Reads the mean loss since the last log, prints the progress line and
+// returns false when the loss is no longer finite (the run diverged).
+bool log_loss(RunState& s, const TrainConfig& tc, int step, Clock::time_point train_start, Progress* progress) {
+  const double mean_loss = s.loss_since_log.item<double>() / std::max(1, s.steps_since_log);
+  if (!std::isfinite(mean_loss)) {
+    s.status = "diverged";
+    s.error = fmt::format("non-finite loss at step {}", s.steps_done);
+    return false;
+  }
+  const bool last = s.steps_done == tc.steps;
+  const bool on_schedule = s.steps_done % tc.log_every == 0 || last;
+  if (progress && (on_schedule || progress->interactive())) {
+    const double elapsed = seconds_since(train_start);
+    const double eta = elapsed / s.steps_done * (tc.steps - s.steps_done);
+    const std::string text = fmt::format("step {}/{}  loss {:.4f}  lr {:.2e}  {:.0f} tok/s  ETA {}", s.steps_done,
+                                         tc.steps, mean_loss, learning_rate_at(tc, step),
+                                         s.tokens_seen / std::max(elapsed, 1e-9), format_duration(eta));
+    if (progress->interactive()) progress->status(text);
+    else progress->line(text);
+  }
+  s.last_logged_loss = mean_loss;
+  s.loss_since_log.zero_();
+  s.steps_since_log = 0;
+  return true;
+}
+
+void eval_point(RunState& s, const TrainConfig& tc, Transformer& model, const EvalSets& eval, CurveWriter& curve,
+                Progress* progress) {
+  auto point = eval.run(model);
+  if (progress) {
+    progress->line(fmt::format("eval @ {}: completion_nll {:.4f}  exact_match {:.3f}", s.steps_done,
+                               number_or_nan(point["eval"]["completion_nll"]),
+                               number_or_nan(point["eval"]["exact_match"])));
+  }
+  append_point(curve, std::move(point), s.steps_done, s.last_logged_loss, learning_rate_at(tc, s.steps_done - 1));
+}
+
+// The optimizer steps, with logging and the curve's intermediate points.
+// Stops early, with the status set, when the loss diverges.
+void train_loop(TrainJob& job, const Dataset& dataset, const EvalSets& eval, CurveWriter& curve, RunState& s,
+                Progress* progress) {
+  const TrainConfig& tc = job.config.train;
+  const auto train_start = Clock::now();
+  for (int step = 0; step < tc.steps; ++step) {
+    const StepResult result = train_step(job, dataset, step);
+    s.tokens_trained += result.tokens_trained;
+    s.tokens_seen += result.tokens_seen;
+    s.tokens_total += result.tokens_total;
+    s.loss_since_log.add_(result.loss);
+    ++s.steps_done;
+    ++s.steps_since_log;
+
+    // After the step: log, check, evaluate. On CUDA these are the only host syncs.
+    const bool last = step + 1 == tc.steps;
+    const bool log_now = job.device.is_cpu() || last || s.steps_done % tc.log_every == 0;
+    const bool eval_now = tc.eval_every > 0 && s.steps_done % tc.eval_every == 0 && !last;
+    if ((log_now || eval_now) && !log_loss(s, tc, step, train_start, progress)) break;
+    if (eval_now) eval_point(s, tc, job.model, eval, curve, progress);
+  }
+  s.train_seconds = seconds_since(train_start);
+}
+
+nlohmann::json data_record(const Dataset& dataset) {
+  const auto& st = dataset.stats;
+  return {{"fingerprint", dataset.fingerprint},
+          {"tasks", dataset.tasks},
+          {"train_examples", dataset.train.size()},
+          {"eval_examples", dataset.eval.size()},
+          {"invalid_skipped", st.load.invalid_skipped},
+          {"truncated", st.truncation.truncated},
+          {"skipped_too_long", st.truncation.skipped_too_long},
+          {"earlier_turn_tokens_dropped", st.truncation.earlier_turn_tokens_dropped},
+          {"straddling_tokens", st.truncation.straddling_tokens}};
+}
+
+// metrics.json: status, what was trained, the final evaluation, the data,
+// the "same job" fingerprints and provenance.
+nlohmann::json run_metrics(const TrainJob& job, const Dataset& dataset, const RunState& s) {
+  const Config& config = job.config;
+  nlohmann::json m;
+  m["status"] = s.status;
+  m["error"] = s.error.empty() ? nlohmann::json() : nlohmann::json(s.error);
+  m["strategy"] = job.strategy->spec();
+  m["role_weights"] = role_weights_record(*job.strategy);
+  m["seed"] = config.seed;
+  m["steps"] = s.steps_done;
+  m["steps_planned"] = config.train.steps;
+  m["tokens_trained"] = s.tokens_trained;
+  m["tokens_seen"] = s.tokens_seen;
+  m["padding_waste"] = s.tokens_total ? 1.0 - static_cast<double>(s.tokens_seen) / s.tokens_total : 0.0;
+  m["final_train_loss"] = std::isfinite(s.last_logged_loss) ? nlohmann::json(s.last_logged_loss) : nlohmann::json();
+  m["train_seconds"] = s.train_seconds;
+  m["tokens_per_second"] = s.train_seconds > 0 ? s.tokens_seen / s.train_seconds : 0.0;
+  if (!s.final_eval.is_null()) {
+    for (const auto& [k, v] : s.final_eval.items()) m[k] = v;
+  }
+  m["data"] = data_record(dataset);
+  m["same_job"] = {{"init_hash", job.init_hash},
+                   {"order_hash", job.order_hash.hex()},
+                   {"data_fingerprint", dataset.fingerprint}};
+  m["provenance"] = provenance(job.device.str(), job.threads);
+  return m;
+}
+
+}  // namespace
+
+nlohmann::json train_run(const Config& config, const Dataset& dataset, const TrainOptions& options) {
+  const auto wall_start = Clock::now();
+  const std::string start_time = iso_time_now();
+  const TrainConfig& tc = config.train;
+
+  // Setup: everything that can fail because of the config fails here, before any file is written.
+  TrainJob job = make_train_job(config, dataset);
+  std::filesystem::create_directories(options.out_dir);
+  const std::string dir = options.out_dir + "/";
+  std::filesystem::remove(dir + "metrics.json");  // a stale one would mark this run finished
+  write_file_atomic(dir + "config.yaml", to_yaml(config));
+  CurveWriter curve(dir + "curve.jsonl");
+  const EvalSets eval(config, dataset, job.device);
+  RunState s;
+  s.loss_since_log = torch::zeros({}, torch::TensorOptions().device(job.device));
+
+  try {
+    if (tc.eval_every > 0) append_point(curve, eval.run(job.model), 0, nullptr, 0.0);
+    train_loop(job, dataset, eval, curve, s, options.progress);
+    if (options.progress) options.progress->finish();
+    if (s.status == "ok") {
+      s.final_eval = eval.run(job.model);
+      append_point(curve, s.final_eval, s.steps_done, s.last_logged_loss,
+                   learning_rate_at(tc, std::max(0, s.steps_done - 1)));
+      if (options.save_model) save_parameters(*job.model, dir + "model.pt");
+      write_samples(job.model, dataset, config.eval.samples, job.device, dir + "samples.jsonl");
+    }
+  } catch (const UserError&) {
+    throw;
+  } catch (const std::exception& e) {
+    // A runtime failure (out of memory, a LibTorch error): record it, keep going.
+    s.status = "failed";
+    const std::string what = e.what();
+    s.error = what.substr(0, what.find('\n'));
+  }
+
+  nlohmann::json metrics = run_metrics(job, dataset, s);
+  metrics["provenance"]["start_time"] = start_time;
+  metrics["provenance"]["end_time"] = iso_time_now();
+  metrics["wall_seconds"] = seconds_since(wall_start);
+  write_file_atomic(dir + "metrics.json", metrics.dump(2) + "\n");
+  return metrics;
+}
+
+}  // namespace masklab
