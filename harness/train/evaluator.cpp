@@ -57,6 +57,66 @@ nlohmann::json EvalMetrics::to_json() const {
           {"examples", examples}};
 }
 
+namespace {
+
+// Examples sorted by length: less padding, and the order is fixed by the data alone.
+std::vector<const TokenizedExample*> by_length(const std::vector<const TokenizedExample*>& examples) {
+  std::vector<const TokenizedExample*> sorted = examples;
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const TokenizedExample* a, const TokenizedExample* b) { return a->ids.size() < b->ids.size(); });
+  return sorted;
+}
+
+// Scores one padded batch into the per-task tallies: every completion and
+// prompt position's NLL and argmax, and exact match of the final completion.
+void score_batch(Transformer& model, const std::vector<const TokenizedExample*>& group, int pad_id,
+                 int64_t chunk_size, const torch::Device& device, std::vector<Tally>& tally) {
+  const Batch batch = make_padded_batch(group, pad_id);
+  const int64_t B = batch.input_ids.size(0), T = batch.input_ids.size(1);
+
+  // Which positions to score, decided on the CPU from the labels alone.
+  const auto* role = batch.label_role.data_ptr<uint8_t>();
+  std::vector<int64_t> selected;
+  for (int64_t i = 0; i < B * T; ++i) {
+    const auto r = static_cast<Role>(role[i]);
+    if (is_completion(r) || is_prompt(r)) selected.push_back(i);
+  }
+  const auto index = torch::tensor(selected, torch::kLong);
+  const auto hidden = model->forward(batch.input_ids.to(device), batch.position_ids.to(device));  // (B, T, C)
+  const auto rows = hidden.reshape({B * T, -1}).index_select(0, index.to(device));               // (N, C)
+  const auto targets = batch.targets.flatten().index_select(0, index).to(device);
+  const TokenScores scores = score_tokens(rows, model->head_weight(), targets, chunk_size);
+  const auto nll = scores.nll.to(torch::kCPU).to(torch::kDouble);
+  const auto correct = scores.correct.to(torch::kCPU);
+  const auto* nll_p = nll.data_ptr<double>();
+  const auto* correct_p = correct.data_ptr<bool>();
+
+  std::vector<long> final_wrong(group.size(), 0);
+  for (size_t k = 0; k < selected.size(); ++k) {
+    const int64_t row = selected[k] / T, t = selected[k] % T;
+    const TokenizedExample& ex = *group[row];
+    Tally& tl = tally[ex.task];
+    if (is_completion(static_cast<Role>(role[selected[k]]))) {
+      tl.completion_nll += nll_p[k];
+      tl.completion_correct += correct_p[k];
+      ++tl.completion_tokens;
+      // Position t predicts token t+1: part of the final completion?
+      if (t + 1 >= ex.completion_begin && t + 1 < ex.completion_end && !correct_p[k]) ++final_wrong[row];
+    } else {
+      tl.prompt_nll += nll_p[k];
+      ++tl.prompt_tokens;
+    }
+  }
+  for (size_t row = 0; row < group.size(); ++row) {
+    Tally& tl = tally[group[row]->task];
+    ++tl.examples;
+    const bool has_completion = group[row]->completion_end > group[row]->completion_begin;
+    tl.exact += (has_completion && final_wrong[row] == 0) ? 1 : 0;
+  }
+}
+
+}  // namespace
+
 EvalResult evaluate(Transformer& model, const std::vector<const TokenizedExample*>& examples,
                     std::size_t n_tasks, int pad_id, int batch_size, int64_t chunk_size,
                     const torch::Device& device) {
@@ -64,58 +124,11 @@ EvalResult evaluate(Transformer& model, const std::vector<const TokenizedExample
   model->eval();
   torch::NoGradGuard no_grad;
 
-  // Similar lengths together: less padding, and the order is fixed by the data alone.
-  std::vector<size_t> order(examples.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return examples[a]->ids.size() < examples[b]->ids.size(); });
-
+  const auto sorted = by_length(examples);
   std::vector<Tally> tally(n_tasks);
-  for (size_t start = 0; start < order.size(); start += static_cast<size_t>(batch_size)) {
-    std::vector<const TokenizedExample*> group;
-    for (size_t i = start; i < std::min(order.size(), start + batch_size); ++i) group.push_back(examples[order[i]]);
-    const Batch batch = make_padded_batch(group, pad_id);
-    const int64_t B = batch.input_ids.size(0), T = batch.input_ids.size(1);
-
-    // Which positions to score, decided on the CPU from the labels alone.
-    const auto* role = batch.label_role.data_ptr<uint8_t>();
-    std::vector<int64_t> selected;
-    for (int64_t i = 0; i < B * T; ++i) {
-      const auto r = static_cast<Role>(role[i]);
-      if (is_completion(r) || is_prompt(r)) selected.push_back(i);
-    }
-    const auto index = torch::tensor(selected, torch::kLong);
-    const auto hidden = model->forward(batch.input_ids.to(device), batch.position_ids.to(device));  // (B, T, C)
-    const auto rows = hidden.reshape({B * T, -1}).index_select(0, index.to(device));               // (N, C)
-    const auto targets = batch.targets.flatten().index_select(0, index).to(device);
-    const TokenScores scores = score_tokens(rows, model->head_weight(), targets, chunk_size);
-    const auto nll = scores.nll.to(torch::kCPU).to(torch::kDouble);
-    const auto correct = scores.correct.to(torch::kCPU);
-    const auto* nll_p = nll.data_ptr<double>();
-    const auto* correct_p = correct.data_ptr<bool>();
-
-    std::vector<long> final_wrong(group.size(), 0);
-    for (size_t k = 0; k < selected.size(); ++k) {
-      const int64_t row = selected[k] / T, t = selected[k] % T;
-      const TokenizedExample& ex = *group[row];
-      Tally& tl = tally[ex.task];
-      if (is_completion(static_cast<Role>(role[selected[k]]))) {
-        tl.completion_nll += nll_p[k];
-        tl.completion_correct += correct_p[k];
-        ++tl.completion_tokens;
-        // Position t predicts token t+1: part of the final completion?
-        if (t + 1 >= ex.completion_begin && t + 1 < ex.completion_end && !correct_p[k]) ++final_wrong[row];
-      } else {
-        tl.prompt_nll += nll_p[k];
-        ++tl.prompt_tokens;
-      }
-    }
-    for (size_t row = 0; row < group.size(); ++row) {
-      Tally& tl = tally[group[row]->task];
-      ++tl.examples;
-      const bool has_completion = group[row]->completion_end > group[row]->completion_begin;
-      tl.exact += (has_completion && final_wrong[row] == 0) ? 1 : 0;
-    }
+  for (size_t start = 0; start < sorted.size(); start += static_cast<size_t>(batch_size)) {
+    const auto end = sorted.begin() + static_cast<long>(std::min(sorted.size(), start + batch_size));
+    score_batch(model, {sorted.begin() + static_cast<long>(start), end}, pad_id, chunk_size, device, tally);
   }
 
   EvalResult result;
