@@ -112,10 +112,13 @@ std::vector<AxisTick> lambda_ticks(const Analysis& a) {
   return ticks;
 }
 
-std::string lambda_axis_label(const std::string& transform) {
-  return transform == "log"       ? "prompt-loss weight \u03bb (log scale: log10(\u03bb + 0.001))"
-         : transform == "quarter" ? "prompt-loss weight \u03bb (scale: \u03bb^0.25)"
-                                  : "prompt-loss weight \u03bb";
+std::string lambda_axis_label(PlwTransform transform) {
+  switch (transform) {
+    case PlwTransform::kLog: return "prompt-loss weight \u03bb (log scale: " + transform_formula(transform) + ")";
+    case PlwTransform::kQuarter: return "prompt-loss weight \u03bb (scale: " + transform_formula(transform) + ")";
+    case PlwTransform::kLinear: break;
+  }
+  return "prompt-loss weight \u03bb";
 }
 
 // One setting's summaries of `metric` at each strategy's λ, in order of λ.

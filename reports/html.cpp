@@ -261,7 +261,7 @@ std::string plw(const Analysis& a, const std::vector<Figure>& figures) {
       "<p>Following Huerta-Enochian &amp; Ko (2024), each metric is fitted by least squares as y = b0 + b1\u00b7x + "
       "b2\u00b7x\u00b2 with x = {}, one point per run with status ok. A negative b2 for a higher-is-better "
       "metric is an inner optimum; best \u03bb is the fitted optimum within the observed range.</p>\n",
-      a.transform == "log" ? "log10(\u03bb + 0.001)" : a.transform == "quarter" ? "\u03bb^0.25" : "\u03bb");
+      transform_formula(a.transform));
   out += figures_of(figures, "plw");
   out += "<table><tr>" + std::string(a.settings.size() > 1 ? "<th>setting</th>" : "") +
          "<th>metric</th><th>n</th><th>b1</th><th>b2</th><th>p(b2)</th><th>R\u00b2</th><th>best \u03bb</th></tr>\n";

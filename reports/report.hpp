@@ -3,12 +3,15 @@
 // summary.csv, comparisons.csv, plw_fit.csv, report.html and figures/*.svg.
 // This library knows nothing of LibTorch or the training harness: it reads
 // run records (JSON) and what the caller computed from the data.
+#include <array>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "harness/core/enum_names.hpp"
 
 namespace masklab::reports {
 
@@ -72,6 +75,9 @@ struct WeightedExample {
   std::vector<std::pair<std::string, std::vector<double>>> weights;
 };
 
+// How λ enters the quadratic fit of the prompt-weight axis.
+enum class PlwTransform { kLog, kQuarter, kLinear };
+
 struct ReportInputs {
   SweepInfo sweep;
   std::vector<RunRow> runs;
@@ -79,8 +85,22 @@ struct ReportInputs {
   std::optional<WeightedExample> example;
   std::string baseline = "completion_only";  // strategy spec every other strategy is compared with
                                              // (sweep.json's "baseline" when it has one)
-  std::string plw_transform = "log";         // how λ enters the quadratic fit: log | quarter | linear
+  PlwTransform plw_transform = PlwTransform::kLog;
 };
+
+}  // namespace masklab::reports
+
+namespace masklab {
+template <>
+struct EnumNames<reports::PlwTransform> {
+  static constexpr std::array<std::pair<reports::PlwTransform, std::string_view>, 3> kNames{
+      {{reports::PlwTransform::kLog, "log"},
+       {reports::PlwTransform::kQuarter, "quarter"},
+       {reports::PlwTransform::kLinear, "linear"}}};
+};
+}  // namespace masklab
+
+namespace masklab::reports {
 
 // Reads DIR/sweep.json and DIR/runs/<id>/{metrics.json,curve.jsonl} for every
 // run it lists. A run without metrics.json is status "missing". Throws

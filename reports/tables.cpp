@@ -187,7 +187,7 @@ void add_comparisons(const ReportInputs& inputs, Analysis& a) {
 
 // The λ of the fitted curve's optimum over [x_min, x_max]: the vertex when it
 // lies inside and is the optimum, else the better endpoint.
-double best_lambda(const PlwFitRow& row, double lambda_min, double lambda_max, const std::string& transform) {
+double best_lambda(const PlwFitRow& row, double lambda_min, double lambda_max, PlwTransform transform) {
   const auto& b = row.fit.beta;
   auto f = [&](double x) { return b(0) + b(1) * x + b(2) * x * x; };
   auto better = [&](double u, double v) { return row.direction == Better::kHigher ? f(u) > f(v) : f(u) < f(v); };
@@ -292,18 +292,31 @@ std::optional<double> plw_lambda(const std::optional<RoleWeightsRecord>& record)
   return w.prompt;
 }
 
-double transform_lambda(double lambda, const std::string& transform) {
-  if (transform == "log") return std::log10(lambda + 0.001);
-  if (transform == "quarter") return std::pow(lambda, 0.25);
-  if (transform == "linear") return lambda;
-  throw UserError("plw transform '" + transform + "': expected log, quarter or linear");
+double transform_lambda(double lambda, PlwTransform transform) {
+  switch (transform) {
+    case PlwTransform::kLog: return std::log10(lambda + 0.001);
+    case PlwTransform::kQuarter: return std::pow(lambda, 0.25);
+    case PlwTransform::kLinear: return lambda;
+  }
+  return lambda;
 }
 
-double untransform_lambda(double x, const std::string& transform) {
-  if (transform == "log") return std::pow(10.0, x) - 0.001;
-  if (transform == "quarter") return std::pow(x, 4.0);
-  if (transform == "linear") return x;
-  throw UserError("plw transform '" + transform + "': expected log, quarter or linear");
+double untransform_lambda(double x, PlwTransform transform) {
+  switch (transform) {
+    case PlwTransform::kLog: return std::pow(10.0, x) - 0.001;
+    case PlwTransform::kQuarter: return std::pow(x, 4.0);
+    case PlwTransform::kLinear: return x;
+  }
+  return x;
+}
+
+std::string transform_formula(PlwTransform transform) {
+  switch (transform) {
+    case PlwTransform::kLog: return "log10(\u03bb + 0.001)";
+    case PlwTransform::kQuarter: return "\u03bb^0.25";
+    case PlwTransform::kLinear: return "\u03bb";
+  }
+  return "";
 }
 
 std::optional<double> Analysis::lambda(const std::string& strategy) const {
@@ -343,7 +356,6 @@ std::string Analysis::setting_label(size_t setting) const {
 
 Analysis analyze(const ReportInputs& inputs) {
   Analysis a;
-  transform_lambda(1.0, inputs.plw_transform);  // rejects an unknown transform before any work
   a.transform = inputs.plw_transform;
   for (const auto& f : inputs.sweep.factors) {
     if (f == "seed") continue;
@@ -439,7 +451,7 @@ std::string plw_fit_csv(const Analysis& a) {
   for (const auto& row : a.plw_fits) {
     std::vector<std::string> fields = a.settings[row.setting];
     fields.push_back(row.metric);
-    fields.push_back(a.transform);
+    fields.push_back(std::string(name_of(a.transform)));
     fields.push_back(std::to_string(row.fit.n));
     for (const Eigen::VectorXd* v : {&row.fit.beta, &row.fit.se, &row.fit.p}) {
       for (int j = 0; j < 3; ++j) fields.push_back(csv_number((*v)(j)));

@@ -40,10 +40,11 @@ const std::vector<std::string>& headline_metrics();
 // The template and eos options are not part of the test: weighted:λ,template=zero is at λ too.
 std::optional<double> plw_lambda(const std::optional<RoleWeightsRecord>& record);
 
-// x = transform(λ) for the quadratic fit: "log" log10(λ + 0.001), "quarter"
-// λ^0.25, "linear" λ. Throws UserError for any other transform name.
-double transform_lambda(double lambda, const std::string& transform);
-double untransform_lambda(double x, const std::string& transform);
+// x = transform(λ) for the quadratic fit: log10(λ + 0.001), λ^0.25 or λ.
+double transform_lambda(double lambda, PlwTransform transform);
+double untransform_lambda(double x, PlwTransform transform);
+// x as the report writes it: "log10(λ + 0.001)", "λ^0.25", "λ".
+std::string transform_formula(PlwTransform transform);
 
 struct SummaryRow {
   std::vector<std::string> condition;  // values of Analysis::condition_factors
@@ -75,7 +76,7 @@ struct PlwFitRow {
 };
 
 struct Analysis {
-  std::string transform;                          // ReportInputs::plw_transform, validated
+  PlwTransform transform = PlwTransform::kLog;     // ReportInputs::plw_transform
   std::string baseline;                           // ReportInputs::baseline as the sweep spells it
   bool baseline_present = false;                  // some run uses the baseline strategy
   std::vector<std::string> metrics;               // runs.csv metric columns, in order

@@ -206,10 +206,7 @@ int cmd_report(const std::vector<std::string>& args) {
   const std::string dir = vm["dir"].as<std::string>();
   reports::ReportInputs inputs = reports::load_sweep(dir);
   if (vm.count("baseline")) inputs.baseline = make_strategy(vm["baseline"].as<std::string>())->spec();
-  inputs.plw_transform = vm["plw-transform"].as<std::string>();
-  if (inputs.plw_transform != "log" && inputs.plw_transform != "quarter" && inputs.plw_transform != "linear") {
-    throw UserError("--plw-transform must be log, quarter or linear, got '" + inputs.plw_transform + "'");
-  }
+  inputs.plw_transform = parse_enum<reports::PlwTransform>(vm["plw-transform"].as<std::string>(), "--plw-transform");
   add_data_views(inputs, dir);
   const std::string out = vm.count("out") ? vm["out"].as<std::string>() : dir;
   for (const auto& path : reports::write_report(inputs, out)) std::cout << path << "\n";

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "harness/core/errors.hpp"
+#include "harness/core/enum_names.hpp"
 
 namespace YAML {
 class Node;
@@ -19,9 +19,8 @@ class Node;
 namespace masklab {
 
 // ---- Enumerated settings ----
-// Each has one name table (EnumNames<E>::kNames, canonical name first, then
-// any alias); config.cpp parses the key through it once, and errors list the
-// canonical names.
+// Each has one name table (harness/core/enum_names.hpp); config.cpp parses
+// the key through it once, and errors list the canonical names.
 
 enum class MlpKind { kSwiGLU, kGelu };
 enum class DeviceKind { kAuto, kCpu, kCuda };
@@ -33,8 +32,6 @@ enum class Normalization {
   kSequence,    // mean over examples of (Σ_t w·ℓ / Σ_t w), examples with Σ w > 0
 };
 
-template <class E>
-struct EnumNames;
 template <>
 struct EnumNames<MlpKind> {
   static constexpr std::array<std::pair<MlpKind, std::string_view>, 2> kNames{
@@ -67,46 +64,6 @@ struct EnumNames<Normalization> {
        {Normalization::kTokenCount, "token_count"},
        {Normalization::kSequence, "sequence"}}};
 };
-
-// The canonical name of a value.
-template <class E>
-std::string_view name_of(E value) {
-  for (const auto& [v, name] : EnumNames<E>::kNames) {
-    if (v == value) return name;
-  }
-  return "?";
-}
-
-// The value a name (or alias) stands for; nullopt when it names none.
-template <class E>
-std::optional<E> enum_from_name(std::string_view name) {
-  for (const auto& [v, n] : EnumNames<E>::kNames) {
-    if (n == name) return v;
-  }
-  return std::nullopt;
-}
-
-// "a | b | c": the canonical names, as help and errors show them.
-template <class E>
-std::string enum_choices() {
-  std::string out;
-  std::vector<E> seen;
-  for (const auto& [v, name] : EnumNames<E>::kNames) {
-    bool alias = false;
-    for (E s : seen) alias = alias || s == v;
-    if (alias) continue;
-    seen.push_back(v);
-    out += (out.empty() ? "" : " | ") + std::string(name);
-  }
-  return out;
-}
-
-// The value `name` stands for, or a UserError "<what> expects a | b, got 'name'".
-template <class E>
-E parse_enum(std::string_view name, const std::string& what) {
-  if (const auto value = enum_from_name<E>(name)) return *value;
-  throw UserError(what + " expects " + enum_choices<E>() + ", got '" + std::string(name) + "'");
-}
 
 // train.device: auto | cpu | cuda | cuda:N.
 struct DeviceSetting {

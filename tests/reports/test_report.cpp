@@ -513,13 +513,13 @@ TEST_CASE("λ is the recorded prompt weight of strategies on the PLW axis, and u
     INFO(spec);
     CHECK(lambda_of(spec) == lambda);
   }
-  CHECK(transform_lambda(0.0, "log") == Approx(-3.0));
-  CHECK(transform_lambda(0.0625, "quarter") == Approx(0.5));
-  CHECK(untransform_lambda(transform_lambda(0.1, "log"), "log") == Approx(0.1));
-  CHECK_THROWS_AS(transform_lambda(0.1, "cubic"), UserError);
-  ReportInputs inputs;
-  inputs.plw_transform = "sqrt";
-  CHECK_THROWS_AS(analyze(inputs), UserError);
+  CHECK(transform_lambda(0.0, PlwTransform::kLog) == Approx(-3.0));
+  CHECK(transform_lambda(0.0625, PlwTransform::kQuarter) == Approx(0.5));
+  for (const auto& [t, name] : EnumNames<PlwTransform>::kNames) {
+    CHECK(untransform_lambda(transform_lambda(0.1, t), t) == Approx(0.1));
+  }
+  CHECK_THAT(test::user_error_of([] { parse_enum<PlwTransform>("cubic", "--plw-transform"); }),
+             Catch::Contains("--plw-transform expects log | quarter | linear, got 'cubic'"));
 }
 
 TEST_CASE("role weights come from sweep.json's run entry, else from metrics.json; a run with neither has no λ",
