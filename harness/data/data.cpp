@@ -2,15 +2,17 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <random>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "harness/core/errors.hpp"
-#include "harness/core/random.hpp"
+#include "harness/core/files.hpp"
 #include "harness/core/hashing.hpp"
+#include "harness/core/random.hpp"
+#include "harness/core/text.hpp"
 #include "harness/data/tasks.hpp"
 
 namespace masklab {
@@ -34,10 +36,6 @@ std::string string_field(const json& obj, const char* name) {
   const json& v = field(obj, name);
   if (!v.is_string()) throw LineError{std::string("field '") + name + "' must be a string"};
   return v.get<std::string>();
-}
-
-bool blank(const std::string& s) {
-  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });
 }
 
 Message parse_message(const json& m, size_t index) {
@@ -72,7 +70,7 @@ void require_completion(const std::vector<Message>& messages) {
   for (const auto& m : messages) {
     if (m.role != Role::kAssistant) continue;
     any_assistant = true;
-    if (blank(m.content)) throw LineError{"empty completion (an assistant message has no content)"};
+    if (trim(m.content).empty()) throw LineError{"empty completion (an assistant message has no content)"};
   }
   if (!any_assistant) throw LineError{"no assistant message: nothing to complete"};
 }
@@ -85,57 +83,89 @@ DataFormat detect(const json& obj) {
   throw LineError{"unknown format: expected prompt/completion, messages, instruction/output or text fields"};
 }
 
+// TRL accepts the prompt and the completion as strings or as message lists.
+void append_turns(std::vector<Message>& messages, const json& value, const char* name, Role role) {
+  if (value.is_array()) {
+    for (auto& m : parse_messages(value, name)) messages.push_back(std::move(m));
+  } else if (value.is_string()) {
+    messages.push_back({role, value.get<std::string>(), "", true});
+  } else {
+    throw LineError{std::string("field '") + name + "' must be a string or a list of messages"};
+  }
+}
+
+std::vector<Message> prompt_completion_messages(const json& obj) {
+  // Both fields are looked up first, so a missing one is named before a mistyped one.
+  const json& prompt = field(obj, "prompt");
+  const json& completion = field(obj, "completion");
+  std::vector<Message> messages;
+  append_turns(messages, prompt, "prompt", Role::kUser);
+  append_turns(messages, completion, "completion", Role::kAssistant);
+  return messages;
+}
+
+std::vector<Message> alpaca_messages(const json& obj) {
+  Message user{Role::kUser, string_field(obj, "instruction"), "", true};
+  if (auto in = obj.find("input"); in != obj.end() && !in->is_null()) {
+    if (!in->is_string()) throw LineError{"field 'input' must be a string"};
+    user.input = in->get<std::string>();
+  }
+  std::vector<Message> messages;
+  messages.push_back(std::move(user));
+  messages.push_back({Role::kAssistant, string_field(obj, "output"), "", true});
+  return messages;
+}
+
+Message plain_text_message(const json& obj) {
+  std::string text = string_field(obj, "text");
+  if (trim(text).empty()) throw LineError{"empty text"};
+  return {Role::kAssistant, std::move(text), "", true};
+}
+
 Example parse_example(const json& obj, DataFormat format) {
   Example ex;
   switch (format) {
-    case DataFormat::kPromptCompletion: {
-      // TRL accepts the prompt and completion as strings or as message lists.
-      const json& prompt = field(obj, "prompt");
-      const json& completion = field(obj, "completion");
-      if (prompt.is_array()) {
-        ex.messages = parse_messages(prompt, "prompt");
-      } else if (prompt.is_string()) {
-        ex.messages.push_back({Role::kUser, prompt.get<std::string>(), "", true});
-      } else {
-        throw LineError{"field 'prompt' must be a string or a list of messages"};
-      }
-      if (completion.is_array()) {
-        for (auto& m : parse_messages(completion, "completion")) ex.messages.push_back(std::move(m));
-      } else if (completion.is_string()) {
-        ex.messages.push_back({Role::kAssistant, completion.get<std::string>(), "", true});
-      } else {
-        throw LineError{"field 'completion' must be a string or a list of messages"};
-      }
-      require_completion(ex.messages);
+    case DataFormat::kPromptCompletion:
+      ex.messages = prompt_completion_messages(obj);
       break;
-    }
     case DataFormat::kChat:
       ex.messages = parse_messages(field(obj, "messages"), "messages");
-      require_completion(ex.messages);
       break;
-    case DataFormat::kAlpaca: {
-      Message user{Role::kUser, string_field(obj, "instruction"), "", true};
-      if (auto in = obj.find("input"); in != obj.end() && !in->is_null()) {
-        if (!in->is_string()) throw LineError{"field 'input' must be a string"};
-        user.input = in->get<std::string>();
-      }
-      ex.messages.push_back(std::move(user));
-      ex.messages.push_back({Role::kAssistant, string_field(obj, "output"), "", true});
-      require_completion(ex.messages);
+    case DataFormat::kAlpaca:
+      ex.messages = alpaca_messages(obj);
       break;
-    }
-    case DataFormat::kText: {
-      std::string text = string_field(obj, "text");
-      if (blank(text)) throw LineError{"empty text"};
+    case DataFormat::kText:
+      ex.messages.push_back(plain_text_message(obj));
       ex.plain_text = true;
-      ex.messages.push_back({Role::kAssistant, std::move(text), "", true});
       break;
-    }
     case DataFormat::kAuto:
       throw std::logic_error("parse_example: format not resolved");
   }
+  // Plain text trains every token: it has no completion to require.
+  if (!ex.plain_text) require_completion(ex.messages);
   if (auto t = obj.find("task"); t != obj.end() && t->is_string()) ex.task = t->get<std::string>();
   return ex;
+}
+
+json parse_json_line(const std::string& line) {
+  if (auto bad = find_invalid_utf8(line)) throw LineError{fmt::format("invalid UTF-8 at byte {}", *bad + 1)};
+  try {
+    return json::parse(line);
+  } catch (const json::parse_error& e) {
+    // nlohmann's message starts with "[json.exception.parse_error.101] parse error at ...".
+    const std::string what = e.what();
+    const size_t colon = what.find("parse error");
+    throw LineError{"invalid JSON: " + (colon == std::string::npos ? what : what.substr(colon))};
+  }
+}
+
+// One non-blank line as an Example. An auto `format` is resolved by the
+// first line that parses as an object and kept for the rest of the file.
+Example parse_line(const std::string& line, DataFormat& format) {
+  const json obj = parse_json_line(line);
+  if (!obj.is_object()) throw LineError{"each line must be a JSON object"};
+  if (format == DataFormat::kAuto) format = detect(obj);
+  return parse_example(obj, format);
 }
 
 }  // namespace
@@ -168,8 +198,9 @@ std::optional<size_t> find_invalid_utf8(std::string_view s) {
 std::vector<Example> load_jsonl(const std::string& path, DataFormat format, bool skip_invalid,
                                 const std::string& default_task, LoadStats* stats,
                                 DataFormat* detected) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError(path + ": cannot read data file");
+  const auto text = read_file(path);
+  if (!text) throw UserError(path + ": cannot read data file");
+  std::istringstream in(*text);
   std::vector<Example> out;
   LoadStats local;
   std::string line;
@@ -177,24 +208,10 @@ std::vector<Example> load_jsonl(const std::string& path, DataFormat format, bool
   while (std::getline(in, line)) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (blank(line)) continue;
+    if (trim(line).empty()) continue;
     ++local.lines;
     try {
-      if (auto bad = find_invalid_utf8(line)) {
-        throw LineError{fmt::format("invalid UTF-8 at byte {}", *bad + 1)};
-      }
-      json obj;
-      try {
-        obj = json::parse(line);
-      } catch (const json::parse_error& e) {
-        // nlohmann's message starts with "[json.exception.parse_error.101] parse error at ...".
-        std::string what = e.what();
-        const size_t colon = what.find("parse error");
-        throw LineError{"invalid JSON: " + (colon == std::string::npos ? what : what.substr(colon))};
-      }
-      if (!obj.is_object()) throw LineError{"each line must be a JSON object"};
-      if (format == DataFormat::kAuto) format = detect(obj);
-      Example ex = parse_example(obj, format);
+      Example ex = parse_line(line, format);
       if (ex.task.empty()) ex.task = default_task;
       ex.origin = fmt::format("{}:{}", path, line_no);
       out.push_back(std::move(ex));
@@ -213,93 +230,116 @@ std::vector<Example> load_jsonl(const std::string& path, DataFormat format, bool
   return out;
 }
 
-std::optional<TokenizedExample> tokenize_example(const Example& example, const ChatTemplate& tmpl,
-                                                 const Tokenizer& tokenizer, int max_len,
-                                                 bool truncate_left, TokenizeStats* stats) {
-  const RenderedExample r = render(tmpl, example);
-  const auto& pieces = r.pieces;
-  TokenizedExample out;
-  // Where each piece and each token starts: (text run, byte offset in it).
-  // Specials are runs of their own.
-  std::vector<std::pair<size_t, size_t>> piece_start(pieces.size()), token_start;
+namespace {
+
+// Where a piece or a token starts: (text run, byte offset in the run).
+// Specials are runs of their own; positions compare run first.
+using TextPosition = std::pair<size_t, size_t>;
+
+// An example's tokens before truncation, with the start of every piece and
+// every token, so that piece boundaries can be found among the tokens.
+struct TokenLayout {
+  TokenizedExample tokens;
+  std::vector<TextPosition> piece_start;
+  std::vector<TextPosition> token_start;
+  long straddling = 0;  // tokens whose text reaches into a piece of another role
+};
+
+void append_token(TokenLayout& layout, std::int32_t id, const RenderedPiece& piece, TextPosition start) {
+  layout.tokens.ids.push_back(id);
+  layout.tokens.roles.push_back(static_cast<std::uint8_t>(piece.role));
+  layout.tokens.flags.push_back(piece.flags);
+  layout.token_start.push_back(start);
+}
+
+// Whether a token that starts in piece `first + k` and ends at byte `end` of
+// the run reaches into a later, non-empty piece of another role.
+bool reaches_other_role(const std::vector<RenderedPiece>& pieces, size_t first, const std::vector<size_t>& starts,
+                        size_t k, size_t end) {
+  for (size_t q = k + 1; q < starts.size() && starts[q] < end; ++q) {
+    if (pieces[first + q].role != pieces[first + k].role && !pieces[first + q].text.empty()) return true;
+  }
+  return false;
+}
+
+// The text pieces [first, last) are tokenized as one string, as the model's
+// own tokenizer would see it; each token takes the role of its first byte.
+void append_text_run(const std::vector<RenderedPiece>& pieces, size_t first, size_t last, size_t run,
+                     const Tokenizer& tokenizer, TokenLayout& layout) {
+  std::string text;
+  std::vector<size_t> starts;  // each piece's offset in `text`
+  for (size_t j = first; j < last; ++j) {
+    starts.push_back(text.size());
+    layout.piece_start[j] = {run, text.size()};
+    text += pieces[j].text;
+  }
   std::vector<std::int32_t> ids;
   std::vector<std::uint32_t> offsets;
+  tokenizer.encode(text, ids, offsets);
+  size_t k = 0;  // index into [first, last) of the piece holding the token's first byte
+  for (size_t t = 0; t < ids.size(); ++t) {
+    const size_t off = std::min<size_t>(offsets[t], text.empty() ? 0 : text.size() - 1);
+    while (k + 1 < starts.size() && starts[k + 1] <= off) ++k;
+    append_token(layout, ids[t], pieces[first + k], {run, off});
+    const size_t end = t + 1 < ids.size() ? offsets[t + 1] : text.size();
+    if (reaches_other_role(pieces, first, starts, k, end)) ++layout.straddling;
+  }
+}
+
+TokenLayout tokenize_pieces(const std::vector<RenderedPiece>& pieces, const Tokenizer& tokenizer) {
+  TokenLayout layout;
+  layout.piece_start.resize(pieces.size());
   size_t run = 0;
-  long straddling = 0;
   for (size_t i = 0; i < pieces.size(); ++run) {
     if (pieces[i].special >= 0) {
-      out.ids.push_back(pieces[i].special == kSpecialBos ? tokenizer.bos_id() : tokenizer.eos_id());
-      out.roles.push_back(static_cast<std::uint8_t>(pieces[i].role));
-      out.flags.push_back(pieces[i].flags);
-      piece_start[i] = {run, 0};
-      token_start.emplace_back(run, 0);
+      const std::int32_t id = pieces[i].special == kSpecialBos ? tokenizer.bos_id() : tokenizer.eos_id();
+      layout.piece_start[i] = {run, 0};
+      append_token(layout, id, pieces[i], {run, 0});
       ++i;
       continue;
     }
-    // A run of text pieces is tokenized as one string, as the model's own
-    // tokenizer would see it; each token takes the role of its first byte.
-    std::string text;
-    std::vector<size_t> starts;
-    size_t j = i;
-    for (; j < pieces.size() && pieces[j].special < 0; ++j) {
-      starts.push_back(text.size());
-      piece_start[j] = {run, text.size()};
-      text += pieces[j].text;
-    }
-    ids.clear();
-    offsets.clear();
-    tokenizer.encode(text, ids, offsets);
-    size_t k = 0;  // index into [i, j) of the piece holding the token's first byte
-    for (size_t t = 0; t < ids.size(); ++t) {
-      const size_t off = std::min<size_t>(offsets[t], text.empty() ? 0 : text.size() - 1);
-      while (k + 1 < starts.size() && starts[k + 1] <= off) ++k;
-      const auto& piece = pieces[i + k];
-      out.ids.push_back(ids[t]);
-      out.roles.push_back(static_cast<std::uint8_t>(piece.role));
-      out.flags.push_back(piece.flags);
-      token_start.emplace_back(run, off);
-      // Does the token reach into a later piece of another role?
-      const size_t end = t + 1 < ids.size() ? offsets[t + 1] : text.size();
-      for (size_t q = k + 1; q < starts.size() && starts[q] < end; ++q) {
-        if (pieces[i + q].role != piece.role && !pieces[i + q].text.empty()) {
-          ++straddling;
-          break;
-        }
-      }
-    }
-    i = j;
+    size_t last = i;
+    while (last < pieces.size() && pieces[last].special < 0) ++last;
+    append_text_run(pieces, i, last, run, tokenizer, layout);
+    i = last;
   }
-  // The token holding a piece's first byte: the last token starting at or before it.
-  const auto token_holding = [&](size_t piece) {
-    if (piece >= pieces.size()) return static_cast<std::int32_t>(out.ids.size());
-    std::int32_t found = static_cast<std::int32_t>(out.ids.size());
-    for (size_t t = 0; t < token_start.size(); ++t) {
-      if (token_start[t].first == piece_start[piece].first && token_start[t].second <= piece_start[piece].second) {
-        found = static_cast<std::int32_t>(t);
-      } else if (token_start[t].first > piece_start[piece].first) {
-        break;
-      }
-    }
-    return found;
-  };
-  out.completion_begin = token_holding(r.completion_begin);
-  // The end: the first token that starts in a piece after the completion.
-  out.completion_end = static_cast<std::int32_t>(out.ids.size());
-  if (r.completion_end < pieces.size()) {
-    const auto& [end_run, end_off] = piece_start[r.completion_end];
-    for (size_t t = 0; t < token_start.size(); ++t) {
-      if (token_start[t].first > end_run || (token_start[t].first == end_run && token_start[t].second >= end_off)) {
-        out.completion_end = static_cast<std::int32_t>(t);
-        break;
-      }
-    }
-  }
-  if (stats) stats->straddling_tokens += straddling;
+  return layout;
+}
 
+// The token holding a piece's first byte: the last token of the piece's run
+// starting at or before it; the token count for a piece past the end.
+std::int32_t token_holding(const TokenLayout& layout, size_t piece) {
+  auto found = static_cast<std::int32_t>(layout.tokens.ids.size());
+  if (piece >= layout.piece_start.size()) return found;
+  const auto [run, offset] = layout.piece_start[piece];
+  for (size_t t = 0; t < layout.token_start.size(); ++t) {
+    if (layout.token_start[t].first == run && layout.token_start[t].second <= offset) {
+      found = static_cast<std::int32_t>(t);
+    } else if (layout.token_start[t].first > run) {
+      break;
+    }
+  }
+  return found;
+}
+
+// The first token that starts at or after a piece's first byte; the token
+// count when there is none.
+std::int32_t first_token_from(const TokenLayout& layout, size_t piece) {
+  if (piece < layout.piece_start.size()) {
+    for (size_t t = 0; t < layout.token_start.size(); ++t) {
+      if (layout.token_start[t] >= layout.piece_start[piece]) return static_cast<std::int32_t>(t);
+    }
+  }
+  return static_cast<std::int32_t>(layout.tokens.ids.size());
+}
+
+// Cuts prompt tokens from the left, after the first `keep_front`, until the
+// example fits in max_len; nullopt (counted) when that would reach into the
+// completion or truncation is "skip" (docs/design.md, invariant 12).
+std::optional<TokenizedExample> fit_length(TokenizedExample out, int keep_front, int max_len, bool truncate_left,
+                                           TokenizeStats* stats) {
   const int length = static_cast<int>(out.ids.size());
   if (length <= max_len) return out;
-  // Too long: cut prompt tokens from the left, after a leading <bos>, or skip.
-  const int keep_front = (!pieces.empty() && pieces[0].special == kSpecialBos) ? 1 : 0;
   // The template text right before the completion (separator, assistant
   // header) stays too, or the example would lose its shape.
   int protected_begin = out.completion_begin;
@@ -329,6 +369,21 @@ std::optional<TokenizedExample> tokenize_example(const Example& example, const C
   return out;
 }
 
+}  // namespace
+
+std::optional<TokenizedExample> tokenize_example(const Example& example, const ChatTemplate& tmpl,
+                                                 const Tokenizer& tokenizer, int max_len,
+                                                 bool truncate_left, TokenizeStats* stats) {
+  const RenderedExample r = render(tmpl, example);
+  TokenLayout layout = tokenize_pieces(r.pieces, tokenizer);
+  layout.tokens.completion_begin = token_holding(layout, r.completion_begin);
+  // The end: the first token that starts in a piece after the completion.
+  layout.tokens.completion_end = first_token_from(layout, r.completion_end);
+  if (stats) stats->straddling_tokens += layout.straddling;
+  const bool bos_first = !r.pieces.empty() && r.pieces[0].special == kSpecialBos;
+  return fit_length(std::move(layout.tokens), /*keep_front=*/bos_first ? 1 : 0, max_len, truncate_left, stats);
+}
+
 namespace {
 
 void hash_examples(Fnv1a& h, const std::vector<TokenizedExample>& examples) {
@@ -341,6 +396,79 @@ void hash_examples(Fnv1a& h, const std::vector<TokenizedExample>& examples) {
   }
 }
 
+std::string dataset_fingerprint(const Dataset& ds) {
+  Fnv1a h;
+  h.add(ds.tokenizer->fingerprint());
+  for (const auto& t : ds.tasks) h.add(t);
+  hash_examples(h, ds.train);
+  hash_examples(h, ds.eval);
+  return h.hex();
+}
+
+TaskSplit builtin_task_examples(const DataConfig& dc) {
+  TaskSplit all;
+  for (const auto& task : dc.tasks) {
+    TaskSplit split = generate_task(task, dc.train_size, dc.eval_size, static_cast<std::uint64_t>(dc.seed));
+    std::move(split.train.begin(), split.train.end(), std::back_inserter(all.train));
+    std::move(split.eval.begin(), split.eval.end(), std::back_inserter(all.eval));
+  }
+  return all;
+}
+
+// A seeded split: the same data seed gives the same held-out set in every run.
+TaskSplit hold_out_fraction(std::vector<Example> examples, const DataConfig& dc) {
+  std::vector<size_t> order(examples.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::mt19937_64 rng(derive_seed(static_cast<std::uint64_t>(dc.seed), "eval_split"));
+  portable_shuffle(order.begin(), order.end(), rng);
+  const size_t n_eval = std::max<size_t>(1, static_cast<size_t>(dc.eval_fraction * order.size()));
+  if (n_eval >= order.size()) {
+    throw UserError(dc.train + ": too few examples to hold out data.eval_fraction of them");
+  }
+  TaskSplit split;
+  for (size_t i = 0; i < order.size(); ++i) {
+    (i < n_eval ? split.eval : split.train).push_back(std::move(examples[order[i]]));
+  }
+  return split;
+}
+
+TaskSplit file_examples(const DataConfig& dc, LoadStats* stats) {
+  // Examples without a "task" field are scored under the training file's name.
+  const std::string stem = std::filesystem::path(dc.train).stem().string();
+  std::vector<Example> train = load_jsonl(dc.train, dc.format, dc.skip_invalid, stem, stats);
+  if (dc.eval.empty()) return hold_out_fraction(std::move(train), dc);
+  return {std::move(train), load_jsonl(dc.eval, dc.format, dc.skip_invalid, stem, stats)};
+}
+
+std::int32_t task_index(std::vector<std::string>& tasks, const std::string& name) {
+  auto it = std::find(tasks.begin(), tasks.end(), name);
+  if (it != tasks.end()) return static_cast<std::int32_t>(it - tasks.begin());
+  tasks.push_back(name);
+  return static_cast<std::int32_t>(tasks.size() - 1);
+}
+
+// Tokenizes `examples` into `out`, registering their tasks in ds.tasks;
+// examples that cannot fit are counted in ds.stats and left out.
+void tokenize_into(const std::vector<Example>& examples, int max_len, bool truncate_left, Dataset& ds,
+                   std::vector<TokenizedExample>& out) {
+  for (const auto& ex : examples) {
+    auto tok = tokenize_example(ex, ds.chat_template, *ds.tokenizer, max_len, truncate_left, &ds.stats.truncation);
+    if (!tok) continue;
+    tok->task = task_index(ds.tasks, ex.task);
+    out.push_back(std::move(*tok));
+  }
+}
+
+// The generalization-gap subset: the first train_eval_size train examples of each task.
+std::vector<std::int32_t> train_eval_subset(const Dataset& ds, int train_eval_size) {
+  std::vector<std::int32_t> subset;
+  std::vector<int> per_task(ds.tasks.size(), 0);
+  for (size_t i = 0; i < ds.train.size(); ++i) {
+    if (per_task[ds.train[i].task]++ < train_eval_size) subset.push_back(static_cast<std::int32_t>(i));
+  }
+  return subset;
+}
+
 }  // namespace
 
 Dataset build_dataset(const Config& config) {
@@ -351,71 +479,13 @@ Dataset build_dataset(const Config& config) {
   const int max_len = dc.max_len > 0 ? dc.max_len : config.model.max_seq_len;
   const bool truncate_left = dc.truncation == Truncation::kLeft;
 
-  std::vector<Example> train_examples, eval_examples;
-  if (dc.train.empty()) {
-    for (const auto& task : dc.tasks) {
-      TaskSplit split = generate_task(task, dc.train_size, dc.eval_size, static_cast<std::uint64_t>(dc.seed));
-      std::move(split.train.begin(), split.train.end(), std::back_inserter(train_examples));
-      std::move(split.eval.begin(), split.eval.end(), std::back_inserter(eval_examples));
-    }
-  } else {
-    const DataFormat format = dc.format;
-    const std::string stem = std::filesystem::path(dc.train).stem().string();
-    train_examples = load_jsonl(dc.train, format, dc.skip_invalid, stem, &ds.stats.load);
-    if (!dc.eval.empty()) {
-      eval_examples = load_jsonl(dc.eval, format, dc.skip_invalid, stem, &ds.stats.load);
-    } else {
-      // A seeded split: the same data seed gives the same held-out set in every run.
-      std::vector<size_t> order(train_examples.size());
-      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-      std::mt19937_64 rng(derive_seed(static_cast<std::uint64_t>(dc.seed), "eval_split"));
-      portable_shuffle(order.begin(), order.end(), rng);
-      const size_t n_eval = std::max<size_t>(1, static_cast<size_t>(dc.eval_fraction * order.size()));
-      if (n_eval >= order.size()) {
-        throw UserError(dc.train + ": too few examples to hold out data.eval_fraction of them");
-      }
-      std::vector<Example> kept;
-      for (size_t i = 0; i < order.size(); ++i) {
-        (i < n_eval ? eval_examples : kept).push_back(std::move(train_examples[order[i]]));
-      }
-      train_examples = std::move(kept);
-    }
-  }
-
-  auto task_index = [&](const std::string& name) {
-    auto it = std::find(ds.tasks.begin(), ds.tasks.end(), name);
-    if (it != ds.tasks.end()) return static_cast<std::int32_t>(it - ds.tasks.begin());
-    ds.tasks.push_back(name);
-    return static_cast<std::int32_t>(ds.tasks.size() - 1);
-  };
-  auto tokenize_all = [&](const std::vector<Example>& in, std::vector<TokenizedExample>& out) {
-    for (const auto& ex : in) {
-      auto tok = tokenize_example(ex, ds.chat_template, *ds.tokenizer, max_len, truncate_left,
-                                  &ds.stats.truncation);
-      if (!tok) continue;
-      tok->task = task_index(ex.task);
-      out.push_back(std::move(*tok));
-    }
-  };
-  tokenize_all(train_examples, ds.train);
-  tokenize_all(eval_examples, ds.eval);
+  const TaskSplit examples = dc.train.empty() ? builtin_task_examples(dc) : file_examples(dc, &ds.stats.load);
+  tokenize_into(examples.train, max_len, truncate_left, ds, ds.train);
+  tokenize_into(examples.eval, max_len, truncate_left, ds, ds.eval);
   if (ds.train.empty()) throw UserError("data: no training example fits in data.max_len " + std::to_string(max_len));
   if (ds.eval.empty()) throw UserError("data: no held-out example fits in data.max_len " + std::to_string(max_len));
-
-  // The generalization-gap subset: the first train_eval_size train examples of each task.
-  std::vector<int> per_task(ds.tasks.size(), 0);
-  for (size_t i = 0; i < ds.train.size(); ++i) {
-    if (per_task[ds.train[i].task]++ < dc.train_eval_size) {
-      ds.train_eval.push_back(static_cast<std::int32_t>(i));
-    }
-  }
-
-  Fnv1a h;
-  h.add(ds.tokenizer->fingerprint());
-  for (const auto& t : ds.tasks) h.add(t);
-  hash_examples(h, ds.train);
-  hash_examples(h, ds.eval);
-  ds.fingerprint = h.hex();
+  ds.train_eval = train_eval_subset(ds, dc.train_eval_size);
+  ds.fingerprint = dataset_fingerprint(ds);
   return ds;
 }
 

@@ -9,7 +9,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "harness/core/hashing.hpp"
-#include "harness/core/run_record.hpp"
+#include "harness/core/files.hpp"
 
 namespace masklab {
 namespace {
@@ -80,6 +80,14 @@ class Reader {
   size_t pos_ = 0;
 };
 
+// Every counter of DataStats, in the order an entry stores them.
+template <class Stats>
+auto stat_counters(Stats& s) {
+  return std::array{&s.load.lines, &s.load.invalid_skipped, &s.truncation.truncated,
+                    &s.truncation.skipped_too_long, &s.truncation.earlier_turn_tokens_dropped,
+                    &s.truncation.straddling_tokens};
+}
+
 void write_examples(Writer& w, const std::vector<TokenizedExample>& examples) {
   w.pod<std::uint64_t>(examples.size());
   for (const auto& e : examples) {
@@ -103,11 +111,7 @@ std::string serialize(const Dataset& ds) {
   write_examples(w, ds.train);
   write_examples(w, ds.eval);
   w.vec(ds.train_eval);
-  const auto& s = ds.stats;
-  for (long v : {s.load.lines, s.load.invalid_skipped, s.truncation.truncated, s.truncation.skipped_too_long,
-                 s.truncation.earlier_turn_tokens_dropped, s.truncation.straddling_tokens}) {
-    w.pod<std::int64_t>(v);
-  }
+  for (const long* v : stat_counters(ds.stats)) w.pod<std::int64_t>(*v);
   return w.bytes();
 }
 
@@ -133,11 +137,7 @@ bool deserialize(const std::string& bytes, Dataset& ds) {
       }
     }
     ds.train_eval = r.vec<std::int32_t>();
-    auto& s = ds.stats;
-    for (long* v : {&s.load.lines, &s.load.invalid_skipped, &s.truncation.truncated, &s.truncation.skipped_too_long,
-                    &s.truncation.earlier_turn_tokens_dropped, &s.truncation.straddling_tokens}) {
-      *v = r.pod<std::int64_t>();
-    }
+    for (long* v : stat_counters(ds.stats)) *v = r.pod<std::int64_t>();
     return true;
   } catch (const std::runtime_error&) {
     return false;

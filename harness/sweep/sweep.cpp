@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -63,8 +62,117 @@ void add_grid_factor(std::vector<Factor>& factors, const std::string& key, const
   factors.push_back(std::move(f));
 }
 
-volatile sig_atomic_t g_interrupted = 0;
-void on_interrupt(int) { g_interrupted = 1; }
+void add_grid(std::vector<Factor>& factors, const YAML::Node& grid, const std::string& path) {
+  if (!grid.IsMap()) throw UserError(yaml_location(path, grid) + ": grid must map config keys to lists of values");
+  for (const auto& g : grid) {
+    const std::string key = g.first.as<std::string>();
+    if (g.second.IsMap()) {  // grid: {train: {lr: [..]}}
+      for (const auto& inner : g.second) {
+        add_grid_factor(factors, key + "." + inner.first.as<std::string>(), inner.second, path);
+      }
+    } else {
+      add_grid_factor(factors, key, g.second, path);
+    }
+  }
+}
+
+// conditions: {factor: {level: {config overrides}}}; each factor crosses the others.
+void add_conditions(std::vector<Factor>& factors, const YAML::Node& conditions, const std::string& path) {
+  if (!conditions.IsMap()) {
+    throw UserError(yaml_location(path, conditions) + ": conditions must map a factor name to named levels");
+  }
+  for (const auto& cond : conditions) {
+    Factor f{cond.first.as<std::string>(), "", {}};
+    if (!cond.second.IsMap() || cond.second.size() == 0) {
+      throw UserError(yaml_location(path, cond.second) + ": condition '" + f.name +
+                      "' must map level names to config overrides");
+    }
+    for (const auto& level : cond.second) {
+      f.levels.push_back({level.first.as<std::string>(), level.second, yaml_location(path, level.first)});
+    }
+    factors.push_back(std::move(f));
+  }
+}
+
+// A spec before expansion: the base config and the factors that vary it.
+struct SpecBody {
+  Config base;
+  std::vector<Factor> factors;  // in spec order
+};
+
+void read_spec_key(const YAML::Node& key_node, const YAML::Node& value, const std::string& path, SweepSpec& spec,
+                   SpecBody& body) {
+  const std::string key = key_node.as<std::string>();
+  if (key == "name") {
+    spec.name = value.as<std::string>();
+  } else if (key == "description") {
+    return;  // for whoever reads the spec
+  } else if (key == "baseline") {
+    spec.baseline = make_strategy(value.as<std::string>())->spec();
+  } else if (key == "base") {
+    apply_yaml(body.base, value, path);
+  } else if (key == "conditions") {
+    add_conditions(body.factors, value, path);
+  } else if (key == "grid") {
+    add_grid(body.factors, value, path);
+  } else {
+    throw UserError(yaml_location(path, key_node) + ": unknown sweep key '" + key +
+                    "' (valid: name, description, baseline, base, grid, conditions)");
+  }
+}
+
+// "factor=value ..." for messages.
+std::string describe(const SweepRun& run) {
+  std::string out;
+  for (const auto& [k, v] : run.factors) out += (out.empty() ? "" : " ") + k + "=" + v;
+  return out;
+}
+
+// The run at one point of the product: the base with each factor's level
+// applied, validated and with its strategy in canonical form.
+SweepRun resolve_run(const SpecBody& body, const std::vector<size_t>& index, const std::string& path) {
+  SweepRun run;
+  run.config = body.base;
+  for (size_t i = 0; i < body.factors.size(); ++i) {
+    const Factor& f = body.factors[i];
+    const Level& level = f.levels[index[i]];
+    if (f.key.empty()) {
+      apply_yaml(run.config, level.value, path);
+    } else {
+      apply_node(run.config, f.key, level.value, level.origin);
+    }
+    run.factors.emplace_back(f.name, level.text);
+  }
+  try {
+    run.config.strategy = make_strategy(run.config.strategy)->spec();
+    validate(run.config);
+  } catch (const UserError& e) {
+    throw UserError(path + ": run (" + describe(run) + "): " + e.what());
+  }
+  for (auto& [name, value] : run.factors) {
+    if (name == "strategy") value = run.config.strategy;  // canonical spec in reports
+  }
+  run.id = run_id(run.config);
+  return run;
+}
+
+// Steps `index` to the next point of the product, last factor fastest; false past the last point.
+bool next_point(std::vector<size_t>& index, const std::vector<Factor>& factors) {
+  size_t i = factors.size();
+  while (i > 0 && ++index[i - 1] == factors[i - 1].levels.size()) index[--i] = 0;
+  return i > 0;
+}
+
+std::vector<SweepRun> expand_runs(const SpecBody& body, const std::string& path) {
+  std::vector<SweepRun> runs;
+  std::vector<size_t> index(body.factors.size(), 0);
+  std::set<std::string> seen;  // run ids already expanded
+  do {
+    SweepRun run = resolve_run(body, index, path);
+    if (seen.insert(run.id).second) runs.push_back(std::move(run));
+  } while (next_point(index, body.factors));
+  return runs;
+}
 
 }  // namespace
 
@@ -83,83 +191,10 @@ SweepSpec load_sweep_spec(const std::string& path) {
   spec.name = std::filesystem::path(path).stem().string();
   const YAML::Node root = parse_yaml(spec.text, path);
   if (!root.IsMap()) throw error_at(path, 1, "a sweep spec is a mapping with base, grid and conditions");
-
-  Config base;
-  std::vector<Factor> factors;
-  for (const auto& kv : root) {
-    const std::string key = kv.first.as<std::string>();
-    const YAML::Node& v = kv.second;
-    if (key == "name") {
-      spec.name = v.as<std::string>();
-    } else if (key == "description") {
-      continue;
-    } else if (key == "baseline") {
-      spec.baseline = make_strategy(v.as<std::string>())->spec();
-    } else if (key == "base") {
-      apply_yaml(base, v, path);
-    } else if (key == "conditions") {
-      // conditions: {factor: {level: {config overrides}}}; each factor crosses the others.
-      if (!v.IsMap()) throw UserError(yaml_location(path, v) + ": conditions must map a factor name to named levels");
-      for (const auto& cond : v) {
-        Factor f{cond.first.as<std::string>(), "", {}};
-        if (!cond.second.IsMap() || cond.second.size() == 0) {
-          throw UserError(yaml_location(path, cond.second) + ": condition '" + f.name + "' must map level names to config overrides");
-        }
-        for (const auto& level : cond.second) {
-          f.levels.push_back({level.first.as<std::string>(), level.second, yaml_location(path, level.first)});
-        }
-        factors.push_back(std::move(f));
-      }
-    } else if (key == "grid") {
-      if (!v.IsMap()) throw UserError(yaml_location(path, v) + ": grid must map config keys to lists of values");
-      for (const auto& g : v) {
-        const std::string gkey = g.first.as<std::string>();
-        if (g.second.IsMap()) {  // grid: {train: {lr: [..]}}
-          for (const auto& inner : g.second) add_grid_factor(factors, gkey + "." + inner.first.as<std::string>(), inner.second, path);
-        } else {
-          add_grid_factor(factors, gkey, g.second, path);
-        }
-      }
-    } else {
-      throw UserError(yaml_location(path, kv.first) + ": unknown sweep key '" + key +
-                      "' (valid: name, description, baseline, base, grid, conditions)");
-    }
-  }
-  for (const auto& f : factors) spec.factors.push_back(f.name);
-
-  // The cartesian product, last factor fastest.
-  std::vector<size_t> index(factors.size(), 0);
-  std::set<std::string> seen;  // run ids already expanded
-  while (true) {
-    SweepRun run;
-    run.config = base;
-    for (size_t i = 0; i < factors.size(); ++i) {
-      const Factor& f = factors[i];
-      const Level& level = f.levels[index[i]];
-      if (f.key.empty()) {
-        apply_yaml(run.config, level.value, path);
-      } else {
-        apply_node(run.config, f.key, level.value, level.origin);
-      }
-      run.factors.emplace_back(f.name, level.text);
-    }
-    std::string context;
-    for (const auto& [name, value] : run.factors) context += (context.empty() ? "" : " ") + name + "=" + value;
-    try {
-      run.config.strategy = make_strategy(run.config.strategy)->spec();
-      validate(run.config);
-    } catch (const UserError& e) {
-      throw UserError(path + ": run (" + context + "): " + e.what());
-    }
-    for (auto& [name, value] : run.factors) {
-      if (name == "strategy") value = run.config.strategy;  // canonical spec in reports
-    }
-    run.id = run_id(run.config);
-    if (seen.insert(run.id).second) spec.runs.push_back(std::move(run));
-    size_t i = factors.size();
-    while (i > 0 && ++index[i - 1] == factors[i - 1].levels.size()) index[--i] = 0;
-    if (i == 0) break;
-  }
+  SpecBody body;
+  for (const auto& kv : root) read_spec_key(kv.first, kv.second, path, spec, body);
+  for (const auto& f : body.factors) spec.factors.push_back(f.name);
+  spec.runs = expand_runs(body, path);
   return spec;
 }
 
@@ -202,13 +237,22 @@ nlohmann::json sweep_manifest(const SweepSpec& spec) {
 
 namespace {
 
-struct Running {
-  const SweepRun* run;
-  std::chrono::steady_clock::time_point start;
-};
+volatile sig_atomic_t g_interrupted = 0;
+void on_interrupt(int) { g_interrupted = 1; }
+
+void install_interrupt_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 std::string last_line(const std::string& path) {
-  std::ifstream in(path);
+  std::istringstream in(read_file(path).value_or(""));
   std::string line, last;
   while (std::getline(in, line)) {
     if (!line.empty()) last = line;
@@ -216,163 +260,215 @@ std::string last_line(const std::string& path) {
   return last;
 }
 
-std::string describe(const SweepRun& run) {
-  std::string out;
-  for (const auto& [k, v] : run.factors) out += (out.empty() ? "" : " ") + k + "=" + v;
-  return out;
+std::string run_dir(const SweepOptions& options, const SweepRun& r) { return options.out_dir + "/runs/" + r.id; }
+
+// The status a run recorded in its metrics.json; "" when it has none yet.
+std::string finished_status(const std::string& rdir) {
+  const std::string m = rdir + "/metrics.json";
+  if (!std::filesystem::exists(m)) return "";
+  try {
+    return read_json_file(m).value("status", "failed");
+  } catch (const UserError&) {
+    return "";  // unreadable: treat as not finished
+  }
 }
 
-}  // namespace
-
-int run_sweep(const SweepSpec& spec, const SweepOptions& options) {
-  namespace fs = std::filesystem;
-  const auto runs = shard_runs(spec, options.shard_k, options.shard_n);
-  const std::string dir = options.out_dir;
-
-  auto run_dir = [&](const SweepRun& r) { return dir + "/runs/" + r.id; };
-  auto finished_status = [&](const SweepRun& r) -> std::string {
-    const std::string m = run_dir(r) + "/metrics.json";
-    if (!fs::exists(m)) return "";
-    try {
-      return read_json_file(m).value("status", "failed");
-    } catch (const UserError&) {
-      return "";  // unreadable: treat as not finished
-    }
-  };
-
+// What resuming finds: the runs of this shard, and which of them still have to run.
+struct SweepPlan {
+  std::vector<const SweepRun*> runs;
   std::vector<const SweepRun*> pending;
   int already_ok = 0, already_bad = 0;
-  for (const auto* r : runs) {
-    const std::string status = finished_status(*r);
+};
+
+SweepPlan plan_sweep(const SweepSpec& spec, const SweepOptions& options) {
+  SweepPlan plan;
+  plan.runs = shard_runs(spec, options.shard_k, options.shard_n);
+  for (const auto* r : plan.runs) {
+    const std::string status = finished_status(run_dir(options, *r));
     if (status.empty() || (options.retry_failed && status == "failed")) {
-      pending.push_back(r);
+      plan.pending.push_back(r);
     } else {
-      (status == "ok" ? already_ok : already_bad)++;
+      (status == "ok" ? plan.already_ok : plan.already_bad)++;
     }
   }
+  return plan;
+}
 
-  if (options.dry_run) {
-    fmt::print("sweep {}: {} runs{} ({} pending)\n", spec.name, runs.size(),
-               options.shard_n > 1 ? fmt::format(" in shard {}/{} of {}", options.shard_k, options.shard_n, spec.runs.size()) : "",
-               pending.size());
-    for (const auto* r : runs) {
-      const std::string status = finished_status(*r);
-      fmt::print("{}  {:<8} {}\n", r->id, status.empty() ? "pending" : status, describe(*r));
-    }
-    return 0;
+void print_plan(const SweepSpec& spec, const SweepOptions& options, const SweepPlan& plan) {
+  fmt::print("sweep {}: {} runs{} ({} pending)\n", spec.name, plan.runs.size(),
+             options.shard_n > 1 ? fmt::format(" in shard {}/{} of {}", options.shard_k, options.shard_n, spec.runs.size()) : "",
+             plan.pending.size());
+  for (const auto* r : plan.runs) {
+    const std::string status = finished_status(run_dir(options, *r));
+    fmt::print("{}  {:<8} {}\n", r->id, status.empty() ? "pending" : status, describe(*r));
   }
+}
 
-  fs::create_directories(dir + "/runs");
-  fs::create_directories(dir + "/cache");
-  write_file_atomic(dir + "/sweep.json", sweep_manifest(spec).dump(2) + "\n");
+// Starts `masklab train` for one run in a child process that writes its
+// output to the run's train.log. The run's old record goes first, so a
+// record present afterwards is this attempt's.
+pid_t launch_run(const SweepRun& r, const SweepOptions& options, int threads) {
+  const std::string rdir = run_dir(options, r);
+  std::filesystem::create_directories(rdir);
+  std::filesystem::remove(rdir + "/metrics.json");
+  Config c = r.config;
+  c.train.threads = threads;
+  write_file_atomic(rdir + "/config.yaml", to_yaml(c));
+  const std::string log = rdir + "/train.log";
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid > 0) return pid;
+  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd >= 0) {
+    ::dup2(fd, STDOUT_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    ::close(fd);
+  }
+  const std::string config_path = rdir + "/config.yaml", cache = options.out_dir + "/cache";
+  ::execl(options.masklab_binary.c_str(), options.masklab_binary.c_str(), "train", "--config", config_path.c_str(),
+          "--out", rdir.c_str(), "--cache", cache.c_str(), static_cast<char*>(nullptr));
+  std::fprintf(stderr, "masklab sweep: cannot run %s\n", options.masklab_binary.c_str());
+  ::_exit(127);
+}
 
-  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int jobs = std::max(1, std::min<int>(options.jobs, static_cast<int>(std::max<size_t>(1, pending.size()))));
-  const int threads_each = std::max(1, hw / jobs);
+// The record of a run that died before writing its own (bad input, crash,
+// killed): why it died, from its exit status or the last line it logged.
+nlohmann::json failure_record(const SweepRun& r, int wstatus, double seconds, const std::string& rdir) {
+  const std::string why = WIFSIGNALED(wstatus) ? fmt::format("killed by signal {}", WTERMSIG(wstatus))
+                                               : last_line(rdir + "/train.log");
+  return {{"status", "failed"}, {"error", why.empty() ? "exited without a record" : why},
+          {"strategy", r.config.strategy}, {"seed", r.config.seed}, {"wall_seconds", seconds}};
+}
 
-  struct sigaction sa {};
-  sa.sa_handler = on_interrupt;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+std::string result_line(const SweepRun& r, const std::string& status, double seconds, const nlohmann::json& metrics) {
+  const auto em = lookup_dotted(metrics, "eval.exact_match");
+  const auto nll = lookup_dotted(metrics, "eval.completion_nll");
+  return fmt::format("{} {:<8} {:6.1f}s  {}{}", r.id, status, seconds, describe(r),
+                     status == "ok" ? fmt::format("  exact_match {:.3f} completion_nll {:.4f}",
+                                                  em.is_number() ? em.get<double>() : NAN,
+                                                  nll.is_number() ? nll.get<double>() : NAN)
+                                    : "  (" + metrics.value("error", std::string()) + ")");
+}
 
-  Progress progress(Progress::stdout_is_terminal());
-  progress.line(fmt::format("sweep {}: {} runs, {} done, {} to run, {} at a time with {} thread(s) each -> {}", spec.name,
-                            runs.size(), already_ok + already_bad, pending.size(), jobs, threads_each, dir));
+// Runs the pending runs of a plan, `jobs` child processes at a time.
+class SweepRunner {
+ public:
+  SweepRunner(const SweepSpec& spec, const SweepOptions& options, const SweepPlan& plan)
+      : spec_(spec),
+        options_(options),
+        plan_(plan),
+        jobs_(std::max(1, std::min<int>(options.jobs, static_cast<int>(std::max<size_t>(1, plan.pending.size()))))),
+        threads_each_(std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / jobs_)) {}
 
-  std::map<pid_t, Running> running;
-  size_t next = 0;
-  int done_ok = 0, done_bad = 0;
-  double seconds_total = 0;
-  const auto sweep_start = std::chrono::steady_clock::now();
-
-  auto launch = [&](const SweepRun& r) {
-    const std::string rdir = run_dir(r);
-    fs::create_directories(rdir);
-    fs::remove(rdir + "/metrics.json");
-    Config c = r.config;
-    c.train.threads = threads_each;
-    write_file_atomic(rdir + "/config.yaml", to_yaml(c));
-    const std::string log = rdir + "/train.log";
-    const pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
-    if (pid == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, STDOUT_FILENO);
-        ::dup2(fd, STDERR_FILENO);
-        ::close(fd);
+  // The process exit status: 0 when every run of the shard is ok, 1 when
+  // some is not, 130 when interrupted.
+  int run() {
+    install_interrupt_handler();
+    progress_.line(fmt::format("sweep {}: {} runs, {} done, {} to run, {} at a time with {} thread(s) each -> {}",
+                               spec_.name, plan_.runs.size(), plan_.already_ok + plan_.already_bad,
+                               plan_.pending.size(), jobs_, threads_each_, options_.out_dir));
+    start_ = std::chrono::steady_clock::now();
+    while (next_ < plan_.pending.size() || !running_.empty()) {
+      while (!g_interrupted && next_ < plan_.pending.size() && static_cast<int>(running_.size()) < jobs_) {
+        const SweepRun& r = *plan_.pending[next_++];
+        running_[launch_run(r, options_, threads_each_)] = {&r, std::chrono::steady_clock::now()};
       }
-      const std::string config_path = rdir + "/config.yaml", cache = dir + "/cache";
-      ::execl(options.masklab_binary.c_str(), options.masklab_binary.c_str(), "train", "--config", config_path.c_str(),
-              "--out", rdir.c_str(), "--cache", cache.c_str(), static_cast<char*>(nullptr));
-      std::fprintf(stderr, "masklab sweep: cannot run %s\n", options.masklab_binary.c_str());
-      ::_exit(127);
+      if (g_interrupted) break;
+      show_status();
+      if (!reap_one()) break;
     }
-    running[pid] = {&r, std::chrono::steady_clock::now()};
+    return g_interrupted ? stop_interrupted() : summary();
+  }
+
+ private:
+  struct Running {
+    const SweepRun* run;
+    std::chrono::steady_clock::time_point start;
   };
 
-  auto show_status = [&] {
-    const int done = done_ok + done_bad;
-    const double per_run = done ? seconds_total / done : 0;
-    const size_t left = pending.size() - done;
-    const double eta = done ? per_run * static_cast<double>(left) / jobs : NAN;
-    progress.status(fmt::format("runs {}/{} done ({} not ok), {} running, ETA {}", already_ok + already_bad + done,
-                                runs.size(), already_bad + done_bad, running.size(), format_duration(eta)));
-  };
-
-  while ((next < pending.size() || !running.empty())) {
-    while (!g_interrupted && next < pending.size() && static_cast<int>(running.size()) < jobs) launch(*pending[next++]);
-    if (g_interrupted) break;
-    show_status();
+  // Waits for a child to end and records its run; false when there is
+  // nothing left to wait for.
+  bool reap_one() {
     int wstatus = 0;
     const pid_t pid = ::waitpid(-1, &wstatus, 0);
-    if (pid < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    auto it = running.find(pid);
-    if (it == running.end()) continue;
-    const SweepRun& r = *it->second.run;
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.start).count();
-    running.erase(it);
-    if (g_interrupted) break;  // the child died of the same interrupt: leave it unrecorded, to run again
-    seconds_total += seconds;
-    const std::string rdir = run_dir(r);
-    std::string status = finished_status(r);
+    if (pid < 0) return errno == EINTR;
+    auto it = running_.find(pid);
+    if (it == running_.end()) return true;
+    const Running finished = it->second;
+    running_.erase(it);
+    // A child that died of the same interrupt stays unrecorded, to run again.
+    if (!g_interrupted) record(*finished.run, wstatus, seconds_since(finished.start));
+    return true;
+  }
+
+  void record(const SweepRun& r, int wstatus, double seconds) {
+    seconds_total_ += seconds;
+    const std::string rdir = run_dir(options_, r);
+    std::string status = finished_status(rdir);
     nlohmann::json metrics;
     if (status.empty()) {
-      // The run died before writing its record (bad input, crash, killed): record why.
-      const std::string why = WIFSIGNALED(wstatus) ? fmt::format("killed by signal {}", WTERMSIG(wstatus))
-                                                   : last_line(rdir + "/train.log");
-      metrics = {{"status", "failed"}, {"error", why.empty() ? "exited without a record" : why},
-                 {"strategy", r.config.strategy}, {"seed", r.config.seed}, {"wall_seconds", seconds}};
+      metrics = failure_record(r, wstatus, seconds, rdir);
       write_file_atomic(rdir + "/metrics.json", metrics.dump(2) + "\n");
       status = "failed";
     } else {
       metrics = read_json_file(rdir + "/metrics.json");
     }
-    (status == "ok" ? done_ok : done_bad)++;
-    const auto em = lookup_dotted(metrics, "eval.exact_match");
-    const auto nll = lookup_dotted(metrics, "eval.completion_nll");
-    progress.line(fmt::format("{} {:<8} {:6.1f}s  {}{}", r.id, status, seconds, describe(r),
-                              status == "ok" ? fmt::format("  exact_match {:.3f} completion_nll {:.4f}",
-                                                           em.is_number() ? em.get<double>() : NAN,
-                                                           nll.is_number() ? nll.get<double>() : NAN)
-                                             : "  (" + metrics.value("error", std::string()) + ")"));
+    (status == "ok" ? done_ok_ : done_bad_)++;
+    progress_.line(result_line(r, status, seconds, metrics));
   }
 
-  if (g_interrupted) {
-    for (const auto& [pid, r] : running) ::kill(pid, SIGTERM);
+  void show_status() {
+    const int done = done_ok_ + done_bad_;
+    const double per_run = done ? seconds_total_ / done : 0;
+    const size_t left = plan_.pending.size() - done;
+    const double eta = done ? per_run * static_cast<double>(left) / jobs_ : NAN;
+    progress_.status(fmt::format("runs {}/{} done ({} not ok), {} running, ETA {}",
+                                 plan_.already_ok + plan_.already_bad + done, plan_.runs.size(),
+                                 plan_.already_bad + done_bad_, running_.size(), format_duration(eta)));
+  }
+
+  // Unfinished runs are left without metrics.json, so the next start redoes them.
+  int stop_interrupted() {
+    for (const auto& [pid, r] : running_) ::kill(pid, SIGTERM);
     while (::waitpid(-1, nullptr, 0) > 0) {
     }
-    progress.line("sweep interrupted: unfinished runs have no metrics.json and run again on the next start");
+    progress_.line("sweep interrupted: unfinished runs have no metrics.json and run again on the next start");
     return 130;
   }
-  progress.finish();
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - sweep_start).count();
-  const int bad = already_bad + done_bad;
-  progress.line(fmt::format("sweep {}: {} runs ok, {} not ok, {:.0f}s", spec.name, already_ok + done_ok, bad, wall));
-  return bad == 0 ? 0 : 1;
+
+  int summary() {
+    progress_.finish();
+    const int bad = plan_.already_bad + done_bad_;
+    progress_.line(fmt::format("sweep {}: {} runs ok, {} not ok, {:.0f}s", spec_.name, plan_.already_ok + done_ok_,
+                               bad, seconds_since(start_)));
+    return bad == 0 ? 0 : 1;
+  }
+
+  const SweepSpec& spec_;
+  const SweepOptions& options_;
+  const SweepPlan& plan_;
+  const int jobs_;
+  const int threads_each_;
+  Progress progress_{Progress::stdout_is_terminal()};
+  std::map<pid_t, Running> running_;
+  size_t next_ = 0;  // index into plan_.pending of the next run to launch
+  int done_ok_ = 0, done_bad_ = 0;
+  double seconds_total_ = 0;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace
+
+int run_sweep(const SweepSpec& spec, const SweepOptions& options) {
+  const SweepPlan plan = plan_sweep(spec, options);
+  if (options.dry_run) {
+    print_plan(spec, options, plan);
+    return 0;
+  }
+  std::filesystem::create_directories(options.out_dir + "/runs");
+  std::filesystem::create_directories(options.out_dir + "/cache");
+  write_file_atomic(options.out_dir + "/sweep.json", sweep_manifest(spec).dump(2) + "\n");
+  return SweepRunner(spec, options, plan).run();
 }
 
 }  // namespace masklab
