@@ -33,15 +33,20 @@ std::string iso_time_now() {
   return buf;
 }
 
+nlohmann::json build_provenance() {
+  return {{"masklab_version", MASKLAB_VERSION},
+          {"git_sha", MASKLAB_GIT_SHA},
+          {"libtorch_version", MASKLAB_LIBTORCH_VERSION}};
+}
+
 nlohmann::json provenance(const std::string& device, int threads) {
   char host[256] = {0};
   ::gethostname(host, sizeof(host) - 1);
-  return {{"masklab_version", MASKLAB_VERSION},
-          {"git_sha", MASKLAB_GIT_SHA},
-          {"libtorch_version", MASKLAB_LIBTORCH_VERSION},
-          {"device", device},
-          {"threads", threads},
-          {"host", host}};
+  nlohmann::json out = build_provenance();
+  out["device"] = device;
+  out["threads"] = threads;
+  out["host"] = host;
+  return out;
 }
 
 CurveWriter::CurveWriter(const std::string& path) : out_(path, std::ios::trunc) {

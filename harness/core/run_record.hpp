@@ -16,7 +16,9 @@ nlohmann::json read_json_file(const std::string& path);  // throws UserError nam
 
 std::string iso_time_now();  // UTC, "2026-11-29T12:00:00Z"
 
-// Where and with what this run ran: version, git sha, LibTorch, device, threads.
+// What built this binary: masklab version, git sha, LibTorch version.
+nlohmann::json build_provenance();
+// Where and with what this run ran: build_provenance(), device, threads, host.
 nlohmann::json provenance(const std::string& device, int threads);
 
 // curve.jsonl: one JSON object per eval point, each line flushed as written.

@@ -22,7 +22,6 @@
 #include "harness/core/hashing.hpp"
 #include "harness/core/progress.hpp"
 #include "harness/core/run_record.hpp"
-#include "masklab_version.hpp"
 #include "strategies/registry.hpp"
 
 namespace masklab {
@@ -231,7 +230,7 @@ nlohmann::json sweep_manifest(const SweepSpec& spec) {
           {"spec_text", spec.text},
           {"baseline", spec.baseline},
           {"factors", spec.factors},
-          {"provenance", {{"masklab_version", MASKLAB_VERSION}, {"git_sha", MASKLAB_GIT_SHA}, {"libtorch_version", MASKLAB_LIBTORCH_VERSION}}},
+          {"provenance", build_provenance()},
           {"runs", runs}};
 }
 
