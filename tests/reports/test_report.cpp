@@ -215,12 +215,8 @@ double headline_mean(const std::string& page, size_t setting, const std::string&
 
 // load_sweep's UserError message; "no error" when it loads.
 std::string load_error(const std::string& dir) {
-  try {
-    load_sweep(dir);
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "no error";
+  const std::string error = test::user_error_of([&] { load_sweep(dir); });
+  return error.empty() ? "no error" : error;
 }
 
 size_t line_count(const std::string& text) { return static_cast<size_t>(std::count(text.begin(), text.end(), '\n')); }

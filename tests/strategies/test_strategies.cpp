@@ -36,12 +36,7 @@ std::vector<float> apply(const std::string& spec, const LabelView& view) {
 }
 
 std::string error_of(const std::string& spec) {
-  try {
-    make_strategy(spec);
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
+  return test::user_error_of([&] { make_strategy(spec); });
 }
 
 }  // namespace
