@@ -17,6 +17,7 @@
 
 #include "harness/cli/bench.hpp"
 #include "harness/core/config.hpp"
+#include "harness/data/chat_template.hpp"
 #include "harness/data/data.hpp"
 #include "harness/data/data_cache.hpp"
 #include "harness/cli/report_data.hpp"
@@ -214,10 +215,13 @@ int cmd_report(const std::vector<std::string>& args) {
 }
 
 int cmd_inspect(const std::vector<std::string>& args) {
+  std::string templates;
+  for (const auto& name : builtin_template_names()) templates += name + " | ";
+  templates += "template.yaml";
   po::options_description options("inspect options");
   options.add_options()("help,h", "show this help")
       ("data", po::value<std::string>()->required(), "JSONL file, or builtin:TASK[,TASK...]")
-      ("template", po::value<std::string>()->default_value("plain"), "plain | chatml | llama2 | alpaca | template.yaml")
+      ("template", po::value<std::string>()->default_value("plain"), templates.c_str())
       ("tokenizer", po::value<std::string>()->default_value("byte"), "byte | SentencePiece .model")
       ("format", po::value<std::string>()->default_value("auto"), enum_choices<DataFormat>().c_str())
       ("strategy", po::value<std::vector<std::string>>()->composing(), "strategy to show (repeatable; default full and completion_only)")
