@@ -1,7 +1,7 @@
 #pragma once
 // One training run, as the CLI and the sweep runner see it: resolved config
 // + dataset -> run record. Free of LibTorch headers, so callers compile fast;
-// the job itself lives in trainer.hpp/.cpp.
+// run.cpp implements it around the training step of trainer.hpp/.cpp.
 #include <string>
 
 #include <nlohmann/json.hpp>
