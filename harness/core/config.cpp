@@ -1,5 +1,6 @@
 #include "harness/core/config.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <sstream>
 
@@ -244,16 +245,24 @@ std::optional<DeviceSetting> parse_device(std::string_view name) {
 void apply_yaml(Config& config, const YAML::Node& node, const std::string& origin) {
   if (node.IsNull()) return;
   if (!node.IsMap()) throw UserError(yaml_location(origin, node) + ": config must be a mapping of keys");
+  // `train: {lr: ..}` and `train.lr: ..` name one key: both in one mapping is
+  // a duplicate as much as `lr` twice (which parse_yaml already rejects).
+  std::vector<std::string> seen;
+  auto set_once = [&](const std::string& key, const YAML::Node& value, const YAML::Node& key_node) {
+    const std::string where = yaml_location(origin, key_node);
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+      throw UserError(where + ": duplicate key '" + key + "'");
+    }
+    seen.push_back(key);
+    set_field(config, key, value, where);
+  };
   for (const auto& kv : node) {
     const std::string key = kv.first.as<std::string>();
     const YAML::Node& value = kv.second;
     if (value.IsMap()) {
-      for (const auto& inner : value) {
-        set_field(config, key + "." + inner.first.as<std::string>(), inner.second,
-                  yaml_location(origin, inner.first));
-      }
+      for (const auto& inner : value) set_once(key + "." + inner.first.as<std::string>(), inner.second, inner.first);
     } else {
-      set_field(config, key, value, yaml_location(origin, kv.first));
+      set_once(key, value, kv.first);
     }
   }
 }

@@ -49,8 +49,18 @@ struct Factor {
   std::vector<Level> levels;
 };
 
+// A factor named twice (`seed` and `seed`, `train: {lr}` and `train.lr`, a
+// condition and a grid key of one name) would label each run with both
+// values and train with one of them.
+void reject_repeated_factor(const std::vector<Factor>& factors, const std::string& name, const std::string& where) {
+  for (const auto& f : factors) {
+    if (f.name == name) throw UserError(where + ": duplicate key '" + name + "'");
+  }
+}
+
 void add_grid_factor(std::vector<Factor>& factors, const std::string& key, const YAML::Node& values,
-                     const std::string& path) {
+                     const std::string& path, const YAML::Node& key_node) {
+  reject_repeated_factor(factors, key, yaml_location(path, key_node));
   Factor f{key, key, {}};
   if (values.IsSequence()) {
     if (values.size() == 0) throw UserError(yaml_location(path, values) + ": grid factor '" + key + "' has no values");
@@ -67,10 +77,10 @@ void add_grid(std::vector<Factor>& factors, const YAML::Node& grid, const std::s
     const std::string key = g.first.as<std::string>();
     if (g.second.IsMap()) {  // grid: {train: {lr: [..]}}
       for (const auto& inner : g.second) {
-        add_grid_factor(factors, key + "." + inner.first.as<std::string>(), inner.second, path);
+        add_grid_factor(factors, key + "." + inner.first.as<std::string>(), inner.second, path, inner.first);
       }
     } else {
-      add_grid_factor(factors, key, g.second, path);
+      add_grid_factor(factors, key, g.second, path, g.first);
     }
   }
 }
@@ -82,6 +92,7 @@ void add_conditions(std::vector<Factor>& factors, const YAML::Node& conditions, 
   }
   for (const auto& cond : conditions) {
     Factor f{cond.first.as<std::string>(), "", {}};
+    reject_repeated_factor(factors, f.name, yaml_location(path, cond.first));
     if (!cond.second.IsMap() || cond.second.size() == 0) {
       throw UserError(yaml_location(path, cond.second) + ": condition '" + f.name +
                       "' must map level names to config overrides");

@@ -64,6 +64,27 @@ TEST_CASE("unknown keys and wrong types are errors that name the key", "[fast][c
              Catch::Contains("broken.yaml:") && Catch::Contains("invalid YAML"));
 }
 
+TEST_CASE("a key given twice in a config file is an error naming file:line and the key", "[fast][config][errors]") {
+  test::TempDir dir;
+  Config c;
+  auto error_of = [&](const std::string& name, const std::string& text) {
+    test::write_text(dir.file(name), text);
+    return test::user_error_of([&] { load_config_file(c, dir.file(name)); });
+  };
+  CHECK(error_of("a.yaml", "train: {steps: 3, steps: 4}\n") == dir.file("a.yaml") + ":1: duplicate key 'steps'");
+  CHECK(error_of("b.yaml", "train:\n  steps: 3\nseed: 1\ntrain:\n  lr: 0.1\n") ==
+        dir.file("b.yaml") + ":4: duplicate key 'train'");
+  // The dotted and the nested spelling name one key.
+  CHECK(error_of("c.yaml", "train:\n  lr: 0.1\ntrain.lr: 0.2\n") == dir.file("c.yaml") + ":3: duplicate key 'train.lr'");
+  CHECK(error_of("d.yaml", "train: {lr: 0.1}\nmodel: {d_model: 64}\n").empty());
+
+  // Through the CLI: one line, exit status 2.
+  const auto r = test::run_masklab("config --config " + dir.file("a.yaml"));
+  INFO(r.out);
+  CHECK(r.exit_code == 2);
+  CHECK(r.out == "masklab: error: " + dir.file("a.yaml") + ":1: duplicate key 'steps'\n");
+}
+
 TEST_CASE("cross-field rules are checked", "[fast][config][errors]") {
   Config c;
   c.model.d_model = 30;

@@ -132,6 +132,36 @@ TEST_CASE("bad specs fail before anything runs, naming the file and line", "[fas
   CHECK_THAT(test::user_error_of([&] { parse_shard("3/2"); }), Catch::Contains("--shard '3/2'"));
 }
 
+TEST_CASE("a key given twice anywhere in a spec is an error naming file:line and the key", "[fast][sweep][errors]") {
+  test::TempDir dir;
+  auto error_of = [&](const std::string& name, const std::string& rest) {
+    test::write_text(dir.file(name), tiny_spec(2, rest));
+    return test::user_error_of([&] { load_sweep_spec(dir.file(name)); });
+  };
+  // Lines 1-5 are the base.
+  CHECK(error_of("levels.yaml", "conditions:\n  regime:\n    small: {data: {train_size: 20}}\n"
+                                "    small: {data: {train_size: 40}}\n") ==
+        dir.file("levels.yaml") + ":9: duplicate key 'small'");
+  CHECK(error_of("factor.yaml", "conditions:\n  regime:\n    a: {seed: 1}\n  regime:\n    b: {seed: 2}\n") ==
+        dir.file("factor.yaml") + ":9: duplicate key 'regime'");
+  CHECK(error_of("grid.yaml", "grid:\n  seed: [1, 2]\n  seed: [3]\n") == dir.file("grid.yaml") + ":8: duplicate key 'seed'");
+  CHECK(error_of("base.yaml", "base:\n  seed: 3\n") == dir.file("base.yaml") + ":6: duplicate key 'base'");
+  CHECK(error_of("inner.yaml", "conditions:\n  regime:\n    a: {train: {steps: 3, steps: 4}}\n") ==
+        dir.file("inner.yaml") + ":8: duplicate key 'steps'");
+  // One factor in two spellings, or as a condition and a grid key.
+  CHECK(error_of("dotted.yaml", "grid:\n  train.lr: [0.1]\n  train: {lr: [0.2]}\n") ==
+        dir.file("dotted.yaml") + ":8: duplicate key 'train.lr'");
+  CHECK(error_of("both.yaml", "conditions:\n  seed:\n    a: {seed: 1}\ngrid:\n  seed: [2]\n") ==
+        dir.file("both.yaml") + ":10: duplicate key 'seed'");
+
+  // Through the CLI: one line, exit status 2, nothing written.
+  const auto r = test::run_masklab("sweep " + dir.file("grid.yaml") + " --out " + dir.file("out") + " --dry-run");
+  INFO(r.out);
+  CHECK(r.exit_code == 2);
+  CHECK(r.out == "masklab: error: " + dir.file("grid.yaml") + ":8: duplicate key 'seed'\n");
+  CHECK_FALSE(fs::exists(dir.file("out")));
+}
+
 TEST_CASE("shards partition the runs: each run in exactly one", "[fast][sweep][shard]") {
   test::TempDir dir;
   test::write_text(dir.file("s.yaml"), tiny_spec(2, "grid:\n  strategy: [full, completion_only, \"weighted:0.1\"]\n  seed: [1, 2, 3, 4, 5]\n"));
