@@ -144,6 +144,11 @@ Example parse_example(const json& obj, DataFormat format) {
   // Plain text trains every token: it has no completion to require.
   if (!ex.plain_text) require_completion(ex.messages);
   if (auto t = obj.find("task"); t != obj.end() && t->is_string()) ex.task = t->get<std::string>();
+  // Metric keys nest at dots (per_task.<task>.<metric>), so a dotted task
+  // name would read as a deeper metric.
+  if (ex.task.find('.') != std::string::npos) {
+    throw LineError{"task name '" + ex.task + "' must not contain '.'"};
+  }
   return ex;
 }
 
@@ -433,8 +438,11 @@ TaskSplit hold_out_fraction(std::vector<Example> examples, const DataConfig& dc)
 }
 
 TaskSplit file_examples(const DataConfig& dc, LoadStats* stats) {
-  // Examples without a "task" field are scored under the training file's name.
-  const std::string stem = std::filesystem::path(dc.train).stem().string();
+  // Examples without a "task" field are scored under the training file's
+  // name, with dots made '_' as a "task" field may not hold them
+  // (x.train.jsonl -> x_train).
+  std::string stem = std::filesystem::path(dc.train).stem().string();
+  std::replace(stem.begin(), stem.end(), '.', '_');
   std::vector<Example> train = load_jsonl(dc.train, dc.format, dc.skip_invalid, stem, stats);
   if (dc.eval.empty()) return hold_out_fraction(std::move(train), dc);
   return {std::move(train), load_jsonl(dc.eval, dc.format, dc.skip_invalid, stem, stats)};

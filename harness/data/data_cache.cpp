@@ -15,7 +15,7 @@ namespace masklab {
 namespace {
 
 // Bump when the tokenized format or the tokenization rules change.
-constexpr std::uint32_t kCacheVersion = 2;
+constexpr std::uint32_t kCacheVersion = 3;
 constexpr char kMagic[4] = {'M', 'L', 'D', 'S'};
 
 void hash_file(Fnv1a& h, const std::string& path) {

@@ -45,6 +45,7 @@ TEST_CASE("malformed data lines name file:line and the reason", "[fast][data][er
       {"{\"prompt\": 3, \"completion\": \"b\"}\n", ":2: field 'prompt' must be"},
       {"{\"prompt\": \"a\", \"completion\": \"\xff\xfe\"}\n", ":2: invalid UTF-8"},
       {"[1, 2]\n", ":2: each line must be a JSON object"},
+      {"{\"prompt\": \"a\", \"completion\": \"b\", \"task\": \"a.b\"}\n", ":2: task name 'a.b' must not contain '.'"},
   };
   for (const auto& [line, expected] : cases) {
     INFO(line);
@@ -172,4 +173,15 @@ TEST_CASE("bad chat data gives file:line and the reason", "[fast][formats][error
     const std::string msg = test::user_error_of([&] { load_jsonl(dir.file("bad.jsonl"), DataFormat::kAuto, false, "x", nullptr); });
     CHECK_THAT(msg, Catch::StartsWith(dir.file("bad.jsonl") + ":1: ") && Catch::Contains(expected));
   }
+}
+
+TEST_CASE("a data file's stem names its task with dots made '_'", "[fast][data][jsonl]") {
+  test::TempDir dir;
+  std::string lines;
+  for (int i = 0; i < 8; ++i) lines += "{\"prompt\": \"q" + std::to_string(i) + "\", \"completion\": \"a\"}\n";
+  test::write_text(dir.file("x.train.jsonl"), lines);
+  Config c = test::tiny_config();
+  c.data.train = dir.file("x.train.jsonl");
+  c.data.eval_fraction = 0.25;
+  CHECK(build_dataset(c).tasks == std::vector<std::string>{"x_train"});
 }
