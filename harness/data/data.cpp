@@ -477,6 +477,18 @@ std::vector<std::int32_t> train_eval_subset(const Dataset& ds, int train_eval_si
   return subset;
 }
 
+// True when some label of `ex` is a completion token (an assistant token or
+// its end marker) whose message is not masked by "weight": 0. Token 0 is
+// never a label.
+bool has_trainable_completion(const TokenizedExample& ex) {
+  for (size_t t = 1; t < ex.roles.size(); ++t) {
+    const auto role = static_cast<Role>(ex.roles[t]);
+    const bool completion = role == Role::kAssistant || role == Role::kEos;
+    if (completion && (ex.flags[t] & kFlagMessageMasked) == 0) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Dataset build_dataset(const Config& config) {
@@ -492,6 +504,11 @@ Dataset build_dataset(const Config& config) {
   tokenize_into(examples.eval, max_len, truncate_left, ds, ds.eval);
   if (ds.train.empty()) throw UserError("data: no training example fits in data.max_len " + std::to_string(max_len));
   if (ds.eval.empty()) throw UserError("data: no held-out example fits in data.max_len " + std::to_string(max_len));
+  // Such a run would train on nothing (loss 0) and still be recorded ok.
+  if (std::none_of(ds.train.begin(), ds.train.end(), has_trainable_completion)) {
+    throw UserError((dc.train.empty() ? std::string("data.tasks") : dc.train) +
+                    ": no example has a completion token to train on (every assistant message has weight 0?)");
+  }
   ds.train_eval = train_eval_subset(ds, dc.train_eval_size);
   ds.fingerprint = dataset_fingerprint(ds);
   return ds;

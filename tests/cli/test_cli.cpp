@@ -27,6 +27,11 @@ TEST_CASE("the CLI: bad input gives one line and exit status 2", "[slow][cli][er
   test::write_text(dir.file("bad.jsonl"), "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\"\n");
   one_line_error(test::run_masklab("train --set data.train=" + dir.file("bad.jsonl") + " --out " + dir.file("x")),
                  dir.file("bad.jsonl") + ":2: invalid JSON");
+  const std::string masked =
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": \"a\", \"weight\": 0}]}\n";
+  test::write_text(dir.file("masked.jsonl"), masked + masked + masked + masked + masked + masked + masked + masked);
+  one_line_error(test::run_masklab("train --set data.train=" + dir.file("masked.jsonl") + " --out " + dir.file("x")),
+                 dir.file("masked.jsonl") + ": no example has a completion token to train on");
   one_line_error(test::run_masklab("train --strategy full"), "--out");
   one_line_error(test::run_masklab("frobnicate"), "unknown command 'frobnicate'");
   CHECK_FALSE(std::filesystem::exists(dir.file("x/metrics.json")));

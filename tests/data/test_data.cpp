@@ -185,3 +185,25 @@ TEST_CASE("a data file's stem names its task with dots made '_'", "[fast][data][
   c.data.eval_fraction = 0.25;
   CHECK(build_dataset(c).tasks == std::vector<std::string>{"x_train"});
 }
+
+TEST_CASE("a dataset with no trainable completion token is an error naming the file", "[fast][data][errors]") {
+  test::TempDir dir;
+  const std::string masked =
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": \"a\", \"weight\": 0}]}\n";
+  const std::string trained =
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": \"a\"}]}\n";
+  std::string all_masked;
+  for (int i = 0; i < 8; ++i) all_masked += masked;
+  test::write_text(dir.file("masked.jsonl"), all_masked);
+  test::write_text(dir.file("eval.jsonl"), trained + trained);
+  Config c = test::tiny_config();
+  c.data.train = dir.file("masked.jsonl");
+  c.data.eval = dir.file("eval.jsonl");  // trainable held-out data does not count
+  c.data.template_name = "chatml";
+  const std::string msg = test::user_error_of([&] { build_dataset(c); });
+  CHECK(msg == dir.file("masked.jsonl") +
+                   ": no example has a completion token to train on (every assistant message has weight 0?)");
+  // One trainable example among them is enough.
+  test::write_text(dir.file("masked.jsonl"), all_masked + trained);
+  CHECK_NOTHROW(build_dataset(c));
+}
