@@ -401,14 +401,6 @@ void hash_examples(Fnv1a& h, const std::vector<TokenizedExample>& examples) {
   }
 }
 
-std::string dataset_fingerprint(const Dataset& ds) {
-  Fnv1a h;
-  h.add(ds.tokenizer->fingerprint());
-  for (const auto& t : ds.tasks) h.add(t);
-  hash_examples(h, ds.train);
-  hash_examples(h, ds.eval);
-  return h.hex();
-}
 
 TaskSplit builtin_task_examples(const DataConfig& dc) {
   TaskSplit all;
@@ -512,6 +504,15 @@ Dataset build_dataset(const Config& config) {
   ds.train_eval = train_eval_subset(ds, dc.train_eval_size);
   ds.fingerprint = dataset_fingerprint(ds);
   return ds;
+}
+
+std::string dataset_fingerprint(const Dataset& ds) {
+  Fnv1a h;
+  h.add(ds.tokenizer->fingerprint());
+  for (const auto& t : ds.tasks) h.add(t);
+  hash_examples(h, ds.train);
+  hash_examples(h, ds.eval);
+  return h.hex();
 }
 
 }  // namespace masklab
