@@ -9,7 +9,8 @@
 namespace masklab::reports {
 
 // One CSV field, quoted when it holds a comma, quote, CR, LF or edge spaces;
-// quotes inside are doubled (RFC 4180).
+// quotes inside are doubled (RFC 4180). Text (not a number) that begins with
+// = + - @, tab or CR gets a leading ' so that spreadsheets show it, not run it.
 std::string csv_field(const std::string& text);
 // One CSV record: the quoted fields joined by commas, ending in "\n" (not
 // RFC 4180's CRLF: pandas, R and spreadsheets read both, and Unix tools prefer LF).

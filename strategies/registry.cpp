@@ -73,7 +73,14 @@ std::map<std::string, std::string> read_arguments(const SpecText& spec, const St
       if (positional >= entry.params.size()) {
         throw spec.fail(fmt::format("{} takes at most {} argument(s)", entry.name, entry.params.size()));
       }
-      key = entry.params[positional++].name;
+      const ParamSpec& p = entry.params[positional++];
+      // The usage shows a named-only optional as key=value; taking it by
+      // position would let a slip such as weighted:0.1,0.2 run as another job.
+      if (p.default_value && p.default_value->empty()) {
+        throw spec.fail(fmt::format("'{}' is a positional value for {}, which must be named: write {}={}", part,
+                                    p.name, p.name, part));
+      }
+      key = p.name;
       value = part;
     } else {
       key = to_lower(trim(part.substr(0, eq)));

@@ -1,5 +1,6 @@
 #include "harness/cli/cli.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <tuple>
@@ -28,6 +29,7 @@
 #include "harness/cli/inspect.hpp"
 #include "harness/data/tokenizer_training.hpp"
 #include "harness/core/progress.hpp"
+#include "harness/core/text.hpp"
 #include "harness/data/tasks.hpp"
 #include "harness/train/run.hpp"
 #include "masklab_version.hpp"
@@ -292,12 +294,45 @@ int cmd_tokenizer(const std::vector<std::string>& args) {
   return 0;
 }
 
+// True for a part of a --strategies list that can only be an argument of
+// the spec before it: a number, key=value, or a parameter choice (cosine).
+bool continues_spec(const std::string& part) {
+  if (part.find(':') != std::string::npos) return false;  // name:args begins a spec
+  if (part.find('=') != std::string::npos) return true;
+  if (std::string("0123456789.+-").find(part[0]) != std::string::npos) return true;
+  const std::string lower = to_lower(part);
+  for (const auto& e : StrategyRegistry::instance().entries()) {
+    for (const auto& p : e.params) {
+      if (std::find(p.choices.begin(), p.choices.end(), lower) != p.choices.end()) return true;
+    }
+  }
+  return false;
+}
+
+// "weighted:0.1,system=0,wit:0.5,1,full" -> {"weighted:0.1,system=0", "wit:0.5,1", "full"}.
+// Specs have commas of their own, so a comma begins a new spec only where
+// something other than an argument follows it.
+std::vector<std::string> split_strategy_list(const std::string& list) {
+  std::vector<std::string> specs;
+  for (const auto& part : split(list, ',')) {
+    if (part.empty()) continue;
+    if (!specs.empty() && continues_spec(part)) {
+      specs.back() += "," + part;
+    } else {
+      specs.push_back(part);
+    }
+  }
+  return specs;
+}
+
 int cmd_bench(const std::vector<std::string>& args) {
   po::options_description options("bench options");
   options.add_options()("help,h", "show this help");
   add_config_options(options);
   options.add_options()
-      ("strategies", po::value<std::string>()->default_value("completion_only,full,weighted:0.1"), "comma-separated specs to measure")
+      ("strategies", po::value<std::string>()->default_value("completion_only,full,weighted:0.1"),
+       "comma-separated specs to measure; a comma followed by a number, key=value or a choice "
+       "(cosine) continues the spec before it, so weighted:0.1,system=0,wit:0.5,1,full is three specs")
       ("steps", po::value<int>()->default_value(20), "timed optimizer steps per strategy")
       ("warmup", po::value<int>()->default_value(3), "untimed steps first")
       ("device", po::value<std::string>(), "auto | cpu | cuda | cuda:N")
@@ -316,16 +351,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   Config config = resolve_config(vm);
   if (vm.count("device")) apply_value(config, "train.device", vm["device"].as<std::string>(), "--device");
   BenchOptions o;
-  o.strategies.clear();
-  std::stringstream list(vm["strategies"].as<std::string>());
-  for (std::string spec; std::getline(list, spec, ',');) {
-    // wit:0.5,1 has a comma of its own: glue a bare number back to the previous spec.
-    if (!o.strategies.empty() && !spec.empty() && (std::isdigit(static_cast<unsigned char>(spec[0])) || spec[0] == '.')) {
-      o.strategies.back() += "," + spec;
-    } else if (!spec.empty()) {
-      o.strategies.push_back(spec);
-    }
-  }
+  o.strategies = split_strategy_list(vm["strategies"].as<std::string>());
   o.steps = vm["steps"].as<int>();
   o.warmup_steps = vm["warmup"].as<int>();
   if (vm.count("export")) o.export_dir = vm["export"].as<std::string>();

@@ -144,6 +144,11 @@ Example parse_example(const json& obj, DataFormat format) {
   // Plain text trains every token: it has no completion to require.
   if (!ex.plain_text) require_completion(ex.messages);
   if (auto t = obj.find("task"); t != obj.end() && t->is_string()) ex.task = t->get<std::string>();
+  // Metric keys nest at dots (per_task.<task>.<metric>), so a dotted task
+  // name would read as a deeper metric.
+  if (ex.task.find('.') != std::string::npos) {
+    throw LineError{"task name '" + ex.task + "' must not contain '.'"};
+  }
   return ex;
 }
 
@@ -396,14 +401,6 @@ void hash_examples(Fnv1a& h, const std::vector<TokenizedExample>& examples) {
   }
 }
 
-std::string dataset_fingerprint(const Dataset& ds) {
-  Fnv1a h;
-  h.add(ds.tokenizer->fingerprint());
-  for (const auto& t : ds.tasks) h.add(t);
-  hash_examples(h, ds.train);
-  hash_examples(h, ds.eval);
-  return h.hex();
-}
 
 TaskSplit builtin_task_examples(const DataConfig& dc) {
   TaskSplit all;
@@ -433,8 +430,11 @@ TaskSplit hold_out_fraction(std::vector<Example> examples, const DataConfig& dc)
 }
 
 TaskSplit file_examples(const DataConfig& dc, LoadStats* stats) {
-  // Examples without a "task" field are scored under the training file's name.
-  const std::string stem = std::filesystem::path(dc.train).stem().string();
+  // Examples without a "task" field are scored under the training file's
+  // name, with dots made '_' as a "task" field may not hold them
+  // (x.train.jsonl -> x_train).
+  std::string stem = std::filesystem::path(dc.train).stem().string();
+  std::replace(stem.begin(), stem.end(), '.', '_');
   std::vector<Example> train = load_jsonl(dc.train, dc.format, dc.skip_invalid, stem, stats);
   if (dc.eval.empty()) return hold_out_fraction(std::move(train), dc);
   return {std::move(train), load_jsonl(dc.eval, dc.format, dc.skip_invalid, stem, stats)};
@@ -469,6 +469,18 @@ std::vector<std::int32_t> train_eval_subset(const Dataset& ds, int train_eval_si
   return subset;
 }
 
+// True when some label of `ex` is a completion token (an assistant token or
+// its end marker) whose message is not masked by "weight": 0. Token 0 is
+// never a label.
+bool has_trainable_completion(const TokenizedExample& ex) {
+  for (size_t t = 1; t < ex.roles.size(); ++t) {
+    const auto role = static_cast<Role>(ex.roles[t]);
+    const bool completion = role == Role::kAssistant || role == Role::kEos;
+    if (completion && (ex.flags[t] & kFlagMessageMasked) == 0) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Dataset build_dataset(const Config& config) {
@@ -484,9 +496,23 @@ Dataset build_dataset(const Config& config) {
   tokenize_into(examples.eval, max_len, truncate_left, ds, ds.eval);
   if (ds.train.empty()) throw UserError("data: no training example fits in data.max_len " + std::to_string(max_len));
   if (ds.eval.empty()) throw UserError("data: no held-out example fits in data.max_len " + std::to_string(max_len));
+  // Such a run would train on nothing (loss 0) and still be recorded ok.
+  if (std::none_of(ds.train.begin(), ds.train.end(), has_trainable_completion)) {
+    throw UserError((dc.train.empty() ? std::string("data.tasks") : dc.train) +
+                    ": no example has a completion token to train on (every assistant message has weight 0?)");
+  }
   ds.train_eval = train_eval_subset(ds, dc.train_eval_size);
   ds.fingerprint = dataset_fingerprint(ds);
   return ds;
+}
+
+std::string dataset_fingerprint(const Dataset& ds) {
+  Fnv1a h;
+  h.add(ds.tokenizer->fingerprint());
+  for (const auto& t : ds.tasks) h.add(t);
+  hash_examples(h, ds.train);
+  hash_examples(h, ds.eval);
+  return h.hex();
 }
 
 }  // namespace masklab

@@ -81,6 +81,10 @@ struct Dataset {
 // rendered with data.template, tokenized with data.tokenizer.
 Dataset build_dataset(const Config& config);
 
+// The content hash of a dataset's tokenizer, tasks and examples
+// (Dataset::fingerprint); the dataset cache checks a loaded entry against it.
+std::string dataset_fingerprint(const Dataset& ds);
+
 // Checks that `bytes` is valid UTF-8; returns the byte offset of the first
 // bad sequence, or nullopt.
 std::optional<size_t> find_invalid_utf8(std::string_view bytes);

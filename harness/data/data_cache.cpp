@@ -10,12 +10,13 @@
 
 #include "harness/core/hashing.hpp"
 #include "harness/core/files.hpp"
+#include "harness/core/roles.hpp"
 
 namespace masklab {
 namespace {
 
 // Bump when the tokenized format or the tokenization rules change.
-constexpr std::uint32_t kCacheVersion = 2;
+constexpr std::uint32_t kCacheVersion = 3;
 constexpr char kMagic[4] = {'M', 'L', 'D', 'S'};
 
 void hash_file(Fnv1a& h, const std::string& path) {
@@ -55,22 +56,27 @@ class Reader {
     return v;
   }
   std::string str() {
-    std::string s(checked_size(pod<std::uint64_t>(), 1), '\0');
+    std::string s(count(1), '\0');
     take(s.data(), s.size());
     return s;
   }
   template <class T>
   std::vector<T> vec() {
-    std::vector<T> v(checked_size(pod<std::uint64_t>(), sizeof(T)));
+    std::vector<T> v(count(sizeof(T)));
     take(v.data(), v.size() * sizeof(T));
     return v;
   }
-
- private:
-  size_t checked_size(std::uint64_t n, size_t element) const {
-    if (n > (data_.size() - pos_) / element) throw std::runtime_error("truncated dataset cache");
+  // A stored count of items that take at least `min_bytes` each: larger than
+  // the bytes left can hold means a damaged file, and must not size an
+  // allocation.
+  size_t count(size_t min_bytes) {
+    const auto n = pod<std::uint64_t>();
+    if (n > (data_.size() - pos_) / min_bytes) throw std::runtime_error("truncated dataset cache");
     return static_cast<size_t>(n);
   }
+  bool at_end() const { return pos_ == data_.size(); }
+
+ private:
   void take(void* dst, size_t n) {
     if (n > data_.size() - pos_) throw std::runtime_error("truncated dataset cache");
     std::memcpy(dst, data_.data() + pos_, n);
@@ -112,33 +118,79 @@ std::string serialize(const Dataset& ds) {
   write_examples(w, ds.eval);
   w.vec(ds.train_eval);
   for (const long* v : stat_counters(ds.stats)) w.pod<std::int64_t>(*v);
-  return w.bytes();
+  // A trailing checksum of everything before it: the fingerprint covers the
+  // examples, not train_eval or the counters.
+  std::string bytes = w.bytes();
+  const std::uint64_t sum = Fnv1a().add(bytes.data(), bytes.size()).value();
+  bytes.append(reinterpret_cast<const char*>(&sum), sizeof(sum));
+  return bytes;
 }
 
-// Fills everything but the tokenizer and template; false when the bytes are not a valid entry.
+// The smallest stored example: three empty vectors (a count each) and three int32s.
+constexpr size_t kMinExampleBytes = 3 * sizeof(std::uint64_t) + 3 * sizeof(std::int32_t);
+
+// An example the rest of the program can index without checks: parallel
+// vectors, ids in the vocabulary, known roles and flags, completion bounds
+// inside the example, a task that exists.
+bool valid_example(const TokenizedExample& e, int vocab_size, size_t n_tasks) {
+  const size_t n = e.ids.size();
+  if (n == 0 || e.roles.size() != n || e.flags.size() != n) return false;
+  for (const auto id : e.ids) {
+    if (id < 0 || id >= vocab_size) return false;
+  }
+  for (size_t t = 0; t < n; ++t) {
+    if (e.roles[t] >= kNumRoles || (e.flags[t] & ~(kFlagLastTurn | kFlagMessageMasked)) != 0) return false;
+  }
+  return e.completion_begin >= 0 && e.completion_begin <= e.completion_end &&
+         static_cast<size_t>(e.completion_end) <= n && e.task >= 0 && static_cast<size_t>(e.task) < n_tasks;
+}
+
+bool read_examples(Reader& r, int vocab_size, size_t n_tasks, std::vector<TokenizedExample>& out) {
+  out.resize(r.count(kMinExampleBytes));
+  for (auto& e : out) {
+    e.ids = r.vec<std::int32_t>();
+    e.roles = r.vec<std::uint8_t>();
+    e.flags = r.vec<std::uint8_t>();
+    e.completion_begin = r.pod<std::int32_t>();
+    e.completion_end = r.pod<std::int32_t>();
+    e.task = r.pod<std::int32_t>();
+    if (!valid_example(e, vocab_size, n_tasks)) return false;
+  }
+  return !out.empty();
+}
+
+// Fills everything but the tokenizer and template; false when the bytes are
+// not a valid entry (the caller rebuilds). A damaged file must never reach
+// training: the checksum catches damage, and should it miss, every count is
+// still checked against the bytes left, every index against what it indexes,
+// and the examples against their stored fingerprint.
 bool deserialize(const std::string& bytes, Dataset& ds) {
+  std::uint64_t sum = 0;
+  if (bytes.size() < sizeof(sum)) return false;
+  const size_t body = bytes.size() - sizeof(sum);
+  std::memcpy(&sum, bytes.data() + body, sizeof(sum));
+  if (Fnv1a().add(bytes.data(), body).value() != sum) return false;
   try {
-    Reader r(bytes);
+    Reader r(bytes.substr(0, body));
     const auto magic = r.pod<std::array<char, 4>>();
     if (std::memcmp(magic.data(), kMagic, 4) != 0 || r.pod<std::uint32_t>() != kCacheVersion) return false;
     if (r.str() != ds.tokenizer->fingerprint()) return false;
     ds.fingerprint = r.str();
-    ds.tasks.resize(r.pod<std::uint64_t>());
+    ds.tasks.resize(r.count(sizeof(std::uint64_t)));
     for (auto& t : ds.tasks) t = r.str();
-    for (auto* split : {&ds.train, &ds.eval}) {
-      split->resize(r.pod<std::uint64_t>());
-      for (auto& e : *split) {
-        e.ids = r.vec<std::int32_t>();
-        e.roles = r.vec<std::uint8_t>();
-        e.flags = r.vec<std::uint8_t>();
-        e.completion_begin = r.pod<std::int32_t>();
-        e.completion_end = r.pod<std::int32_t>();
-        e.task = r.pod<std::int32_t>();
-      }
+    const int vocab = ds.tokenizer->vocab_size();
+    if (!read_examples(r, vocab, ds.tasks.size(), ds.train) || !read_examples(r, vocab, ds.tasks.size(), ds.eval)) {
+      return false;
     }
     ds.train_eval = r.vec<std::int32_t>();
-    for (long* v : stat_counters(ds.stats)) *v = r.pod<std::int64_t>();
-    return true;
+    for (const auto i : ds.train_eval) {
+      if (i < 0 || static_cast<size_t>(i) >= ds.train.size()) return false;
+    }
+    for (long* v : stat_counters(ds.stats)) {
+      *v = r.pod<std::int64_t>();
+      if (*v < 0) return false;
+    }
+    return r.at_end() && dataset_fingerprint(ds) == ds.fingerprint;
   } catch (const std::runtime_error&) {
     return false;
   }

@@ -27,6 +27,11 @@ TEST_CASE("the CLI: bad input gives one line and exit status 2", "[slow][cli][er
   test::write_text(dir.file("bad.jsonl"), "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\"\n");
   one_line_error(test::run_masklab("train --set data.train=" + dir.file("bad.jsonl") + " --out " + dir.file("x")),
                  dir.file("bad.jsonl") + ":2: invalid JSON");
+  const std::string masked =
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": \"a\", \"weight\": 0}]}\n";
+  test::write_text(dir.file("masked.jsonl"), masked + masked + masked + masked + masked + masked + masked + masked);
+  one_line_error(test::run_masklab("train --set data.train=" + dir.file("masked.jsonl") + " --out " + dir.file("x")),
+                 dir.file("masked.jsonl") + ": no example has a completion token to train on");
   one_line_error(test::run_masklab("train --strategy full"), "--out");
   one_line_error(test::run_masklab("frobnicate"), "unknown command 'frobnicate'");
   CHECK_FALSE(std::filesystem::exists(dir.file("x/metrics.json")));
@@ -94,4 +99,27 @@ TEST_CASE("the shipped 3-turn chats train under assistant_only and last_turn_onl
   const auto report = test::run_masklab("report " + dir.file("sweep"));
   INFO(report.out);
   CHECK(report.exit_code == 0);
+}
+
+TEST_CASE("bench --strategies keeps the commas inside a spec (numbers and key=value and choices)", "[slow][cli][bench]") {
+  test::TempDir dir;
+  // Validation runs before any timing, so a bad last spec shows how the list was split.
+  const auto bad = test::run_masklab("bench --strategies weighted:0.1,system=0,wit:0.5,1,nosuch");
+  INFO(bad.out);
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.out, Catch::Contains("bad strategy 'nosuch'"));
+  CHECK_THAT(bad.out, !Catch::Contains("bad strategy 'system=0'"));
+
+  const auto r = test::run_masklab(
+      "bench --steps 1 --warmup 0 --strategies weighted:0.1,system=0,scheduled:1,0,cosine,full --json " +
+      dir.file("bench.json") +
+      " --set model.n_layers=1 --set model.d_model=32 --set model.n_heads=2 --set model.max_seq_len=64"
+      " --set train.batch_size=4 --set train.threads=1 --set data.train_size=16 --set data.eval_size=4");
+  INFO(r.out);
+  REQUIRE(r.exit_code == 0);
+  std::vector<std::string> specs;
+  const auto result = read_json_file(dir.file("bench.json"));
+  for (const auto& [spec, entry] : result["strategies"].items()) specs.push_back(spec);
+  std::sort(specs.begin(), specs.end());
+  CHECK(specs == std::vector<std::string>{"full", "scheduled:1,0,cosine", "weighted:0.1,system=0"});
 }

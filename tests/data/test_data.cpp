@@ -45,6 +45,7 @@ TEST_CASE("malformed data lines name file:line and the reason", "[fast][data][er
       {"{\"prompt\": 3, \"completion\": \"b\"}\n", ":2: field 'prompt' must be"},
       {"{\"prompt\": \"a\", \"completion\": \"\xff\xfe\"}\n", ":2: invalid UTF-8"},
       {"[1, 2]\n", ":2: each line must be a JSON object"},
+      {"{\"prompt\": \"a\", \"completion\": \"b\", \"task\": \"a.b\"}\n", ":2: task name 'a.b' must not contain '.'"},
   };
   for (const auto& [line, expected] : cases) {
     INFO(line);
@@ -172,4 +173,37 @@ TEST_CASE("bad chat data gives file:line and the reason", "[fast][formats][error
     const std::string msg = test::user_error_of([&] { load_jsonl(dir.file("bad.jsonl"), DataFormat::kAuto, false, "x", nullptr); });
     CHECK_THAT(msg, Catch::StartsWith(dir.file("bad.jsonl") + ":1: ") && Catch::Contains(expected));
   }
+}
+
+TEST_CASE("a data file's stem names its task with dots made '_'", "[fast][data][jsonl]") {
+  test::TempDir dir;
+  std::string lines;
+  for (int i = 0; i < 8; ++i) lines += "{\"prompt\": \"q" + std::to_string(i) + "\", \"completion\": \"a\"}\n";
+  test::write_text(dir.file("x.train.jsonl"), lines);
+  Config c = test::tiny_config();
+  c.data.train = dir.file("x.train.jsonl");
+  c.data.eval_fraction = 0.25;
+  CHECK(build_dataset(c).tasks == std::vector<std::string>{"x_train"});
+}
+
+TEST_CASE("a dataset with no trainable completion token is an error naming the file", "[fast][data][errors]") {
+  test::TempDir dir;
+  const std::string masked =
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": \"a\", \"weight\": 0}]}\n";
+  const std::string trained =
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": \"a\"}]}\n";
+  std::string all_masked;
+  for (int i = 0; i < 8; ++i) all_masked += masked;
+  test::write_text(dir.file("masked.jsonl"), all_masked);
+  test::write_text(dir.file("eval.jsonl"), trained + trained);
+  Config c = test::tiny_config();
+  c.data.train = dir.file("masked.jsonl");
+  c.data.eval = dir.file("eval.jsonl");  // trainable held-out data does not count
+  c.data.template_name = "chatml";
+  const std::string msg = test::user_error_of([&] { build_dataset(c); });
+  CHECK(msg == dir.file("masked.jsonl") +
+                   ": no example has a completion token to train on (every assistant message has weight 0?)");
+  // One trainable example among them is enough.
+  test::write_text(dir.file("masked.jsonl"), all_masked + trained);
+  CHECK_NOTHROW(build_dataset(c));
 }
