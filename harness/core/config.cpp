@@ -1,6 +1,7 @@
 #include "harness/core/config.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <sstream>
 
@@ -23,10 +24,20 @@ struct Convert<int> {
   static int from(const YAML::Node& n) { return n.as<int>(); }
   static YAML::Node to(int v) { return YAML::Node(v); }
 };
+// YAML reads .inf and .nan as numbers, and a range check in validate() is a
+// comparison that NaN passes; no setting means anything infinite either, so a
+// double must be finite to be read at all. The error says so whatever the
+// text was (.inf, inf, 1e999, abc).
+struct NotAFiniteNumber {};
+
 template <>
 struct Convert<double> {
   static constexpr const char* kType = "number";
-  static double from(const YAML::Node& n) { return n.as<double>(); }
+  static double from(const YAML::Node& n) {
+    double v = 0;
+    if (!YAML::convert<double>::decode(n, v) || !std::isfinite(v)) throw NotAFiniteNumber{};
+    return v;
+  }
   // Shortest text that reads back to the same double ("0.003", not "0.0030000000000000001").
   static YAML::Node to(double v) { return YAML::Node(fmt::format("{}", v)); }
 };
@@ -211,13 +222,18 @@ void set_field(Config& config, const std::string& key, const YAML::Node& value,
                const std::string& origin) {
   const Field* f = find_field(key);
   if (!f) unknown_key(key, origin);
-  try {
-    f->set(config, value);
-  } catch (const YAML::Exception&) {
+  auto wrong = [&](const std::string& expected) {
     std::string shown;
     if (value.IsScalar()) shown = value.Scalar();
     else shown = value.IsSequence() ? "a list" : value.IsMap() ? "a mapping" : "null";
-    throw UserError(fmt::format("{}: config key '{}' expects {}, got '{}'", origin, key, f->type, shown));
+    return UserError(fmt::format("{}: config key '{}' expects {}, got '{}'", origin, key, expected, shown));
+  };
+  try {
+    f->set(config, value);
+  } catch (const NotAFiniteNumber&) {
+    throw wrong("a finite number");
+  } catch (const YAML::Exception&) {
+    throw wrong(f->type);
   }
 }
 

@@ -85,6 +85,26 @@ TEST_CASE("a key given twice in a config file is an error naming file:line and t
   CHECK(r.out == "masklab: error: " + dir.file("a.yaml") + ":1: duplicate key 'steps'\n");
 }
 
+TEST_CASE("every number in the config is finite", "[fast][config][errors]") {
+  Config c;
+  for (const char* text : {".inf", "-.inf", ".Inf", "+.INF", ".nan", ".NaN", "inf", "nan", "-inf", "1e999", "abc", "[1]"}) {
+    const std::string shown = text[0] == '[' ? "a list" : text;
+    CHECK(test::user_error_of([&] { apply_override(c, std::string("train.lr=") + text); }) ==
+          "--set train.lr: config key 'train.lr' expects a finite number, got '" + shown + "'");
+  }
+  CHECK(c.train.lr == Config().train.lr);
+
+  test::TempDir dir;
+  test::write_text(dir.file("c.yaml"), "model:\n  dropout: 0.1\ntrain:\n  lr: .inf\n");
+  CHECK(test::user_error_of([&] { load_config_file(c, dir.file("c.yaml")); }) ==
+        dir.file("c.yaml") + ":4: config key 'train.lr' expects a finite number, got '.inf'");
+  test::write_text(dir.file("d.yaml"), "data: {eval_fraction: .nan}\n");
+  CHECK(test::user_error_of([&] { load_config_file(c, dir.file("d.yaml")); }) ==
+        dir.file("d.yaml") + ":1: config key 'data.eval_fraction' expects a finite number, got '.nan'");
+  apply_override(c, "train.lr=1e-3");
+  CHECK(c.train.lr == 1e-3);
+}
+
 TEST_CASE("cross-field rules are checked", "[fast][config][errors]") {
   Config c;
   c.model.d_model = 30;
