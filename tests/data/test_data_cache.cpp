@@ -12,14 +12,24 @@
 
 using namespace masklab;
 
-TEST_CASE("the dataset cache hits on a second load and misses after the data changes", "[fast][formats][cache]") {
-  test::TempDir dir;
+namespace {
+
+// Four three-turn chats in DIR/d.jsonl under the chatml template, a quarter held out.
+Config chat_config(const test::TempDir& dir) {
   test::write_text(dir.file("d.jsonl"), test::kThreeTurns + std::string(test::kThreeTurns) + test::kThreeTurns + test::kThreeTurns);
   Config c = test::tiny_config();
   c.data.train = dir.file("d.jsonl");
   c.data.eval_fraction = 0.25;
   c.data.template_name = "chatml";
   c.model.max_seq_len = 128;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("the dataset cache hits on a second load and misses after the data changes", "[fast][formats][cache]") {
+  test::TempDir dir;
+  Config c = chat_config(dir);
   bool hit = true;
   const Dataset first = load_dataset(c, dir.file("cache"), &hit);
   CHECK_FALSE(hit);
@@ -40,12 +50,7 @@ TEST_CASE("the dataset cache hits on a second load and misses after the data cha
 
 TEST_CASE("a damaged dataset cache file is rebuilt, never trusted or crashed on", "[fast][cache]") {
   test::TempDir dir;
-  test::write_text(dir.file("d.jsonl"), test::kThreeTurns + std::string(test::kThreeTurns) + test::kThreeTurns + test::kThreeTurns);
-  Config c = test::tiny_config();
-  c.data.train = dir.file("d.jsonl");
-  c.data.eval_fraction = 0.25;
-  c.data.template_name = "chatml";
-  c.model.max_seq_len = 128;
+  Config c = chat_config(dir);
   const Dataset fresh = build_dataset(c);
   load_dataset(c, dir.file("cache"), nullptr);
   const auto entries = std::filesystem::directory_iterator(dir.file("cache"));
