@@ -15,8 +15,11 @@ deps:
 	@scripts/install-deps.sh
 
 # After deps, so that two apt runs never overlap under make -j.
+# The PyPI reference environment (scripts/python-env.sh) lives outside the
+# clone, under ~/.cache/masklab/, and is reused by every later run.
 test-deps: deps
 	@scripts/install-deps.sh --test
+	@scripts/python-env.sh > /dev/null
 
 $(BUILD_DIR)/build.ninja: | deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS)

@@ -110,6 +110,20 @@ void require_python_module(const std::string& module, const std::string& debian_
   }
 }
 
+std::string venv_python() {
+  // The path is computed at configure time by `scripts/python-env.sh --path`
+  // (tests/CMakeLists.txt), the same hash of scripts/requirements.txt.
+  const std::string python = MASKLAB_VENV_PYTHON;
+  if (!std::filesystem::exists(python)) {
+    FAIL("missing the PyPI test environment " + python + ": `make test-deps` (scripts/python-env.sh) builds it");
+  }
+  return python;
+}
+
+CommandResult run_venv_python(const std::string& script, const std::string& args) {
+  return run_shell(venv_python() + " " + std::string(MASKLAB_SOURCE_DIR) + "/tests/python/" + script + " " + args);
+}
+
 TokenizedExample byte_example(const std::string& prompt, const std::string& completion,
                               const std::string& template_name) {
   Example ex;

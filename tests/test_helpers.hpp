@@ -56,6 +56,14 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
 // /usr/bin/python3 cannot import `module` (scripts/install-deps.sh installs it).
 void require_python_module(const std::string& module, const std::string& debian_package);
 
+// The python of the pinned PyPI environment (scripts/python-env.sh: PyTorch,
+// transformers, tokenizers, safetensors, sentencepiece). Fails the current
+// test with one line when it has not been built (`make test-deps` builds it).
+std::string venv_python();
+
+// Runs `script` (a path under tests/python/) with venv_python() and `args`.
+CommandResult run_venv_python(const std::string& script, const std::string& args);
+
 // A hand-built example: prompt/completion through the given template and the byte tokenizer.
 TokenizedExample byte_example(const std::string& prompt, const std::string& completion,
                               const std::string& template_name = "plain");

@@ -89,6 +89,10 @@ class SentencePieceTokenizer final : public Tokenizer {
 
 }  // namespace
 
+void Tokenizer::save_pretrained(const std::string& dir) const {
+  throw UserError("--save-model: this tokenizer cannot yet be written to '" + dir + "'");
+}
+
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
   if (spec.empty() || spec == "byte") return std::make_unique<ByteTokenizer>();
   return std::make_unique<SentencePieceTokenizer>(spec);

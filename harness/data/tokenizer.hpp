@@ -25,6 +25,11 @@ class Tokenizer {
   virtual std::string decode(const std::vector<std::int32_t>& ids) const = 0;
   // Identifies the tokenizer's exact behaviour, for dataset cache keys.
   virtual std::string fingerprint() const = 0;
+  // Writes the tokenizer's files into the existing folder `dir` in the
+  // Hugging Face layout (tokenizer.json or tokenizer.model,
+  // tokenizer_config.json, special_tokens_map.json), so that a saved model
+  // carries the tokenizer it was trained with.
+  virtual void save_pretrained(const std::string& dir) const;
 };
 
 // "byte" (the default: 256 bytes + <pad>, <bos>, <eos>) or a path to a
