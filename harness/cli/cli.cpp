@@ -17,7 +17,9 @@
 
 
 #include "harness/cli/bench.hpp"
+#include "harness/cli/score.hpp"
 #include "harness/core/config.hpp"
+#include "harness/core/hf_config.hpp"
 #include "harness/data/chat_template.hpp"
 #include "harness/data/data.hpp"
 #include "harness/data/data_cache.hpp"
@@ -53,6 +55,7 @@ constexpr const char* kUsage =
     "  strategies   list the loss-masking strategies and their parameters\n"
     "  tasks        list the built-in tasks\n"
     "  config       print the resolved config (defaults, --config, --set)\n"
+    "  score        per-example prompt and completion NLL of a saved or Hugging Face model\n"
     "\n"
     "`masklab <command> --help` describes each command.\n";
 
@@ -84,13 +87,17 @@ void add_config_options(po::options_description& options) {
       ("set", po::value<std::vector<std::string>>()->composing(), "override one key: --set section.key=value (repeatable)");
 }
 
-// Defaults, then --config, then each --set in order.
-Config resolve_config(const po::variables_map& vm) {
+// Defaults, then --config, then each --set in order, then (when
+// `init_from` is given) model.init_from; then model.* from a Hugging Face
+// model folder (resolve_init_from).
+Config resolve_config(const po::variables_map& vm, const std::string& init_from = "") {
   Config config;
   if (vm.count("config")) load_config_file(config, vm["config"].as<std::string>());
   if (vm.count("set")) {
     for (const auto& assignment : vm["set"].as<std::vector<std::string>>()) apply_override(config, assignment);
   }
+  if (!init_from.empty()) apply_value(config, "model.init_from", init_from, "MODEL");
+  resolve_init_from(config);
   return config;
 }
 
@@ -109,7 +116,7 @@ int cmd_train(const std::vector<std::string>& args) {
       ("seed", po::value<int>(), "run seed (initial weights, batch order, dropout)")
       ("device", po::value<std::string>(), "auto | cpu | cuda | cuda:N (same as --set train.device=...)")
       ("out", po::value<std::string>()->required(), "run directory for the record")
-      ("save-model", "also write the final weights to DIR/model.pt")
+      ("save-model", "also write the final model to DIR/model.pt and DIR/model/ (Hugging Face layout)")
       ("skip-invalid", "skip and count malformed data lines (same as --set data.skip_invalid=true)")
       ("cache", po::value<std::string>(), "dataset cache directory (tokenized data keyed by content)");
   po::variables_map vm;
@@ -407,6 +414,36 @@ int cmd_tasks(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_score(const std::vector<std::string>& args) {
+  po::options_description options("score options");
+  options.add_options()("help,h", "show this help");
+  add_config_options(options);
+  options.add_options()
+      ("model", po::value<std::string>()->required(), "model folder: config.json + safetensors (saved by --save-model, or Hugging Face)")
+      ("data", po::value<std::string>()->required(), "JSONL file in any format masklab reads")
+      ("out", po::value<std::string>()->required(), "FILE.jsonl: one line per example")
+      ("tokens", "also write each example's ids, label roles and per-label NLL");
+  po::positional_options_description positional;
+  positional.add("model", 1).add("data", 1);
+  po::variables_map vm;
+  const std::string usage =
+      "usage: masklab score MODEL DATA --out FILE.jsonl [--config F] [--set key=value]... [--tokens]\n"
+      "\n"
+      "Teacher-forced NLL of every example under MODEL, with the tokenizer (MODEL's\n"
+      "unless data.tokenizer is set), template and truncation a run would use. Per\n"
+      "example: index, task, prompt_tokens, completion_tokens, prompt_nll and\n"
+      "completion_nll (sums over the labels of user/system and assistant/end-marker\n"
+      "roles, as the evaluator counts them).";
+  if (!parse_options(args, options, positional, vm, usage)) return 0;
+  const Config config = resolve_config(vm, vm["model"].as<std::string>());
+  ScoreOptions o;
+  o.data = vm["data"].as<std::string>();
+  o.out = vm["out"].as<std::string>();
+  o.tokens = vm.count("tokens") > 0;
+  run_score(config, o);
+  return 0;
+}
+
 int cmd_config(const std::vector<std::string>& args) {
   po::options_description options("config options");
   options.add_options()("help,h", "show this help");
@@ -438,11 +475,11 @@ int cli_main(int argc, char** argv) {
   using Command = int (*)(const std::vector<std::string>&);
   const std::map<std::string, Command> commands = {
       {"train", cmd_train}, {"sweep", cmd_sweep}, {"report", cmd_report}, {"inspect", cmd_inspect},
-      {"tokenizer", cmd_tokenizer}, {"bench", cmd_bench}, {"strategies", cmd_strategies}, {"tasks", cmd_tasks}, {"config", cmd_config}};
+      {"tokenizer", cmd_tokenizer}, {"bench", cmd_bench}, {"strategies", cmd_strategies}, {"tasks", cmd_tasks}, {"config", cmd_config}, {"score", cmd_score}};
   try {
     auto it = commands.find(command);
     if (it == commands.end()) {
-      throw UserError("unknown command '" + command + "' (commands: train, sweep, report, inspect, tokenizer, bench, strategies, tasks, config)");
+      throw UserError("unknown command '" + command + "' (commands: train, sweep, report, inspect, tokenizer, bench, strategies, tasks, config, score)");
     }
     return it->second(args);
   } catch (const UserError& e) {

@@ -98,6 +98,8 @@ struct Convert<MlpKind> : ConvertEnum<MlpKind> {};
 template <>
 struct Convert<DataFormat> : ConvertEnum<DataFormat> {};
 template <>
+struct Convert<RopeScaling> : ConvertEnum<RopeScaling> {};
+template <>
 struct Convert<Truncation> : ConvertEnum<Truncation> {};
 template <>
 struct Convert<Normalization> : ConvertEnum<Normalization> {};
@@ -150,8 +152,23 @@ const std::vector<Field>& fields() {
       MASKLAB_FIELD("model.dropout", model.dropout, "dropout on attention and MLP outputs"),
       MASKLAB_FIELD("model.rope_theta", model.rope_theta, "RoPE base"),
       MASKLAB_FIELD("model.init_std", model.init_std, "std of the normal initialization"),
-      MASKLAB_FIELD("model.init_from", model.init_from, "start from model.pt saved by --save-model"),
+      MASKLAB_FIELD("model.init_from", model.init_from, "start from model.pt, or a Hugging Face model folder (config.json + safetensors)"),
       MASKLAB_FIELD("model.vocab_size", model.vocab_size, "embedding rows; 0 = the tokenizer's, larger pads (e.g. 32768)"),
+      MASKLAB_FIELD("model.n_kv_heads", model.n_kv_heads, "key/value heads (grouped-query attention); 0 = n_heads"),
+      MASKLAB_FIELD("model.head_dim", model.head_dim, "width of one head; 0 = d_model / n_heads"),
+      MASKLAB_FIELD("model.attention_bias", model.attention_bias, "biases on q, k, v and output projections"),
+      MASKLAB_FIELD("model.qkv_bias", model.qkv_bias, "biases on q, k and v only (Qwen2)"),
+      MASKLAB_FIELD("model.qk_norm", model.qk_norm, "RMSNorm on q and k per head before RoPE (Qwen3)"),
+      MASKLAB_FIELD("model.norm_eps", model.norm_eps, "RMSNorm epsilon"),
+      MASKLAB_FIELD("model.rope_scaling", model.rope_scaling, "RoPE frequency scaling: none, linear or llama3"),
+      MASKLAB_FIELD("model.rope_factor", model.rope_factor, "linear/llama3 RoPE scaling factor"),
+      MASKLAB_FIELD("model.rope_low_freq_factor", model.rope_low_freq_factor, "llama3 RoPE low_freq_factor"),
+      MASKLAB_FIELD("model.rope_high_freq_factor", model.rope_high_freq_factor, "llama3 RoPE high_freq_factor"),
+      MASKLAB_FIELD("model.rope_original_max_len", model.rope_original_max_len, "llama3 RoPE original_max_position_embeddings"),
+      MASKLAB_FIELD("model.max_positions", model.max_positions, "the checkpoint's max_position_embeddings; 0 = max_seq_len"),
+      MASKLAB_FIELD("model.sliding_window", model.sliding_window, "the checkpoint's attention window; 0 = none"),
+      MASKLAB_FIELD("model.architecture", model.architecture, "Hugging Face architecture of model.init_from; empty = masklab's own"),
+      MASKLAB_FIELD("model.checkpoint_activations", model.checkpoint_activations, "recompute each block in backward (less memory, ~1/3 more compute)"),
       MASKLAB_FIELD("train.steps", train.steps, "optimizer steps"),
       MASKLAB_FIELD("train.batch_size", train.batch_size, "examples per micro-batch"),
       MASKLAB_FIELD("train.grad_accum", train.grad_accum, "micro-batches per optimizer step"),
@@ -230,6 +247,7 @@ void set_field(Config& config, const std::string& key, const YAML::Node& value,
   };
   try {
     f->set(config, value);
+    if (!config.was_set(key)) config.explicit_keys.push_back(key);
   } catch (const NotAFiniteNumber&) {
     throw wrong("a finite number");
   } catch (const YAML::Exception&) {
@@ -238,6 +256,10 @@ void set_field(Config& config, const std::string& key, const YAML::Node& value,
 }
 
 }  // namespace
+
+bool Config::was_set(const std::string& key) const {
+  return std::find(explicit_keys.begin(), explicit_keys.end(), key) != explicit_keys.end();
+}
 
 std::string device_name(const DeviceSetting& device) {
   std::string name(name_of(device.kind));
@@ -311,6 +333,54 @@ void apply_override(Config& config, const std::string& assignment) {
   apply_value(config, key, assignment.substr(eq + 1), "--set " + key);
 }
 
+namespace {
+
+UserError bad_key(const std::string& key, const std::string& why) { return UserError("config key '" + key + "': " + why); }
+
+void validate_model(const ModelConfig& m) {
+  auto at_least = [](const std::string& key, double v, double low) {
+    if (!(v >= low)) throw bad_key(key, fmt::format(low > 0 ? "must be positive, got {}" : "must be >= 0, got {}", v));
+  };
+  at_least("model.n_layers", m.n_layers, 1);
+  at_least("model.d_model", m.d_model, 1);
+  at_least("model.n_heads", m.n_heads, 1);
+  at_least("model.d_ff", m.d_ff, 0);
+  at_least("model.max_seq_len", m.max_seq_len, 1);
+  at_least("model.n_kv_heads", m.n_kv_heads, 0);
+  at_least("model.head_dim", m.head_dim, 0);
+  at_least("model.max_positions", m.max_positions, 0);
+  at_least("model.sliding_window", m.sliding_window, 0);
+  if (m.head_dim == 0 && (m.d_model % m.n_heads != 0 || (m.d_model / m.n_heads) % 2 != 0)) {
+    throw bad_key("model.n_heads", fmt::format("d_model {} must split into {} heads of even width (RoPE)",
+                                               m.d_model, m.n_heads));
+  }
+  if (m.head_dim % 2 != 0) throw bad_key("model.head_dim", fmt::format("{} must be even (RoPE)", m.head_dim));
+  if (m.n_kv_heads > 0 && m.n_heads % m.n_kv_heads != 0) {
+    throw bad_key("model.n_kv_heads", fmt::format("{} must divide model.n_heads {}", m.n_kv_heads, m.n_heads));
+  }
+  if (m.dropout < 0 || m.dropout >= 1) throw bad_key("model.dropout", "must be in [0, 1)");
+  if (!(m.init_std > 0)) throw bad_key("model.init_std", fmt::format("must be positive, got {}", m.init_std));
+  if (!(m.norm_eps > 0)) throw bad_key("model.norm_eps", fmt::format("must be positive, got {}", m.norm_eps));
+  if (!(m.rope_factor > 0)) throw bad_key("model.rope_factor", fmt::format("must be positive, got {}", m.rope_factor));
+  if (m.rope_scaling == RopeScaling::kLlama3 && !(m.rope_high_freq_factor > m.rope_low_freq_factor)) {
+    throw bad_key("model.rope_high_freq_factor", "must exceed model.rope_low_freq_factor");
+  }
+  at_least("model.rope_original_max_len", m.rope_original_max_len, 1);
+  if (m.max_positions > 0 && m.max_seq_len > m.max_positions) {
+    throw bad_key("model.max_seq_len", fmt::format("{} exceeds the checkpoint's max_position_embeddings {}",
+                                                   m.max_seq_len, m.max_positions));
+  }
+  if (m.sliding_window > 0 && m.sliding_window < m.max_seq_len) {
+    // A window shorter than the rows changes which positions attend to which;
+    // masklab's attention has no window, so its results would differ.
+    throw bad_key("model.max_seq_len", fmt::format("{} exceeds the checkpoint's sliding_window {}: masklab "
+                                                   "attends over whole rows; set model.max_seq_len <= {}",
+                                                   m.max_seq_len, m.sliding_window, m.sliding_window));
+  }
+}
+
+}  // namespace
+
 void validate(const Config& c) {
   auto bad = [](const std::string& key, const std::string& why) {
     return UserError("config key '" + key + "': " + why);
@@ -321,17 +391,7 @@ void validate(const Config& c) {
   auto non_negative = [&](const std::string& key, double v) {
     if (!(v >= 0)) throw bad(key, fmt::format("must be >= 0, got {}", v));
   };
-  positive("model.n_layers", c.model.n_layers);
-  positive("model.d_model", c.model.d_model);
-  positive("model.n_heads", c.model.n_heads);
-  non_negative("model.d_ff", c.model.d_ff);
-  positive("model.max_seq_len", c.model.max_seq_len);
-  if (c.model.d_model % c.model.n_heads != 0 || (c.model.d_model / c.model.n_heads) % 2 != 0) {
-    throw bad("model.n_heads", fmt::format("d_model {} must split into {} heads of even width (RoPE)",
-                                           c.model.d_model, c.model.n_heads));
-  }
-  if (c.model.dropout < 0 || c.model.dropout >= 1) throw bad("model.dropout", "must be in [0, 1)");
-  positive("model.init_std", c.model.init_std);
+  validate_model(c.model);
   non_negative("train.steps", c.train.steps);
   positive("train.batch_size", c.train.batch_size);
   positive("train.grad_accum", c.train.grad_accum);

@@ -23,6 +23,7 @@ namespace masklab {
 // the key through it once, and errors list the canonical names.
 
 enum class MlpKind { kSwiGLU, kGelu };
+enum class RopeScaling { kNone, kLinear, kLlama3 };  // RoPE frequency scaling, as transformers computes it
 enum class DeviceKind { kAuto, kCpu, kCuda };
 enum class DataFormat { kAuto, kPromptCompletion, kChat, kAlpaca, kText };  // JSONL formats
 enum class Truncation { kLeft, kSkip };
@@ -36,6 +37,11 @@ template <>
 struct EnumNames<MlpKind> {
   static constexpr std::array<std::pair<MlpKind, std::string_view>, 2> kNames{
       {{MlpKind::kSwiGLU, "swiglu"}, {MlpKind::kGelu, "gelu"}}};
+};
+template <>
+struct EnumNames<RopeScaling> {
+  static constexpr std::array<std::pair<RopeScaling, std::string_view>, 3> kNames{
+      {{RopeScaling::kNone, "none"}, {RopeScaling::kLinear, "linear"}, {RopeScaling::kLlama3, "llama3"}}};
 };
 template <>
 struct EnumNames<DeviceKind> {
@@ -85,8 +91,25 @@ struct ModelConfig {
   double dropout = 0.0;          // on attention output and MLP output
   double rope_theta = 10000.0;   // RoPE base
   double init_std = 0.02;        // std of normal init; output projections are scaled by 1/sqrt(2*n_layers)
-  std::string init_from;         // model.pt from a run saved with --save-model; "" = random init
+  std::string init_from;         // model.pt, or a Hugging Face model folder (config.json + safetensors); "" = random init
   int vocab_size = 0;            // embedding rows; 0 = the tokenizer's; larger pads the vocabulary
+  // Shapes of pretrained LLaMA-family models (harness/core/hf_config.hpp
+  // fills them from config.json); the defaults keep masklab's own model.
+  int n_kv_heads = 0;            // key/value heads (grouped-query attention); 0 = n_heads
+  int head_dim = 0;              // width of one head; 0 = d_model / n_heads
+  bool attention_bias = false;   // biases on the q, k, v and output projections (Llama's attention_bias)
+  bool qkv_bias = false;         // biases on q, k and v only (Qwen2)
+  bool qk_norm = false;          // RMSNorm over head_dim on q and k before RoPE (Qwen3)
+  double norm_eps = 1e-6;        // RMSNorm epsilon
+  RopeScaling rope_scaling = RopeScaling::kNone;
+  double rope_factor = 8.0;      // linear and llama3: frequencies divided by this
+  double rope_low_freq_factor = 1.0;   // llama3
+  double rope_high_freq_factor = 4.0;  // llama3
+  int rope_original_max_len = 8192;    // llama3: original_max_position_embeddings
+  int max_positions = 0;         // the checkpoint's max_position_embeddings; 0 = max_seq_len
+  int sliding_window = 0;        // the checkpoint's attention window; 0 = none (must cover max_seq_len)
+  std::string architecture;      // Hugging Face architecture the weights come from; "" = masklab's own
+  bool checkpoint_activations = false;  // recompute each block in backward instead of keeping its activations
 };
 
 struct TrainConfig {
@@ -138,6 +161,11 @@ struct EvalConfig {
 };
 
 struct Config {
+  // Keys a config file or --set gave explicitly (not a setting; never saved):
+  // resolve_init_from() checks them against the checkpoint's config.json.
+  std::vector<std::string> explicit_keys;
+  bool was_set(const std::string& key) const;
+
   std::string strategy = "completion_only";  // strategy spec, see `masklab strategies`
   int seed = 1;                  // run seed: init, batch order, dropout
   ModelConfig model;

@@ -1,6 +1,7 @@
 #include "harness/train/model.hpp"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -11,6 +12,7 @@
 #include "harness/core/errors.hpp"
 #include "harness/core/files.hpp"
 #include "harness/core/hashing.hpp"
+#include "harness/train/checkpoint.hpp"
 
 namespace masklab {
 
@@ -42,10 +44,19 @@ torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const tor
 
 }  // namespace
 
-AttentionImpl::AttentionImpl(int64_t d_model, int64_t heads, double dropout_p)
-    : n_heads(heads), dropout(dropout_p) {
-  qkv = register_parameter("qkv", torch::empty({3 * d_model, d_model}));
-  proj = register_parameter("proj", torch::empty({d_model, d_model}));
+AttentionImpl::AttentionImpl(const ModelConfig& c)
+    : n_heads(c.n_heads), n_kv_heads(resolved_kv_heads(c)), head_dim(resolved_head_dim(c)), dropout(c.dropout) {
+  const int64_t q_width = n_heads * head_dim, kv_width = n_kv_heads * head_dim;
+  // Registration order is the initialization order: qkv, then proj, as
+  // before the optional parts existed, so the default model is unchanged.
+  qkv = register_parameter("qkv", torch::empty({q_width + 2 * kv_width, c.d_model}));
+  if (c.attention_bias || c.qkv_bias) qkv_bias = register_parameter("qkv_bias", torch::zeros({q_width + 2 * kv_width}));
+  proj = register_parameter("proj", torch::empty({c.d_model, q_width}));
+  if (c.attention_bias) proj_bias = register_parameter("proj_bias", torch::zeros({c.d_model}));
+  if (c.qk_norm) {
+    q_norm = register_module("q_norm", RMSNorm(head_dim, c.norm_eps));
+    k_norm = register_module("k_norm", RMSNorm(head_dim, c.norm_eps));
+  }
 }
 
 namespace {
@@ -74,17 +85,29 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                      const torch::Tensor& mask, const torch::Tensor& rows) {
-  const int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = n_heads, D = C / H;
-  // split (not three selects): its backward is one cat, not three full-size zero tensors.
-  const auto parts = cast_linear(x, qkv).split(C, -1);                       // 3 x (B, T, C)
-  auto heads = [&](const torch::Tensor& t) { return t.view({B, T, H, D}).transpose(1, 2); };  // (B, H, T, D)
-  const auto q = rotate(heads(parts[0]), cos, sin);
-  const auto k = rotate(heads(parts[1]), cos, sin);
-  const auto v = heads(parts[2]);
+  const int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = n_heads, K = n_kv_heads, D = head_dim;
+  auto projected = qkv_bias.defined() ? torch::linear(x, qkv.to(x.scalar_type()), qkv_bias.to(x.scalar_type()))
+                                      : cast_linear(x, qkv);  // (B, T, H*D + 2*K*D)
+  // split (not selects): its backward is one cat, not three full-size zero tensors.
+  const auto parts = projected.split_with_sizes({H * D, K * D, K * D}, -1);
+  auto heads = [&](const torch::Tensor& t, int64_t n, RMSNorm& norm) {
+    auto h = t.view({B, T, n, D});
+    if (!norm.is_empty()) h = norm(h);  // Qwen3: per-head RMSNorm before RoPE
+    return h.transpose(1, 2);           // (B, n, T, D)
+  };
+  RMSNorm no_norm{nullptr};
+  const auto q = rotate(heads(parts[0], H, q_norm), cos, sin);  // (B, H, T, D)
+  auto k = rotate(heads(parts[1], K, k_norm), cos, sin);        // (B, K, T, D)
+  auto v = heads(parts[2], K, no_norm);
+  if (K != H) {  // grouped-query attention: query head h reads key/value head h / (H/K)
+    k = k.repeat_interleave(H / K, /*dim=*/1);
+    v = v.repeat_interleave(H / K, /*dim=*/1);
+  }
   const double p = is_training() ? dropout : 0.0;
-  auto y = attend(q, k, v, mask, p).transpose(1, 2).reshape({B * T, C});  // (B*T, C)
-  if (rows.defined()) y = y.index_select(0, rows);                         // (N, C)
-  y = cast_linear(y, proj);
+  auto y = attend(q, k, v, mask, p).transpose(1, 2).reshape({B * T, H * D});  // (B*T, H*D)
+  if (rows.defined()) y = y.index_select(0, rows);                             // (N, H*D)
+  y = proj_bias.defined() ? torch::linear(y, proj.to(y.scalar_type()), proj_bias.to(y.scalar_type()))
+                          : cast_linear(y, proj);
   if (p > 0) y = torch::dropout(y, p, /*train=*/true);
   return rows.defined() ? y : y.view({B, T, C});
 }
@@ -109,9 +132,9 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
 }
 
 BlockImpl::BlockImpl(const ModelConfig& c, int64_t d_ff)
-    : norm1(register_module("norm1", RMSNorm(c.d_model))),
-      attn(register_module("attn", Attention(c.d_model, c.n_heads, c.dropout))),
-      norm2(register_module("norm2", RMSNorm(c.d_model))),
+    : norm1(register_module("norm1", RMSNorm(c.d_model, c.norm_eps))),
+      attn(register_module("attn", Attention(c))),
+      norm2(register_module("norm2", RMSNorm(c.d_model, c.norm_eps))),
       mlp(register_module("mlp", Mlp(c.d_model, d_ff, c.mlp == MlpKind::kSwiGLU, c.dropout))) {}
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
@@ -121,6 +144,56 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& co
   return h + mlp(norm2(h));
 }
 
+namespace {
+
+// LibTorch C++ has no torch.utils.checkpoint: this is its reentrant form.
+// forward runs under no-grad (Function::apply disables it), so the block's
+// activations are freed; backward re-runs the block with grad enabled from
+// the saved input and the saved RNG state, then back-propagates into its
+// parameters (their .grad accumulates) and returns the input's gradient.
+struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
+                               const torch::Tensor& sin, const torch::Tensor& mask, const torch::Tensor& rows,
+                               BlockImpl* block) {
+    auto gen = at::globalContext().defaultGenerator(x.device());
+    ctx->saved_data["rng"] = gen.get_state();
+    ctx->saved_data["block"] = reinterpret_cast<std::int64_t>(block);
+    ctx->saved_data["mask"] = mask.defined() ? mask : torch::Tensor();
+    ctx->saved_data["has_mask"] = mask.defined();
+    ctx->saved_data["rows"] = rows.defined() ? rows : torch::Tensor();
+    ctx->saved_data["has_rows"] = rows.defined();
+    ctx->save_for_backward({x, cos, sin});
+    return block->forward(x, cos, sin, mask, rows);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    const auto saved = ctx->get_saved_variables();
+    auto* block = reinterpret_cast<BlockImpl*>(ctx->saved_data["block"].toInt());
+    const auto mask = ctx->saved_data["has_mask"].toBool() ? ctx->saved_data["mask"].toTensor() : torch::Tensor();
+    const auto rows = ctx->saved_data["has_rows"].toBool() ? ctx->saved_data["rows"].toTensor() : torch::Tensor();
+    auto gen = at::globalContext().defaultGenerator(saved[0].device());
+    const auto rng_now = gen.get_state();
+    gen.set_state(ctx->saved_data["rng"].toTensor());  // the same dropout masks as the first run
+    const auto x = saved[0].detach().requires_grad_(true);
+    torch::Tensor y;
+    {
+      torch::AutoGradMode enable(true);
+      y = block->forward(x, saved[1], saved[2], mask, rows);
+    }
+    gen.set_state(rng_now);  // later draws as if the block had run once
+    torch::autograd::backward({y}, {grad_out[0]});
+    return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor checkpointed_block(BlockImpl& block, const torch::Tensor& x, const torch::Tensor& cos,
+                                 const torch::Tensor& sin, const torch::Tensor& mask, const torch::Tensor& rows) {
+  return CheckpointedBlock::apply(x, cos, sin, mask, rows, &block);
+}
+
 int64_t resolved_d_ff(const ModelConfig& c) {
   if (c.d_ff > 0) return c.d_ff;
   if (c.mlp == MlpKind::kGelu) return 4 * c.d_model;
@@ -128,18 +201,36 @@ int64_t resolved_d_ff(const ModelConfig& c) {
   return (raw + 15) / 16 * 16;
 }
 
+int64_t resolved_kv_heads(const ModelConfig& c) { return c.n_kv_heads > 0 ? c.n_kv_heads : c.n_heads; }
+int64_t resolved_head_dim(const ModelConfig& c) { return c.head_dim > 0 ? c.head_dim : c.d_model / c.n_heads; }
+
+torch::Tensor rope_inv_freq(const ModelConfig& c) {
+  // angle(t, i) = t * theta^(-2i/D).
+  const int64_t D = resolved_head_dim(c);
+  auto inv_freq = torch::pow(c.rope_theta, -torch::arange(0, D, 2, torch::kDouble) / static_cast<double>(D));
+  if (c.rope_scaling == RopeScaling::kLinear) return inv_freq / c.rope_factor;
+  if (c.rope_scaling != RopeScaling::kLlama3) return inv_freq;
+  // transformers' _compute_llama3_parameters: long wavelengths are slowed by
+  // `factor`, short ones kept, the band between interpolated.
+  const double old_len = c.rope_original_max_len;
+  const double low_wavelen = old_len / c.rope_low_freq_factor, high_wavelen = old_len / c.rope_high_freq_factor;
+  const auto wavelen = 2 * M_PI / inv_freq;
+  auto scaled = torch::where(wavelen > low_wavelen, inv_freq / c.rope_factor, inv_freq);
+  const auto smooth = (old_len / wavelen - c.rope_low_freq_factor) / (c.rope_high_freq_factor - c.rope_low_freq_factor);
+  const auto smoothed = (1 - smooth) * scaled / c.rope_factor + smooth * scaled;
+  const auto medium = wavelen.ge(high_wavelen).logical_and(wavelen.le(low_wavelen));
+  return torch::where(medium, smoothed, scaled);
+}
+
 TransformerImpl::TransformerImpl(const ModelConfig& c, int64_t vocab)
     : config(c),
       vocab_size(vocab),
       embed(register_module("embed", torch::nn::Embedding(vocab, c.d_model))),
       blocks(register_module("blocks", torch::nn::ModuleList())),
-      norm_f(register_module("norm_f", RMSNorm(c.d_model))) {
+      norm_f(register_module("norm_f", RMSNorm(c.d_model, c.norm_eps))) {
   for (int i = 0; i < c.n_layers; ++i) blocks->push_back(Block(c, resolved_d_ff(c)));
   if (!c.tie_embeddings) lm_head = register_parameter("lm_head", torch::empty({vocab, c.d_model}));
-  // RoPE tables: angle(t, i) = t * theta^(-2i/D).
-  const int64_t D = c.d_model / c.n_heads;
-  const auto inv_freq =
-      torch::pow(c.rope_theta, -torch::arange(0, D, 2, torch::kDouble) / static_cast<double>(D));
+  const auto inv_freq = rope_inv_freq(c);  // (D/2)
   const auto angles = torch::outer(torch::arange(c.max_seq_len, torch::kDouble), inv_freq);  // (T, D/2)
   rope_cos = register_buffer("rope_cos", angles.cos().to(torch::kFloat));
   rope_sin = register_buffer("rope_sin", angles.sin().to(torch::kFloat));
@@ -164,8 +255,12 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, const tor
   // over every position (the keys and values are needed anyway), then its
   // output projection and the MLP only at the selected rows.
   const size_t L = blocks->size();
+  const bool recompute = config.checkpoint_activations && is_training() && torch::GradMode::is_enabled();
   for (size_t i = 0; i < L; ++i) {
-    x = blocks[i]->as<Block>()->forward(x, cos, sin, mask, i + 1 == L ? rows : torch::Tensor());
+    auto* block = blocks[i]->as<Block>();
+    const auto block_rows = i + 1 == L ? rows : torch::Tensor();
+    x = recompute ? checkpointed_block(*block, x, cos, sin, mask, block_rows)
+                  : block->forward(x, cos, sin, mask, block_rows);
   }
   return norm_f(x);  // (B, T, C), or (N, C) with rows
 }
@@ -181,7 +276,9 @@ void TransformerImpl::initialize(std::uint64_t seed) {
     const std::string& name = item.key();
     auto& p = item.value();
     TORCH_CHECK(p.device().is_cpu(), "initialize() must run before the model moves to a device");
-    if (p.dim() == 1) {
+    if (name.size() >= 5 && name.compare(name.size() - 5, 5, "_bias") == 0) {
+      p.zero_();  // attention biases start at zero (transformers' init does the same)
+    } else if (p.dim() == 1) {
       p.fill_(1.0);  // norm gains
     } else if (name.size() >= 4 && (name.rfind(".proj") == name.size() - 5 || name.rfind(".down") == name.size() - 5)) {
       p.normal_(0.0, out_std, gen);
@@ -211,6 +308,12 @@ void save_parameters(const torch::nn::Module& module, const std::string& path) {
 }
 
 void load_parameters(torch::nn::Module& module, const std::string& path) {
+  if (std::filesystem::is_directory(path)) {
+    auto* transformer = dynamic_cast<TransformerImpl*>(&module);
+    TORCH_CHECK(transformer, "a Hugging Face model folder loads into a Transformer only");
+    load_hf_weights(*transformer, path);
+    return;
+  }
   const auto text = read_file(path);
   if (!text) throw UserError("model.init_from: cannot read '" + path + "'");
   const std::vector<char> bytes(text->begin(), text->end());

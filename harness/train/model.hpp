@@ -5,8 +5,9 @@
 // at the positions that carry weight (docs/design.md, "Style": no loss or
 // masking in the model).
 //
-// Shape legend: B rows, T positions, C d_model, H heads, D = C / H head width,
-// F d_ff, V vocabulary.
+// Shape legend: B rows, T positions, C d_model, H heads, K key/value heads
+// (K divides H; K = H unless grouped-query), D head width (C / H unless
+// model.head_dim sets it), F d_ff, V vocabulary.
 #include <cstdint>
 
 #include <torch/torch.h>
@@ -28,15 +29,18 @@ struct RMSNormImpl : torch::nn::Module {
 TORCH_MODULE(RMSNorm);
 
 struct AttentionImpl : torch::nn::Module {
-  AttentionImpl(int64_t d_model, int64_t n_heads, double dropout);
+  explicit AttentionImpl(const ModelConfig& config);
   // x (B, T, C); cos/sin (B, 1, T, D/2); mask: undefined = plain causal, else
   // (B, 1, T, T) bool where true means "may attend". Returns (B, T, C), or
   // (N, C) at `rows` ((N) flat positions into B*T) when given.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask, const torch::Tensor& rows = {});
-  torch::Tensor qkv;   // (3C, C)
-  torch::Tensor proj;  // (C, C)
-  int64_t n_heads;
+  torch::Tensor qkv;       // (H*D + 2*K*D, C): q, k and v stacked (3C x C by default)
+  torch::Tensor qkv_bias;  // (H*D + 2*K*D); undefined without model.attention_bias / model.qkv_bias
+  torch::Tensor proj;      // (C, H*D)
+  torch::Tensor proj_bias; // (C); undefined without model.attention_bias
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // (D) each, model.qk_norm only
+  int64_t n_heads, n_kv_heads, head_dim;
   double dropout;
 };
 TORCH_MODULE(Attention);
@@ -62,6 +66,13 @@ struct BlockImpl : torch::nn::Module {
   Mlp mlp;
 };
 TORCH_MODULE(Block);
+
+// block(x, ...) without keeping the block's activations: only its input is
+// saved, and backward runs the block again (with the dropout RNG state of
+// the first run) before back-propagating through it. Gradients equal the
+// plain call's (model.checkpoint_activations).
+torch::Tensor checkpointed_block(BlockImpl& block, const torch::Tensor& x, const torch::Tensor& cos,
+                                 const torch::Tensor& sin, const torch::Tensor& mask, const torch::Tensor& rows);
 
 struct TransformerImpl : torch::nn::Module {
   TransformerImpl(const ModelConfig& config, int64_t vocab_size);
@@ -98,14 +109,22 @@ TORCH_MODULE(Transformer);
 
 // d_ff after defaults: 4C for GELU, 8C/3 rounded up to a multiple of 16 for SwiGLU.
 int64_t resolved_d_ff(const ModelConfig& config);
+// n_kv_heads and head_dim after defaults (n_heads, d_model / n_heads).
+int64_t resolved_kv_heads(const ModelConfig& config);
+int64_t resolved_head_dim(const ModelConfig& config);
+
+// RoPE inverse frequencies (D/2), fp64, with model.rope_scaling applied as
+// transformers' rope initializers do (linear: / factor; llama3: by wavelength).
+torch::Tensor rope_inv_freq(const ModelConfig& config);
 
 // Hash of every parameter's bytes, in order: proves two runs start identical.
 std::string parameters_hash(const torch::nn::Module& module);
 
 // model.pt: a {name: tensor} dict that python's torch.load reads as well.
 void save_parameters(const torch::nn::Module& module, const std::string& path);
-// Loads model.pt into `module`; a missing name or a shape mismatch is a
-// UserError naming the parameter.
+// Loads model.init_from into `module`: a model.pt file, or a Hugging Face
+// model folder (harness/train/checkpoint.hpp). A missing name or a shape
+// mismatch is a UserError naming the parameter.
 void load_parameters(torch::nn::Module& module, const std::string& path);
 
 }  // namespace masklab

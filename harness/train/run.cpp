@@ -11,7 +11,9 @@
 #include <fmt/format.h>
 
 #include "harness/core/errors.hpp"
+#include "harness/core/hf_config.hpp"
 #include "harness/core/run_record.hpp"
+#include "harness/train/checkpoint.hpp"
 #include "harness/train/evaluator.hpp"
 #include "harness/train/model.hpp"
 #include "harness/train/trainer.hpp"
@@ -123,6 +125,7 @@ struct RunState {
   double last_logged_loss = std::nan("");
   double train_seconds = 0;
   nlohmann::json final_eval;
+  nlohmann::json saved_model;  // --save-model: where, and whether the tokenizer went with it
 };
 
 void append_point(CurveWriter& curve, nlohmann::json point, int step, nlohmann::json train_loss, double lr) {
@@ -235,7 +238,36 @@ nlohmann::json run_metrics(const TrainJob& job, const Dataset& dataset, const Ru
                    {"order_hash", job.order_hash.hex()},
                    {"data_fingerprint", dataset.fingerprint}};
   m["provenance"] = provenance(job.device.str(), job.threads);
+  m["base"] = base_record(config.model);
+  if (!s.saved_model.is_null()) m["saved_model"] = s.saved_model;
   return m;
+}
+
+// --save-model: DIR/model.pt (masklab's own format) and DIR/model/, a
+// Hugging Face folder; the tokenizer's files go last, so a tokenizer that
+// cannot be written yet leaves the weights and config.json in place.
+nlohmann::json save_model(const TransformerImpl& model, const Tokenizer& tokenizer, const std::string& dir,
+                          Progress* progress) {
+  save_parameters(model, dir + "model.pt");
+  save_hf_model(model, dir + "model", tokenizer.bos_id(), tokenizer.eos_id());
+  nlohmann::json record = {{"dir", "model"}, {"architecture", save_architecture(model.config)}, {"tokenizer", true}};
+  try {
+    tokenizer.save_pretrained(dir + "model");
+  } catch (const UserError& e) {
+    record["tokenizer"] = e.what();
+    if (progress) progress->line(std::string("warning: ") + e.what());
+  }
+  return record;
+}
+
+// A pretrained checkpoint fixes the vocabulary: the tokenizer's ids must be rows of it.
+void check_vocab_fits(const Config& config, const Dataset& dataset) {
+  if (!is_hf_model_dir(config.model.init_from)) return;
+  const int needed = dataset.tokenizer->vocab_size();
+  if (needed > config.model.vocab_size) {
+    throw UserError(fmt::format("data.tokenizer has {} tokens but {}/config.json has vocab_size {}", needed,
+                                config.model.init_from, config.model.vocab_size));
+  }
 }
 
 }  // namespace
@@ -246,6 +278,7 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
   const TrainConfig& tc = config.train;
 
   // Setup: everything that can fail because of the config fails here, before any file is written.
+  check_vocab_fits(config, dataset);
   TrainJob job = make_train_job(config, dataset);
   std::filesystem::create_directories(options.out_dir);
   const std::string dir = options.out_dir + "/";
@@ -264,7 +297,7 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
       s.final_eval = eval.run(job.model);
       append_point(curve, s.final_eval, s.steps_done, s.last_logged_loss,
                    learning_rate_at(tc, std::max(0, s.steps_done - 1)));
-      if (options.save_model) save_parameters(*job.model, dir + "model.pt");
+      if (options.save_model) s.saved_model = save_model(*job.model, *dataset.tokenizer, dir, options.progress);
       write_samples(job.model, dataset, config.eval.samples, job.device, dir + "samples.jsonl");
     }
   } catch (const UserError&) {

@@ -24,7 +24,7 @@ void apply_thread_policy(int threads);
 
 struct TrainOptions {
   std::string out_dir;          // the run record goes here (created if missing)
-  bool save_model = false;      // write DIR/model.pt
+  bool save_model = false;      // write DIR/model.pt and the Hugging Face folder DIR/model/
   Progress* progress = nullptr; // where to report; null = silent
 };
 
