@@ -151,19 +151,24 @@ namespace {
 // activations are freed; backward re-runs the block with grad enabled from
 // the saved input and the saved RNG state, then back-propagates into its
 // parameters (their .grad accumulates) and returns the input's gradient.
+// What the block needs besides its differentiable input. The mask and the
+// rows may be undefined, which autograd's inputs may not, so they travel here.
+struct BlockContext {
+  BlockImpl* block;
+  torch::Tensor mask, rows;
+};
+
 struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
-                               const torch::Tensor& sin, const torch::Tensor& mask, const torch::Tensor& rows,
-                               BlockImpl* block) {
-    auto gen = at::globalContext().defaultGenerator(x.device());
-    ctx->saved_data["rng"] = gen.get_state();
-    ctx->saved_data["block"] = reinterpret_cast<std::int64_t>(block);
-    ctx->saved_data["mask"] = mask.defined() ? mask : torch::Tensor();
-    ctx->saved_data["has_mask"] = mask.defined();
-    ctx->saved_data["rows"] = rows.defined() ? rows : torch::Tensor();
-    ctx->saved_data["has_rows"] = rows.defined();
+                               const torch::Tensor& sin, const BlockContext& block) {
+    ctx->saved_data["rng"] = at::globalContext().defaultGenerator(x.device()).get_state();
+    ctx->saved_data["block"] = reinterpret_cast<std::int64_t>(block.block);
+    ctx->saved_data["has_mask"] = block.mask.defined();
+    if (block.mask.defined()) ctx->saved_data["mask"] = block.mask;
+    ctx->saved_data["has_rows"] = block.rows.defined();
+    if (block.rows.defined()) ctx->saved_data["rows"] = block.rows;
     ctx->save_for_backward({x, cos, sin});
-    return block->forward(x, cos, sin, mask, rows);
+    return block.block->forward(x, cos, sin, block.mask, block.rows);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -183,7 +188,7 @@ struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
     }
     gen.set_state(rng_now);  // later draws as if the block had run once
     torch::autograd::backward({y}, {grad_out[0]});
-    return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor()};  // one per forward argument
   }
 };
 
@@ -191,7 +196,7 @@ struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
 
 torch::Tensor checkpointed_block(BlockImpl& block, const torch::Tensor& x, const torch::Tensor& cos,
                                  const torch::Tensor& sin, const torch::Tensor& mask, const torch::Tensor& rows) {
-  return CheckpointedBlock::apply(x, cos, sin, mask, rows, &block);
+  return CheckpointedBlock::apply(x, cos, sin, BlockContext{&block, mask, rows});
 }
 
 int64_t resolved_d_ff(const ModelConfig& c) {

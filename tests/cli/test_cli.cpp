@@ -44,7 +44,7 @@ TEST_CASE("the CLI lists strategies and answers --help everywhere", "[slow][cli]
                            "scheduled:<start>,<end>[,linear|cosine]", "last_turn_only"}) {
     CHECK_THAT(list.out, Catch::Contains(name));
   }
-  for (const char* cmd : {"train", "strategies", "tasks", "config"}) {
+  for (const char* cmd : {"train", "strategies", "tasks", "config", "score"}) {
     INFO(cmd);
     const auto help = test::run_masklab(std::string(cmd) + " --help");
     CHECK(help.exit_code == 0);
