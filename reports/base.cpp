@@ -59,7 +59,8 @@ std::vector<std::string> base_disagreements(const ReportInputs& inputs) {
   for (const auto& run : inputs.runs) {
     hashes.emplace_back(run.id, run.base_hash);
     if (run.status == "missing") continue;  // no record: nothing it started from is known
-    files.emplace_back(run.id, string_at(run.metrics, "base.init_from"));
+    // Only runs that recorded the file: older records and other tools leave it out.
+    if (const std::string file = string_at(run.metrics, "base.init_from"); !file.empty()) files.emplace_back(run.id, file);
     if (run.status == "ok" && !sweep_hash.empty()) inits.emplace_back(run.id, string_at(run.metrics, "same_job.init_hash"));
   }
   std::vector<std::string> out;

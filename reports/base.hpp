@@ -11,7 +11,8 @@ namespace masklab::reports {
 
 // One line per disagreement: runs naming different bases (their sweep.json
 // base_hash or metrics.json base.hash) or none while the sweep has one,
-// runs whose metrics.json base.init_from differ, and, when the sweep has a
+// runs whose metrics.json base.init_from differ (among those that recorded
+// one), and, when the sweep has a
 // base, ok runs whose initial weights differ (metrics.json same_job.init_hash).
 // Empty when the runs agree.
 std::vector<std::string> base_disagreements(const ReportInputs& inputs);
