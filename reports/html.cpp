@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "reports/base.hpp"
 #include "reports/io.hpp"
 
 namespace masklab::reports {
@@ -122,6 +123,7 @@ std::string what_was_run(const ReportInputs& inputs, const Analysis& a) {
     out += "<p class=\"note\">The baseline strategy <code>" + esc(a.baseline) +
            "</code> is not in this sweep, so nothing is compared with it (comparisons.csv has its header only).</p>\n";
   }
+  out += base_section_html(inputs);
   out += "<h3>Spec <span class=\"file\">" + esc(inputs.sweep.spec_path) + "</span></h3>\n<pre>" +
          esc(inputs.sweep.spec_text) + "</pre>\n";
   std::vector<std::pair<std::string, std::string>> provenance;

@@ -117,6 +117,10 @@ void read_header(const json& sweep, const std::string& sweep_path, ReportInputs&
   inputs.sweep.spec_path = optional_string(sweep, "spec_path", sweep_path);
   inputs.sweep.spec_text = optional_string(sweep, "spec_text", sweep_path);
   inputs.sweep.provenance = sweep.value("provenance", json::object());
+  inputs.sweep.base = sweep.value("base", json());
+  if (!inputs.sweep.base.is_null() && !inputs.sweep.base.is_object()) {
+    throw UserError(sweep_path + ": 'base' must be an object {kind, hash, path}");
+  }
   // The spec's baseline; `masklab report --baseline` overrides it.
   const std::string baseline = optional_string(sweep, "baseline", sweep_path);
   if (!baseline.empty()) inputs.baseline = baseline;
@@ -126,6 +130,24 @@ void read_header(const json& sweep, const std::string& sweep_path, ReportInputs&
     if (!f.is_string()) throw UserError(sweep_path + ": 'factors' must be a list of names");
     inputs.sweep.factors.push_back(f.get<std::string>());
   }
+}
+
+// metrics.json's base.hash, when the run recorded its base.
+json lookup_base_hash(const json& metrics) {
+  const auto base = metrics.find("base");
+  if (base == metrics.end() || !base->is_object()) return nullptr;
+  return base->value("hash", json());
+}
+
+// The pretrain stage's own record, when the sweep has one and it finished.
+json load_base_metrics(const json& base, const fs::path& root) {
+  if (!base.is_object() || !base.contains("dir") || !base["dir"].is_string()) return nullptr;
+  fs::path dir(base["dir"].get<std::string>());
+  if (dir.is_relative()) dir = root / dir;
+  const auto text = read_file((dir / "metrics.json").string());
+  if (!text) return nullptr;
+  json metrics = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  return metrics.is_object() ? metrics : json();
 }
 
 // One entry of sweep.json's runs and the record it points to. A factor the
@@ -148,6 +170,11 @@ RunRow load_run(const json& entry, const std::string& where, const fs::path& roo
   }
   load_metrics(run, run_dir);
   run.curve = load_curve(run_dir);
+  run.base_hash = optional_string(entry, "base_hash", where);
+  if (run.base_hash.empty() && run.metrics.is_object()) {
+    const json hash = lookup_base_hash(run.metrics);
+    if (hash.is_string()) run.base_hash = hash.get<std::string>();
+  }
   // The sweep's entry is written when the run is planned, so it speaks for
   // runs without a record; a record from before role weights were written
   // leaves the run without one.
@@ -166,6 +193,7 @@ ReportInputs load_sweep(const std::string& dir) {
   const json sweep = read_sweep_json(dir, sweep_path);
   ReportInputs inputs;
   read_header(sweep, sweep_path, inputs);
+  inputs.sweep.base_metrics = load_base_metrics(inputs.sweep.base, root);
   for (size_t i = 0; i < sweep["runs"].size(); ++i) {
     const std::string where = sweep_path + ": runs[" + std::to_string(i) + "]";
     inputs.runs.push_back(load_run(sweep["runs"][i], where, root, inputs.sweep.factors));

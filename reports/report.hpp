@@ -44,6 +44,8 @@ struct RunRow {
   nlohmann::json metrics;                      // the whole metrics.json; null when missing
   std::vector<nlohmann::json> curve;           // curve.jsonl, one object per eval point
   std::optional<RoleWeightsRecord> role_weights;  // sweep.json's, else metrics.json's; none when neither has one
+  std::string base_hash;                       // the base it started from: sweep.json's "base_hash", else
+                                               // metrics.json's base.hash; "" when neither names one
 };
 
 // What the sweep ran: DIR/sweep.json.
@@ -53,6 +55,8 @@ struct SweepInfo {
   std::string spec_text;             // the spec file's text, verbatim
   std::vector<std::string> factors;  // factor names in spec order ("strategy", "seed", "condition", "data.train_size", ...)
   nlohmann::json provenance;         // masklab version, git sha, LibTorch version, host, created
+  nlohmann::json base;               // sweep.json's "base" ({kind, hash, path, dir, config, text}); null: none
+  nlohmann::json base_metrics;       // the pretrain stage's metrics.json (DIR/<base.dir>/); null when absent
 };
 
 // The prompt/completion length profile of one task's training data

@@ -398,6 +398,10 @@ std::string runs_csv(const ReportInputs& inputs, const Analysis& a) {
   header.insert(header.end(), inputs.sweep.factors.begin(), inputs.sweep.factors.end());
   header.push_back("status");
   header.push_back("error");
+  // Only a sweep with a base has the column, so older sweeps keep their runs.csv.
+  const bool with_base = !inputs.sweep.base.is_null() ||
+                         std::any_of(inputs.runs.begin(), inputs.runs.end(), [](const RunRow& r) { return !r.base_hash.empty(); });
+  if (with_base) header.push_back("base_hash");
   header.insert(header.end(), a.metrics.begin(), a.metrics.end());
   std::string out = csv_row(header);
   for (size_t r = 0; r < inputs.runs.size(); ++r) {
@@ -406,6 +410,7 @@ std::string runs_csv(const ReportInputs& inputs, const Analysis& a) {
     for (const auto& f : inputs.sweep.factors) row.push_back(factor_of(run, f));
     row.push_back(run.status);
     row.push_back(run.error);
+    if (with_base) row.push_back(run.base_hash);
     for (const auto& metric : a.metrics) row.push_back(csv_number(a.value(r, metric)));
     out += csv_row(row);
   }

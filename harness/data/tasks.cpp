@@ -127,20 +127,49 @@ PromptCompletion add(Draw& d) {
   return {fmt::format("add {}+{}", a, b), std::to_string(a + b)};
 }
 
+// The task world's text states an instance as a fact, in words other than
+// the task's prompt: pretraining on it teaches the world (the strings and
+// what the operations give), fine-tuning then teaches the question format.
+using Statement = std::function<std::string(const PromptCompletion&)>;
+
+// The prompt without its leading command word ("reverse kxqm" -> "kxqm").
+std::string operand(const std::string& prompt) { return prompt.substr(prompt.find(' ') + 1); }
+
+std::string lookup_statement(const PromptCompletion& pc) {
+  const size_t ask = pc.prompt.rfind("? ");
+  return fmt::format("among {}the value of {} is {}.", pc.prompt.substr(0, ask), pc.prompt.substr(ask + 2),
+                     pc.completion);
+}
+
+std::string select_statement(const PromptCompletion& pc) {
+  // "item 2 of: owl fig yak" -> "in owl fig yak, word 2 is fig."
+  const size_t colon = pc.prompt.find(':');
+  return fmt::format("in{}, word {} is {}.", pc.prompt.substr(colon + 1), pc.prompt.substr(5, colon - 8),
+                     pc.completion);
+}
+
 struct TaskEntry {
   TaskInfo info;
   Generator generate;
+  Statement state;
 };
 
 const std::vector<TaskEntry>& entries() {
   static const std::vector<TaskEntry> kEntries = {
-      {{"lookup", "long prompt, short answer", "value of a key among 6 pairs: 'ab=123 cd=456 ... ? cd' -> '456'"}, lookup},
-      {{"select", "long prompt, short answer", "n-th word of a list: 'item 2 of: owl fig yak ...' -> 'fig'"}, select},
-      {{"count", "short prompt, long answer", "'count 417 to 421' -> '417 418 419 420 421'"}, count},
-      {{"expand", "short prompt, long answer", "run-length decode: 'expand a3b2' -> 'aaabb'"}, expand},
-      {{"reverse", "similar lengths", "'reverse kxqm' -> 'mqxk'"}, reverse},
-      {{"sort", "similar lengths", "'sort dbca' -> 'abcd'"}, sort},
-      {{"add", "similar lengths", "'add 4821+937' -> '5758'"}, add},
+      {{"lookup", "long prompt, short answer", "value of a key among 6 pairs: 'ab=123 cd=456 ... ? cd' -> '456'"},
+       lookup, lookup_statement},
+      {{"select", "long prompt, short answer", "n-th word of a list: 'item 2 of: owl fig yak ...' -> 'fig'"},
+       select, select_statement},
+      {{"count", "short prompt, long answer", "'count 417 to 421' -> '417 418 419 420 421'"}, count,
+       [](const PromptCompletion& pc) { return fmt::format("from {} the numbers are {}.", operand(pc.prompt), pc.completion); }},
+      {{"expand", "short prompt, long answer", "run-length decode: 'expand a3b2' -> 'aaabb'"}, expand,
+       [](const PromptCompletion& pc) { return fmt::format("{} spelled out is {}.", operand(pc.prompt), pc.completion); }},
+      {{"reverse", "similar lengths", "'reverse kxqm' -> 'mqxk'"}, reverse,
+       [](const PromptCompletion& pc) { return fmt::format("{} backwards is {}.", operand(pc.prompt), pc.completion); }},
+      {{"sort", "similar lengths", "'sort dbca' -> 'abcd'"}, sort,
+       [](const PromptCompletion& pc) { return fmt::format("{} in order is {}.", operand(pc.prompt), pc.completion); }},
+      {{"add", "similar lengths", "'add 4821+937' -> '5758'"}, add,
+       [](const PromptCompletion& pc) { return fmt::format("{} makes {}.", operand(pc.prompt), pc.completion); }},
   };
   return kEntries;
 }
@@ -156,15 +185,21 @@ const std::vector<TaskInfo>& builtin_tasks() {
   return kInfos;
 }
 
-TaskSplit generate_task(const std::string& name, int train_size, int eval_size, std::uint64_t seed) {
-  const TaskEntry* entry = nullptr;
+namespace {
+
+const TaskEntry& find_task(const std::string& name) {
   std::string valid;
   for (const auto& e : entries()) {
-    if (e.info.name == name) entry = &e;
+    if (e.info.name == name) return e;
     valid += (valid.empty() ? "" : ", ") + e.info.name;
   }
-  if (!entry) throw UserError("data.tasks: unknown task '" + name + "' (valid: " + valid + ")");
+  throw UserError("data.tasks: unknown task '" + name + "' (valid: " + valid + ")");
+}
 
+}  // namespace
+
+TaskSplit generate_task(const std::string& name, int train_size, int eval_size, std::uint64_t seed) {
+  const TaskEntry* entry = &find_task(name);
   Draw draw(derive_seed(seed, "task:" + name));
   std::unordered_set<std::string> seen_prompts;
   TaskSplit split;
@@ -189,6 +224,27 @@ TaskSplit generate_task(const std::string& name, int train_size, int eval_size, 
     bucket.push_back(std::move(ex));
   }
   return split;
+}
+
+std::vector<WorldStatement> task_world_text(const std::string& name, int documents, std::uint64_t seed,
+                                            const std::unordered_set<std::string>& excluded_prompts) {
+  const TaskEntry& entry = find_task(name);
+  // Its own stream ("text:", not "task:"): the same seed still gives other instances.
+  Draw draw(derive_seed(seed, "text:" + name));
+  std::unordered_set<std::string> seen_prompts;
+  std::vector<WorldStatement> out;
+  long attempts = 0;
+  while (static_cast<int>(out.size()) < documents) {
+    if (++attempts > 50L * documents + 1000) {
+      throw UserError(fmt::format("pretrain.text: task '{}' has too few distinct instances for {} documents "
+                                  "besides the fine-tuning examples",
+                                  name, documents));
+    }
+    const PromptCompletion pc = entry.generate(draw);
+    if (excluded_prompts.count(pc.prompt) || !seen_prompts.insert(pc.prompt).second) continue;
+    out.push_back({entry.state(pc), pc.prompt});
+  }
+  return out;
 }
 
 }  // namespace masklab

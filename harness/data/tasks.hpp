@@ -4,6 +4,7 @@
 // Huerta-Enochian & Ko found decisive for whether prompt loss helps.
 #include <cstdint>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "harness/data/example.hpp"
@@ -28,5 +29,20 @@ struct TaskSplit {
 // train sizes are scored on the same examples. Throws UserError for an
 // unknown task or when the task has fewer distinct prompts than asked for.
 TaskSplit generate_task(const std::string& name, int train_size, int eval_size, std::uint64_t seed);
+
+// The task world's text: plain statements of a task's facts in words other
+// than its prompt ("kxqm backwards is mqxk.", "among ab=123 cd=456 ... the
+// value of cd is 456."), one document each, for pretraining a base that
+// fine-tuning then starts from. Deterministic from (name, seed) and drawn
+// from a stream of its own, so it shares no draw with generate_task even
+// for the same seed; no statement is about a prompt in `excluded_prompts`
+// (give it every fine-tuning prompt, train and held-out, so the base never
+// sees an example it is later trained or scored on) and none repeats.
+struct WorldStatement {
+  std::string text;    // the document
+  std::string prompt;  // the instance it states, as the task would ask it
+};
+std::vector<WorldStatement> task_world_text(const std::string& name, int documents, std::uint64_t seed,
+                                            const std::unordered_set<std::string>& excluded_prompts);
 
 }  // namespace masklab

@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 #include <chrono>
 #include <filesystem>
@@ -22,6 +21,7 @@
 #include "harness/core/hashing.hpp"
 #include "harness/core/progress.hpp"
 #include "harness/core/run_record.hpp"
+#include "harness/sweep/process.hpp"
 #include "strategies/registry.hpp"
 
 namespace masklab {
@@ -119,6 +119,8 @@ void read_spec_key(const YAML::Node& key_node, const YAML::Node& value, const st
     return;  // for whoever reads the spec
   } else if (key == "baseline") {
     spec.baseline = make_strategy(value.as<std::string>())->spec();
+  } else if (key == "pretrain") {
+    return;  // read first, by load_sweep_spec: the runs start from its model
   } else if (key == "base") {
     apply_yaml(body.base, value, path);
   } else if (key == "conditions") {
@@ -127,7 +129,7 @@ void read_spec_key(const YAML::Node& key_node, const YAML::Node& value, const st
     add_grid(body.factors, value, path);
   } else {
     throw UserError(yaml_location(path, key_node) + ": unknown sweep key '" + key +
-                    "' (valid: name, description, baseline, base, grid, conditions)");
+                    "' (valid: name, description, baseline, pretrain, base, grid, conditions)");
   }
 }
 
@@ -173,6 +175,27 @@ bool next_point(std::vector<size_t>& index, const std::vector<Factor>& factors) 
   return i > 0;
 }
 
+// Every run starts from the base: its model section is the stage's (a run
+// that sets another value is an error naming the key) and its init_from
+// names the base by hash, so the id covers the base.
+void attach_base(SweepBase& base, std::vector<SweepRun>& runs, const std::string& path) {
+  std::vector<const Config*> configs;
+  for (const auto& r : runs) configs.push_back(&r.config);
+  finish_base(base, configs);
+  for (auto& r : runs) {
+    try {
+      if (!r.config.model.init_from.empty()) {
+        throw UserError("model.init_from is set, but the spec's pretrain: block gives every run its base");
+      }
+      check_run_matches_base(base, r.config);
+    } catch (const UserError& e) {
+      throw UserError(path + ": run (" + describe(r) + "): " + e.what());
+    }
+    r.config.model.init_from = base_init_token(base);
+    r.id = run_id(r.config);
+  }
+}
+
 std::vector<SweepRun> expand_runs(const SpecBody& body, const std::string& path) {
   std::vector<SweepRun> runs;
   std::vector<size_t> index(body.factors.size(), 0);
@@ -202,9 +225,18 @@ SweepSpec load_sweep_spec(const std::string& path) {
   const YAML::Node root = parse_yaml(spec.text, path);
   if (!root.IsMap()) throw error_at(path, 1, "a sweep spec is a mapping with base, grid and conditions");
   SpecBody body;
+  if (const YAML::Node pretrain = root["pretrain"]) {
+    spec.base = parse_pretrain(pretrain, path);
+    if (spec.base->kind == BaseKind::kPretrain) {
+      body.base.model = spec.base->stage.model;
+      body.base.model.init_from = "";  // what the stage started from; the runs start from the stage
+      body.base.data.tokenizer = spec.base->stage.data.tokenizer;
+    }
+  }
   for (const auto& kv : root) read_spec_key(kv.first, kv.second, path, spec, body);
   for (const auto& f : body.factors) spec.factors.push_back(f.name);
   spec.runs = expand_runs(body, path);
+  if (spec.base) attach_base(*spec.base, spec.runs, path);
   return spec;
 }
 
@@ -235,6 +267,7 @@ nlohmann::json sweep_manifest(const SweepSpec& spec) {
                     {"dir", "runs/" + r.id},
                     {"factors", factors},
                     {"role_weights", role_weights_record(*make_strategy(r.config.strategy))}});
+    if (spec.base) runs.back()["base_hash"] = spec.base->hash;
   }
   return {{"name", spec.name},
           {"spec_path", spec.path},
@@ -242,32 +275,14 @@ nlohmann::json sweep_manifest(const SweepSpec& spec) {
           {"baseline", spec.baseline},
           {"factors", spec.factors},
           {"provenance", build_provenance()},
+          {"base", spec.base ? base_record(*spec.base) : nlohmann::json()},
           {"runs", runs}};
 }
 
 namespace {
 
-volatile sig_atomic_t g_interrupted = 0;
-void on_interrupt(int) { g_interrupted = 1; }
-
-void install_interrupt_handler() {
-  struct sigaction sa {};
-  sa.sa_handler = on_interrupt;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-std::string last_line(const std::string& path) {
-  std::istringstream in(read_file(path).value_or(""));
-  std::string line, last;
-  while (std::getline(in, line)) {
-    if (!line.empty()) last = line;
-  }
-  return last;
 }
 
 std::string run_dir(const SweepOptions& options, const SweepRun& r) { return options.out_dir + "/runs/" + r.id; }
@@ -305,6 +320,11 @@ SweepPlan plan_sweep(const SweepSpec& spec, const SweepOptions& options) {
 }
 
 void print_plan(const SweepSpec& spec, const SweepOptions& options, const SweepPlan& plan) {
+  if (spec.base) {
+    const bool ready = base_ready(*spec.base, options.out_dir);
+    fmt::print("base {} ({}): {} {}\n", spec.base->hash, name_of(spec.base->kind),
+               ready ? "ready" : "to pretrain", base_model_path(*spec.base, options.out_dir));
+  }
   fmt::print("sweep {}: {} runs{} ({} pending)\n", spec.name, plan.runs.size(),
              options.shard_n > 1 ? fmt::format(" in shard {}/{} of {}", options.shard_k, options.shard_n, spec.runs.size()) : "",
              plan.pending.size());
@@ -317,28 +337,17 @@ void print_plan(const SweepSpec& spec, const SweepOptions& options, const SweepP
 // Starts `masklab train` for one run in a child process that writes its
 // output to the run's train.log. The run's old record goes first, so a
 // record present afterwards is this attempt's.
-pid_t launch_run(const SweepRun& r, const SweepOptions& options, int threads) {
+pid_t launch_run(const SweepSpec& spec, const SweepRun& r, const SweepOptions& options, int threads) {
   const std::string rdir = run_dir(options, r);
   std::filesystem::create_directories(rdir);
   std::filesystem::remove(rdir + "/metrics.json");
   Config c = r.config;
   c.train.threads = threads;
+  if (spec.base) c.model.init_from = base_model_path(*spec.base, options.out_dir);
   write_file_atomic(rdir + "/config.yaml", to_yaml(c));
-  const std::string log = rdir + "/train.log";
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid > 0) return pid;
-  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd >= 0) {
-    ::dup2(fd, STDOUT_FILENO);
-    ::dup2(fd, STDERR_FILENO);
-    ::close(fd);
-  }
   const std::string config_path = rdir + "/config.yaml", cache = options.out_dir + "/cache";
-  ::execl(options.masklab_binary.c_str(), options.masklab_binary.c_str(), "train", "--config", config_path.c_str(),
-          "--out", rdir.c_str(), "--cache", cache.c_str(), static_cast<char*>(nullptr));
-  std::fprintf(stderr, "masklab sweep: cannot run %s\n", options.masklab_binary.c_str());
-  ::_exit(127);
+  return spawn_logged({options.masklab_binary, "train", "--config", config_path, "--out", rdir, "--cache", cache},
+                      rdir + "/train.log");
 }
 
 // The record of a run that died before writing its own (bad input, crash,
@@ -373,21 +382,20 @@ class SweepRunner {
   // The process exit status: 0 when every run of the shard is ok, 1 when
   // some is not, 130 when interrupted.
   int run() {
-    install_interrupt_handler();
     progress_.line(fmt::format("sweep {}: {} runs, {} done, {} to run, {} at a time with {} thread(s) each -> {}",
                                spec_.name, plan_.runs.size(), plan_.already_ok + plan_.already_bad,
                                plan_.pending.size(), jobs_, threads_each_, options_.out_dir));
     start_ = std::chrono::steady_clock::now();
     while (next_ < plan_.pending.size() || !running_.empty()) {
-      while (!g_interrupted && next_ < plan_.pending.size() && static_cast<int>(running_.size()) < jobs_) {
+      while (!interrupted() && next_ < plan_.pending.size() && static_cast<int>(running_.size()) < jobs_) {
         const SweepRun& r = *plan_.pending[next_++];
-        running_[launch_run(r, options_, threads_each_)] = {&r, std::chrono::steady_clock::now()};
+        running_[launch_run(spec_, r, options_, threads_each_)] = {&r, std::chrono::steady_clock::now()};
       }
-      if (g_interrupted) break;
+      if (interrupted()) break;
       show_status();
       if (!reap_one()) break;
     }
-    return g_interrupted ? stop_interrupted() : summary();
+    return interrupted() ? stop_interrupted() : summary();
   }
 
  private:
@@ -407,7 +415,7 @@ class SweepRunner {
     const Running finished = it->second;
     running_.erase(it);
     // A child that died of the same interrupt stays unrecorded, to run again.
-    if (!g_interrupted) record(*finished.run, wstatus, seconds_since(finished.start));
+    if (!interrupted()) record(*finished.run, wstatus, seconds_since(finished.start));
     return true;
   }
 
@@ -478,6 +486,14 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& options) {
   std::filesystem::create_directories(options.out_dir + "/runs");
   std::filesystem::create_directories(options.out_dir + "/cache");
   write_file_atomic(options.out_dir + "/sweep.json", sweep_manifest(spec).dump(2) + "\n");
+  install_interrupt_handler();
+  // Only a shard with runs to do needs the base; it runs alone, on every core.
+  if (spec.base && !plan.pending.empty()) {
+    const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (const int status = prepare_base(*spec.base, {options.out_dir, options.masklab_binary, threads}); status != 0) {
+      return status;
+    }
+  }
   return SweepRunner(spec, options, plan).run();
 }
 

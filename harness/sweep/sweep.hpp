@@ -2,6 +2,7 @@
 // Sweeps: a YAML spec (base config, a grid of factors, named conditions)
 // expands into runs; each run's id is a hash of its resolved config, so an
 // identical run is never done twice and a finished one is never redone.
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -9,11 +10,12 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/core/config.hpp"
+#include "harness/sweep/base.hpp"
 
 namespace masklab {
 
 struct SweepRun {
-  std::string id;       // 16 hex digits: hash of the resolved config (threads excluded)
+  std::string id;       // 16 hex digits: hash of the resolved config (threads excluded; a base by its hash)
   Config config;        // the resolved config
   std::vector<std::pair<std::string, std::string>> factors;  // factor -> value text, in spec order
 };
@@ -25,6 +27,9 @@ struct SweepSpec {
   std::string baseline = "completion_only";  // "baseline:" in the spec: what the report compares against
   std::vector<std::string> factors;          // factor names in spec order (conditions first, then the grid)
   std::vector<SweepRun> runs;                // in expansion order, duplicates removed
+  // "pretrain:" in the spec: the base every run starts from. Each run's
+  // model.init_from is then base_init_token(*base) (config.yaml gets the path).
+  std::optional<SweepBase> base;
 };
 
 // Parses and expands a spec. Every run's config is validated and its
@@ -51,8 +56,10 @@ struct SweepOptions {
   std::string masklab_binary;   // the executable that runs each `masklab train`
 };
 
-// Runs every pending run of this shard (those without metrics.json) and
-// returns the process exit status: 0 when every run of the shard is ok.
+// Prepares the spec's base first (prepare_base: a failed stage returns 1
+// and starts no run), then runs every pending run of this shard (those
+// without metrics.json) and returns the process exit status: 0 when every
+// run of the shard is ok.
 int run_sweep(const SweepSpec& spec, const SweepOptions& options);
 
 }  // namespace masklab

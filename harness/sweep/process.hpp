@@ -1,0 +1,26 @@
+#pragma once
+// The sweep's child processes: each `masklab train` (a run or the pretrain
+// stage) runs in its own process with its output in a log file, and an
+// interrupt (SIGINT, SIGTERM) is noticed rather than killing the sweep
+// mid-write.
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace masklab {
+
+// From now on SIGINT and SIGTERM set a flag (interrupted()) instead of ending
+// the process; blocking calls return early with EINTR.
+void install_interrupt_handler();
+bool interrupted();
+
+// Starts argv[0] with argv in a child process whose stdout and stderr go to
+// `log` (truncated). Throws std::runtime_error when fork fails; a child that
+// cannot exec exits with status 127.
+pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log);
+
+// The last non-empty line of a file ("" when it has none): why a child died.
+std::string last_line(const std::string& path);
+
+}  // namespace masklab
