@@ -318,7 +318,8 @@ int wait_for_stage(pid_t pid) {
       return -1;
     }
   }
-  return wstatus;
+  // A child killed by the same Ctrl-C as the sweep is an interrupt, not a failure.
+  return interrupted() ? -1 : wstatus;
 }
 
 // Trains the stage into base-<hash>.partial/ and renames it into place; 0, 1 or 130 as prepare_base.

@@ -206,6 +206,8 @@ TEST_CASE("a pretrain stage runs once, every run starts from it, a second sweep 
   const std::string out = dir.file("out");
   const SweepSpec spec = load(dir, "s.yaml", stage_spec(4, 7, kGrid));
   const std::string bdir = out + "/cache/base-" + spec.base->hash;
+  const std::string dry = "sweep " + dir.file("s.yaml") + " --out " + out + " --dry-run";
+  CHECK_THAT(test::run_masklab(dry).out, Catch::Contains("base " + spec.base->hash + " (pretrain): to pretrain"));
   const auto first = test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out + " --jobs 2");
   INFO(first.out);
   REQUIRE(first.exit_code == 0);
@@ -214,6 +216,7 @@ TEST_CASE("a pretrain stage runs once, every run starts from it, a second sweep 
   CHECK(read_json_file(bdir + "/metrics.json")["steps"] == 4);
   CHECK(fs::exists(saved_model_path(bdir)));
   CHECK_FALSE(fs::exists(bdir + ".partial"));
+  CHECK_THAT(test::run_masklab(dry).out, Catch::Contains("base " + spec.base->hash + " (pretrain): ready"));
   // Every run loaded the base: one initial-weights hash, and not the one a
   // random init of the same run gives.
   const auto hashes = init_hashes(spec, out);
