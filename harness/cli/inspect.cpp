@@ -89,8 +89,9 @@ void print_summary(std::ostream& out, const DataSummary& s, const LoadStats& loa
                        s.prompt_tokens / s.kept, s.completion_tokens / s.kept, s.completion_tokens / s.prompt_tokens);
   }
   if (s.trunc.straddling_tokens > 0) {
-    out << fmt::format("# {} tokens span a role boundary and take the role of their first character "
-                       "(a template ending in a space before the completion often causes this)\n",
+    out << fmt::format("# {} tokens span a role boundary and take the role of their first character, or of the "
+                       "first message text they hold when that character is template text (BPE merges the space "
+                       "a template puts before a message into its first word)\n",
                        s.trunc.straddling_tokens);
   }
   if (s.trunc.earlier_turn_tokens_dropped > 0) {
@@ -105,7 +106,7 @@ void run_inspect(const InspectOptions& o, std::ostream& out) {
   std::vector<std::string> specs = o.strategies;
   if (specs.empty()) specs = {"full", "completion_only"};
   const auto tokenizer = make_tokenizer(o.tokenizer);
-  const ChatTemplate tmpl = load_template(o.template_name);
+  const ChatTemplate tmpl = load_template(o.template_name, *tokenizer);
   LoadStats load_stats;
   const std::vector<Example> examples = load_examples(o, load_stats);
   const int max_len = o.max_len > 0 ? o.max_len : std::numeric_limits<int>::max();

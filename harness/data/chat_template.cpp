@@ -21,6 +21,12 @@ const std::vector<ChatTemplate>& builtin_templates() {
       // <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer} </s><s>[INST] ...
       {"llama2", "<bos>", {"<<SYS>>\n", "\n<</SYS>>\n\n"}, {"[INST] ", " [/INST]"}, {"\n\n", ""}, {" ", ""},
        " <eos>", "<bos>", true},
+      // <|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|><|start_header_id|>assistant...
+      {"llama3", "<bos>", {"<|start_header_id|>system<|end_header_id|>\n\n", "<|eot_id|>"},
+       {"<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"}, {"\n\n", ""},
+       {"<|start_header_id|>assistant<|end_header_id|>\n\n", ""}, "<|eot_id|>", "", false},
+      // <s>[INST] {user} [/INST]{answer}</s>[INST] ...; a system message opens the first user turn.
+      {"mistral", "<bos>", {"", "\n\n"}, {"[INST] ", " [/INST]"}, {"\n\n", ""}, {"", ""}, "<eos>", "", true},
       {"alpaca", "<bos>", {"", "\n\n"}, {"### Instruction:\n", "\n\n"}, {"\n\n### Input:\n", ""},
        {"### Response:\n", ""}, "<eos>", "", false},
   };
@@ -155,6 +161,30 @@ ChatTemplate load_template(const std::string& name_or_path) {
     }
   }
   return t;
+}
+
+std::string template_family(const std::string& jinja) {
+  const auto has = [&](const char* marker) { return jinja.find(marker) != std::string::npos; };
+  if (has("<|im_start|>")) return "chatml";
+  if (has("<|start_header_id|>")) return "llama3";
+  if (has("[INST]")) return has("<<SYS>>") ? "llama2" : "mistral";
+  return "";
+}
+
+ChatTemplate load_template(const std::string& name_or_path, const Tokenizer& tokenizer) {
+  if (name_or_path != "auto") return load_template(name_or_path);
+  const std::string jinja = tokenizer.chat_template();
+  const std::string how = "; set data.template to a built-in template (plain, chatml, llama2, llama3, mistral, alpaca) "
+                          "or to a FILE.yaml";
+  if (jinja.empty()) {
+    throw UserError("data.template=auto: the tokenizer has no chat template (tokenizer_config.json chat_template)" + how);
+  }
+  const std::string family = template_family(jinja);
+  if (family.empty()) {
+    throw UserError("data.template=auto: the tokenizer's chat template is of no known family (ChatML <|im_start|>, "
+                    "Llama 3 <|start_header_id|>, Llama 2 [INST] <<SYS>>, Mistral [INST])" + how);
+  }
+  return load_template(family);
 }
 
 RenderedExample render(const ChatTemplate& tmpl, const Example& example) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "harness/data/example.hpp"
+#include "harness/data/tokenizer.hpp"
 
 namespace masklab {
 
@@ -48,12 +49,23 @@ struct RenderedExample {
   size_t completion_end = 0;
 };
 
-// Names of the built-in templates: plain, chatml, llama2, alpaca.
+// Names of the built-in templates: plain, chatml, llama2, llama3, mistral, alpaca.
 std::vector<std::string> builtin_template_names();
 // A built-in name, or a path to a YAML file with keys bos, system, user,
 // input, assistant (each {prefix, suffix}), assistant_end, turn_start,
 // system_in_user.
 ChatTemplate load_template(const std::string& name_or_path);
+
+// The built-in template of the family a Jinja chat template belongs to,
+// recognised by its markers: "chatml" (<|im_start|>), "llama3"
+// (<|start_header_id|>), "llama2" ([INST] and <<SYS>>), "mistral" ([INST]
+// without <<SYS>>); "" for none of them.
+std::string template_family(const std::string& jinja);
+
+// As load_template(name_or_path), and "auto": the built-in template of the
+// family of the tokenizer's own chat template (a UserError saying how to
+// name one when it has none or it is of no known family).
+ChatTemplate load_template(const std::string& name_or_path, const Tokenizer& tokenizer);
 
 RenderedExample render(const ChatTemplate& tmpl, const Example& example);
 

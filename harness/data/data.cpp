@@ -267,8 +267,25 @@ bool reaches_other_role(const std::vector<RenderedPiece>& pieces, size_t first, 
   return false;
 }
 
+// The piece whose role a token takes when its first byte lies in piece
+// `first + k` and it ends at byte `end` of the run: that piece, unless it is
+// template text and the token reaches into a message's text. Byte-level BPE
+// merges the space a template puts before the content into the content's
+// first word ("Ġ42" after "Answer:"), and that token is the completion's
+// first token: it must not be given the template's (prompt) role.
+size_t role_piece(const std::vector<RenderedPiece>& pieces, size_t first, const std::vector<size_t>& starts, size_t k,
+                  size_t end) {
+  if (pieces[first + k].role != Role::kTemplate) return first + k;
+  for (size_t q = k + 1; q < starts.size() && starts[q] < end; ++q) {
+    if (pieces[first + q].role != Role::kTemplate && !pieces[first + q].text.empty()) return first + q;
+  }
+  return first + k;
+}
+
 // The text pieces [first, last) are tokenized as one string, as the model's
-// own tokenizer would see it; each token takes the role of its first byte.
+// own tokenizer would see it; each token takes the role of its first byte,
+// or of the first message text it holds when that byte is template text
+// (role_piece).
 void append_text_run(const std::vector<RenderedPiece>& pieces, size_t first, size_t last, size_t run,
                      const Tokenizer& tokenizer, TokenLayout& layout) {
   std::string text;
@@ -285,8 +302,8 @@ void append_text_run(const std::vector<RenderedPiece>& pieces, size_t first, siz
   for (size_t t = 0; t < ids.size(); ++t) {
     const size_t off = std::min<size_t>(offsets[t], text.empty() ? 0 : text.size() - 1);
     while (k + 1 < starts.size() && starts[k + 1] <= off) ++k;
-    append_token(layout, ids[t], pieces[first + k], {run, off});
     const size_t end = t + 1 < ids.size() ? offsets[t + 1] : text.size();
+    append_token(layout, ids[t], pieces[role_piece(pieces, first, starts, k, end)], {run, off});
     if (reaches_other_role(pieces, first, starts, k, end)) ++layout.straddling;
   }
 }
@@ -299,7 +316,7 @@ TokenLayout tokenize_pieces(const std::vector<RenderedPiece>& pieces, const Toke
     if (pieces[i].special >= 0) {
       const std::int32_t id = pieces[i].special == kSpecialBos ? tokenizer.bos_id() : tokenizer.eos_id();
       layout.piece_start[i] = {run, 0};
-      append_token(layout, id, pieces[i], {run, 0});
+      if (id >= 0) append_token(layout, id, pieces[i], {run, 0});  // a tokenizer without bos renders "<bos>" as nothing
       ++i;
       continue;
     }
@@ -385,7 +402,7 @@ std::optional<TokenizedExample> tokenize_example(const Example& example, const C
   // The end: the first token that starts in a piece after the completion.
   layout.tokens.completion_end = first_token_from(layout, r.completion_end);
   if (stats) stats->straddling_tokens += layout.straddling;
-  const bool bos_first = !r.pieces.empty() && r.pieces[0].special == kSpecialBos;
+  const bool bos_first = !r.pieces.empty() && r.pieces[0].special == kSpecialBos && tokenizer.bos_id() >= 0;
   return fit_length(std::move(layout.tokens), /*keep_front=*/bos_first ? 1 : 0, max_len, truncate_left, stats);
 }
 
@@ -487,7 +504,7 @@ Dataset build_dataset(const Config& config) {
   const auto& dc = config.data;
   Dataset ds;
   ds.tokenizer = make_tokenizer(dc.tokenizer);
-  ds.chat_template = load_template(dc.template_name);
+  ds.chat_template = load_template(dc.template_name, *ds.tokenizer);
   const int max_len = dc.max_len > 0 ? dc.max_len : config.model.max_seq_len;
   const bool truncate_left = dc.truncation == Truncation::kLeft;
 

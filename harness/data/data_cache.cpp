@@ -16,7 +16,7 @@ namespace masklab {
 namespace {
 
 // Bump when the tokenized format or the tokenization rules change.
-constexpr std::uint32_t kCacheVersion = 3;
+constexpr std::uint32_t kCacheVersion = 4;  // 4: Hugging Face tokenizers, roles of tokens that start in template text
 constexpr char kMagic[4] = {'M', 'L', 'D', 'S'};
 
 void hash_file(Fnv1a& h, const std::string& path) {
@@ -208,7 +208,7 @@ std::string dataset_cache_key(const Config& config) {
   const auto& d = config.data;
   if (!d.train.empty()) hash_file(h, d.train);
   if (!d.eval.empty()) hash_file(h, d.eval);
-  if (d.tokenizer != "byte" && !d.tokenizer.empty()) hash_file(h, d.tokenizer);
+  for (const auto& file : tokenizer_files(d.tokenizer)) hash_file(h, file);
   if (std::filesystem::is_regular_file(d.template_name)) hash_file(h, d.template_name);
   return h.hex();
 }
@@ -220,7 +220,7 @@ Dataset load_dataset(const Config& config, const std::string& cache_dir, bool* f
   if (std::filesystem::exists(path)) {
     Dataset ds;
     ds.tokenizer = make_tokenizer(config.data.tokenizer);
-    ds.chat_template = load_template(config.data.template_name);
+    ds.chat_template = load_template(config.data.template_name, *ds.tokenizer);
     const auto bytes = read_file(path);
     if (bytes && deserialize(*bytes, ds)) {
       if (from_cache) *from_cache = true;

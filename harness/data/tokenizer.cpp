@@ -1,14 +1,11 @@
 #include "harness/data/tokenizer.hpp"
 
-#include <fstream>
-#include <sstream>
+#include <filesystem>
 
 #include <fmt/format.h>
 
 #include "harness/core/errors.hpp"
-#include "harness/core/files.hpp"
-#include "harness/core/hashing.hpp"
-#include "harness/data/sentencepiece.hpp"
+#include "harness/data/hf_tokenizer.hpp"
 
 namespace masklab {
 namespace {
@@ -42,60 +39,27 @@ class ByteTokenizer final : public Tokenizer {
     return out;
   }
   std::string fingerprint() const override { return "byte-v1"; }
-};
-
-class SentencePieceTokenizer final : public Tokenizer {
- public:
-  explicit SentencePieceTokenizer(const std::string& path) {
-    const auto bytes = read_file(path);
-    if (!bytes) throw UserError("data.tokenizer: cannot read SentencePiece model '" + path + "'");
-    fingerprint_ = "spm-" + Fnv1a().add(*bytes).hex();
-    try {
-      sp_ = std::make_unique<SentencePieceModel>(path);
-    } catch (const UserError& e) {
-      throw UserError("data.tokenizer: '" + path + "': " + e.what());
-    }
-    if (sp_->bos_id() < 0 || sp_->eos_id() < 0) {
-      throw UserError("data.tokenizer: '" + path + "' has no <s>/</s> pieces (train it with bos and eos ids)");
-    }
-    // Models trained without a pad piece still need an id for padding; it is
-    // never a target (pad labels weigh 0), so <unk> serves.
-    has_pad_ = sp_->pad_id() >= 0;
-    pad_ = has_pad_ ? sp_->pad_id() : std::max(sp_->unk_id(), 0);
-  }
-  int vocab_size() const override { return sp_->piece_size(); }
-  int pad_id() const override { return pad_; }
-  int bos_id() const override { return sp_->bos_id(); }
-  int eos_id() const override { return sp_->eos_id(); }
-  void encode(std::string_view text, std::vector<std::int32_t>& ids,
-              std::vector<std::uint32_t>& offsets) const override {
-    sp_->encode(std::string(text), ids, offsets);
-  }
-  std::string token_text(int id) const override {
-    if (id == sp_->bos_id()) return "<bos>";
-    if (id == sp_->eos_id()) return "<eos>";
-    if (has_pad_ && id == pad_) return "<pad>";
-    return sp_->piece(id);
-  }
-  std::string decode(const std::vector<std::int32_t>& ids) const override { return sp_->decode(ids); }
-  std::string fingerprint() const override { return fingerprint_; }
-
- private:
-  std::unique_ptr<SentencePieceModel> sp_;
-  std::string fingerprint_;
-  bool has_pad_ = false;
-  int pad_ = 0;
+  void save_pretrained(const std::string& dir) const override { save_byte_tokenizer(dir); }
 };
 
 }  // namespace
 
-void Tokenizer::save_pretrained(const std::string& dir) const {
-  throw UserError("--save-model: this tokenizer cannot yet be written to '" + dir + "'");
-}
-
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
   if (spec.empty() || spec == "byte") return std::make_unique<ByteTokenizer>();
-  return std::make_unique<SentencePieceTokenizer>(spec);
+  const std::filesystem::path path(spec);
+  if (std::filesystem::is_directory(path) || path.extension() == ".json") return make_hf_tokenizer(find_hf_files(spec));
+  return make_sentencepiece_tokenizer(spec);
+}
+
+std::vector<std::string> tokenizer_files(const std::string& spec) {
+  if (spec.empty() || spec == "byte") return {};
+  const std::filesystem::path path(spec);
+  if (!std::filesystem::is_directory(path) && path.extension() != ".json") return {spec};
+  try {
+    return find_hf_files(spec).all();
+  } catch (const UserError&) {
+    return {spec};  // the build names the problem
+  }
 }
 
 std::string escape_token_text(std::string_view text) {

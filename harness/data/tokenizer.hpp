@@ -29,12 +29,22 @@ class Tokenizer {
   // Hugging Face layout (tokenizer.json or tokenizer.model,
   // tokenizer_config.json, special_tokens_map.json), so that a saved model
   // carries the tokenizer it was trained with.
-  virtual void save_pretrained(const std::string& dir) const;
+  virtual void save_pretrained(const std::string& dir) const = 0;
+  // The Jinja chat template of a Hugging Face tokenizer folder
+  // (tokenizer_config.json or chat_template.jinja); "" when it has none.
+  virtual std::string chat_template() const { return ""; }
 };
 
-// "byte" (the default: 256 bytes + <pad>, <bos>, <eos>) or a path to a
-// SentencePiece .model file.
+// What data.tokenizer names: "byte" (the default: 256 bytes + <pad>,
+// <bos>, <eos>), a SentencePiece .model file, a tokenizer.json file (its
+// folder may hold tokenizer_config.json and special_tokens_map.json), or a
+// folder in the Hugging Face layout holding tokenizer.json (preferred) or
+// tokenizer.model. bos_id() is -1 when the tokenizer has no bos token (Qwen2):
+// "<bos>" in a template then renders as nothing.
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
+
+// The files make_tokenizer(spec) reads (none for "byte"), for cache keys.
+std::vector<std::string> tokenizer_files(const std::string& spec);
 
 // Makes control characters and invisible bytes readable in tables.
 std::string escape_token_text(std::string_view text);

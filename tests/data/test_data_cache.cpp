@@ -121,3 +121,20 @@ TEST_CASE("a damaged dataset cache file is rebuilt, never trusted or crashed on"
   CHECK(same_as_fresh(load_dataset(c, dir.file("cache"), &hit)));
   CHECK(hit);
 }
+
+TEST_CASE("the dataset cache key follows every file of a tokenizer folder", "[fast][cache][tokenizer]") {
+  test::TempDir dir;
+  Config c = chat_config(dir);
+  std::filesystem::create_directories(dir.file("tok"));
+  test::write_text(dir.file("tok/tokenizer.json"), R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+    "pre_tokenizer": {"type": "ByteLevel"}, "added_tokens": []})");
+  c.data.tokenizer = dir.file("tok");
+  c.data.template_name = "auto";
+  const std::string before = dataset_cache_key(c);
+  test::write_text(dir.file("tok/tokenizer_config.json"), R"({"eos_token": "a", "chat_template": "<|im_start|>"})");
+  const std::string with_config = dataset_cache_key(c);
+  CHECK(with_config != before);
+  test::write_text(dir.file("tok/tokenizer_config.json"), R"({"eos_token": "a", "chat_template": "[INST]"})");
+  CHECK(dataset_cache_key(c) != with_config);  // a new chat template changes what data.template=auto renders
+  CHECK(dataset_cache_key(c) == dataset_cache_key(c));
+}

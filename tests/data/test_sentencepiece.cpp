@@ -42,8 +42,10 @@ TEST_CASE("SentencePiece: training, loading, roles when tokens merge across a bo
   REQUIRE(t);
   REQUIRE(t->ids.size() == 4);  // <bos> ▁abcxyz ▁hello </s>
   CHECK(t->roles[1] == static_cast<uint8_t>(Role::kUser));
-  // "▁hello" starts at the template's space: template role, yet it is the completion's first token.
-  CHECK(t->roles[2] == static_cast<uint8_t>(Role::kTemplate));
+  // "▁hello" starts at the template's space but holds the answer: the completion's first token,
+  // with the assistant role (a token whose first character is template text takes the role of
+  // the first message text it holds).
+  CHECK(t->roles[2] == static_cast<uint8_t>(Role::kAssistant));
   CHECK(t->completion_begin == 2);
   CHECK(t->completion_end == 4);
   CHECK(stats.straddling_tokens == 2);
