@@ -231,7 +231,7 @@ void check_run_matches_base(const SweepBase& base, const Config& run) {
 
 std::string base_init_token(const SweepBase& base) { return "base:" + base.hash; }
 
-std::string saved_model_path(const std::string& run_dir) { return run_dir + "/model.pt"; }
+std::string saved_model_path(const std::string& run_dir) { return run_dir + "/model"; }
 
 std::string base_dir(const SweepBase& base, const std::string& out_dir) {
   return out_dir + "/cache/base-" + base.hash;
