@@ -209,7 +209,7 @@ std::vector<BpeEncoder::Piece> BpeEncoder::merge_word(std::string_view word) con
   const auto& chars = byte_level_chars();
   struct Symbol {
     int id, prev, next;
-    std::uint32_t start;
+    std::uint32_t length;  // bytes of the word it covers
     bool removed;
   };
   std::vector<Symbol> symbols;
@@ -225,7 +225,7 @@ std::vector<BpeEncoder::Piece> BpeEncoder::merge_word(std::string_view word) con
     if (id < 0 && unk_) id = *unk_;
     if (id < 0) continue;  // `tokenizers` drops a character it has no id for
     const int index = static_cast<int>(symbols.size());
-    symbols.push_back({id, index - 1, index + 1, static_cast<std::uint32_t>(i), false});
+    symbols.push_back({id, index - 1, index + 1, 1, false});
   }
   if (symbols.empty()) return {};
   symbols.back().next = -1;
@@ -246,15 +246,21 @@ std::vector<BpeEncoder::Piece> BpeEncoder::merge_word(std::string_view word) con
     const auto it = merges_.find(pair_key(left.id, right.id));
     if (it == merges_.end() || it->second.id != top.id) continue;  // stale: a neighbour merged first
     left.id = top.id;
+    left.length += right.length;
     left.next = right.next;
     right.removed = true;
     if (right.next >= 0) symbols[static_cast<size_t>(right.next)].prev = top.pos;
     consider(left.prev);
     consider(top.pos);
   }
+  // Offsets add up the lengths of the symbols kept, as `tokenizers` counts
+  // them: a character without an id takes no room.
   std::vector<Piece> pieces;
+  std::uint32_t start = 0;
   for (const auto& s : symbols) {
-    if (!s.removed) pieces.push_back({s.id, s.start});
+    if (s.removed) continue;
+    pieces.push_back({s.id, start});
+    start += s.length;
   }
   return pieces;
 }

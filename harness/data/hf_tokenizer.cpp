@@ -229,7 +229,7 @@ HfTokenizerFiles find_hf_files(const std::string& spec) {
   const fs::path dir(f.dir);
   if (is_dir) {
     f.tokenizer_json = existing(dir / "tokenizer.json");
-    if (f.tokenizer_json.empty()) f.tokenizer_model = existing(dir / "tokenizer.model");
+    f.tokenizer_model = existing(dir / "tokenizer.model");
     if (f.tokenizer_json.empty() && f.tokenizer_model.empty()) {
       throw UserError("data.tokenizer: '" + spec + "' holds neither tokenizer.json nor tokenizer.model");
     }
@@ -264,8 +264,17 @@ HfTokenizerConfig read_hf_config(const HfTokenizerFiles& files) {
 }
 
 std::unique_ptr<Tokenizer> make_hf_tokenizer(const HfTokenizerFiles& files) {
-  if (!files.tokenizer_json.empty()) return std::make_unique<HfBpeTokenizer>(files);
-  return std::make_unique<SentencePieceTokenizer>(files);
+  if (files.tokenizer_json.empty()) return std::make_unique<SentencePieceTokenizer>(files);
+  try {
+    return std::make_unique<HfBpeTokenizer>(files);
+  } catch (const UserError&) {
+    // Llama 2 and Mistral folders hold both: their tokenizer.json is
+    // SentencePiece-style BPE (byte_fallback, Metaspace), tokenizer.model the model itself.
+    if (files.tokenizer_model.empty()) throw;
+  }
+  HfTokenizerFiles model_only = files;
+  model_only.tokenizer_json.clear();
+  return std::make_unique<SentencePieceTokenizer>(model_only);
 }
 
 std::unique_ptr<Tokenizer> make_sentencepiece_tokenizer(const std::string& model_path) {

@@ -37,7 +37,9 @@ struct HfTokenizerConfig {
 };
 HfTokenizerConfig read_hf_config(const HfTokenizerFiles& files);
 
-// A tokenizer.json (BPE) or tokenizer.model (SentencePiece) folder.
+// A tokenizer.json (byte-level BPE) or tokenizer.model (SentencePiece)
+// folder; a folder with both whose tokenizer.json is not supported (Llama 2,
+// Mistral: SentencePiece-style BPE) uses its tokenizer.model.
 std::unique_ptr<Tokenizer> make_hf_tokenizer(const HfTokenizerFiles& files);
 
 // A SentencePiece .model file on its own (the layout before folders).

@@ -35,7 +35,8 @@ std::string type_of(const json& spec) {
 Regex::Regex(const std::string& pattern, bool literal, const std::string& where) {
   int error = 0;
   PCRE2_SIZE error_offset = 0;
-  const std::uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | (literal ? PCRE2_LITERAL : 0);
+  // PCRE2_LITERAL admits no UCP, which a plain string does not need.
+  const std::uint32_t options = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options, &error,
                                    &error_offset, nullptr);
   if (!code) {

@@ -42,7 +42,7 @@ Agreement compare_with_reference(const std::string& folder) {
 
 TEST_CASE("byte-level BPE ids and offsets equal the tokenizers library's on 2,200 strings", "[slow][tokenizer][python]") {
   const std::string ref = test::reference_tokenizers();
-  for (const std::string name : {"gpt2", "llama3", "qwen2", "smollm"}) {
+  for (const std::string name : {"gpt2", "llama3", "qwen2", "smollm", "prefix_space", "split_behaviors", "affixes"}) {
     const Agreement a = compare_with_reference(ref + "/" + name);
     std::cout << fmt::format("{}: ids agree on {}/{} strings, offsets on {}/{}\n", name, a.ids, a.strings, a.offsets,
                              a.strings);

@@ -44,6 +44,18 @@ TEST_CASE("a SentencePiece folder: python sentencepiece's ids, special tokens fr
   INFO(first_mismatch);
   CHECK(total >= 2000);
   CHECK(agree == total);
+
+  // A Llama 2 / Mistral folder also holds a SentencePiece-style tokenizer.json: its tokenizer.model is used.
+  test::TempDir dir;
+  for (const char* name : {"tokenizer.model", "tokenizer_config.json"}) {
+    std::filesystem::copy_file(folder + "/" + name, dir.file(name));
+  }
+  test::write_text(dir.file("tokenizer.json"), R"({"model": {"type": "BPE", "byte_fallback": true, "vocab": {}, "merges": []}})");
+  const auto both = make_tokenizer(dir.path());
+  CHECK(both->eos_id() == tok->eos_id());
+  CHECK(encode(*both, "hello world 日本語") == encode(*tok, "hello world 日本語"));
+  std::filesystem::remove(dir.file("tokenizer.model"));
+  CHECK_THAT(test::user_error_of([&] { make_tokenizer(dir.path()); }), Catch::Contains("byte_fallback is not supported"));
 }
 
 TEST_CASE("the byte tokenizer's tokenizer.json encodes as the byte tokenizer, in tokenizers and in masklab", "[slow][tokenizer][python]") {

@@ -13,7 +13,8 @@
 
 namespace masklab::test {
 
-// OUT/<name>/ for name in gpt2, llama3, qwen2, smollm, llama2, mistral, spm.
+// OUT/<name>/ for name in gpt2, llama3, qwen2, smollm, prefix_space, split_behaviors,
+// affixes, llama2, mistral, spm.
 inline std::string reference_tokenizers() {
   static TempDir dir;
   static const bool made = [] {

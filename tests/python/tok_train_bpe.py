@@ -15,6 +15,10 @@ tokens added around the text) and each token's byte offset in the string.
   qwen2/    NFC normalizer + Split(Qwen2's regex) + ByteLevel(use_regex=False),
             no bos token
   smollm/   Digits(individual_digits) + ByteLevel(use_regex=True)
+  prefix_space/     ByteLevel(add_prefix_space=True)
+  split_behaviors/  Split with every behavior (merged_with_next/previous,
+                    contiguous, removed, invert), String and Regex patterns
+  affixes/  BPE with continuing_subword_prefix "##" and end_of_word_suffix "</w>"
   spm/      tokenizer.model (SentencePiece BPE) + tokenizer_config.json whose
             eos_token is a user-defined piece
 """
@@ -91,14 +95,16 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<s>", "</s>", "<|beg
             "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 
 
-def train(pre_tokenizer, normalizer=None, ignore_merges=False):
-    tok = Tokenizer(models.BPE(ignore_merges=ignore_merges))
+def train(pre_tokenizer, normalizer=None, ignore_merges=False, prefix=None, suffix=None):
+    affixes = {k: v for k, v in (("continuing_subword_prefix", prefix), ("end_of_word_suffix", suffix)) if v}
+    tok = Tokenizer(models.BPE(ignore_merges=ignore_merges, **affixes))
     if normalizer is not None:
         tok.normalizer = normalizer
     tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=1200, min_frequency=2, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+                                  **affixes)
     tok.train_from_iterator(corpus(), trainer)
     tok.add_tokens([AddedToken("[CODE]", normalized=True, special=False),
                     AddedToken("<|tool|>", rstrip=True, normalized=False, special=False)])
@@ -180,6 +186,18 @@ if __name__ == "__main__":
                                             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]))
     write_folder(out, "smollm", smollm, {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>",
                                          "chat_template": TEMPLATES["chatml"]})
+    prefix_space = train(pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True))
+    write_folder(out, "prefix_space", prefix_space, {"eos_token": "<|endoftext|>"})
+    behaviors = train(pre_tokenizers.Sequence([
+        pre_tokenizers.Split(" ", behavior="merged_with_next"),
+        pre_tokenizers.Split(",", behavior="merged_with_previous"),
+        pre_tokenizers.Split(Regex(r"\p{P}"), behavior="contiguous"),
+        pre_tokenizers.Split(Regex(r"\d"), behavior="removed", invert=True),
+        pre_tokenizers.Split(Regex(r"\t"), behavior="removed"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]))
+    write_folder(out, "split_behaviors", behaviors, {"eos_token": "<|endoftext|>"})
+    affixes = train(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True), prefix="##", suffix="</w>")
+    write_folder(out, "affixes", affixes, {"eos_token": "<|endoftext|>"})
     # Llama 2 and Mistral templates over a byte-level tokenizer with <s> and </s>.
     for family in ("llama2", "mistral"):
         write_folder(out, family, gpt2, {"bos_token": "<s>", "eos_token": "</s>",
