@@ -57,6 +57,38 @@ std::optional<std::uint64_t> byte_count(const nlohmann::json& shape, size_t item
   return n;
 }
 
+// One header entry, checked against the data region [data, data + data_size).
+TensorBytes parse_entry(const std::string& path, const std::string& name, const nlohmann::json& entry,
+                        const std::uint8_t* data, std::uint64_t data_size) {
+  if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets") ||
+      !entry["dtype"].is_string() || !entry["shape"].is_array() || !entry["data_offsets"].is_array() ||
+      entry["data_offsets"].size() != 2 || !entry["data_offsets"][0].is_number_unsigned() ||
+      !entry["data_offsets"][1].is_number_unsigned()) {
+    throw bad_tensor(path, name, "entry needs dtype, shape and data_offsets [begin, end]");
+  }
+  const std::string dtype_text = entry["dtype"].get<std::string>();
+  const auto dtype = dtype_from_name(dtype_text);
+  if (!dtype) throw bad_tensor(path, name, "dtype " + dtype_text + " cannot be read (F32, BF16, F16 can)");
+  TensorBytes t;
+  t.name = name;
+  t.dtype = *dtype;
+  const auto bytes = byte_count(entry["shape"], dtype_size(*dtype), t.shape);
+  if (!bytes) throw bad_tensor(path, name, "shape " + entry["shape"].dump() + " is negative or overflows");
+  const auto begin = entry["data_offsets"][0].get<std::uint64_t>();
+  const auto end = entry["data_offsets"][1].get<std::uint64_t>();
+  if (begin > end || end > data_size) {
+    throw bad_tensor(path, name, fmt::format("data_offsets [{}, {}] lie outside the data region of {} bytes",
+                                             begin, end, data_size));
+  }
+  if (end - begin != *bytes) {
+    throw bad_tensor(path, name, fmt::format("data_offsets [{}, {}] hold {} bytes but shape {} of {} needs {}",
+                                             begin, end, end - begin, entry["shape"].dump(), dtype_text, *bytes));
+  }
+  t.data = data + begin;
+  t.size = static_cast<size_t>(*bytes);
+  return t;
+}
+
 }  // namespace
 
 size_t dtype_size(TensorDtype dtype) { return dtype == TensorDtype::kF32 ? 4 : 2; }
@@ -135,32 +167,8 @@ void SafetensorsFile::parse_header() {
       for (const auto& [k, v] : entry.items()) metadata_[k] = v.is_string() ? v.get<std::string>() : v.dump();
       continue;
     }
-    if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets") ||
-        !entry["dtype"].is_string() || !entry["shape"].is_array() || !entry["data_offsets"].is_array() ||
-        entry["data_offsets"].size() != 2 || !entry["data_offsets"][0].is_number_unsigned() ||
-        !entry["data_offsets"][1].is_number_unsigned()) {
-      throw bad_tensor(path_, name, "entry needs dtype, shape and data_offsets [begin, end]");
-    }
-    const std::string dtype_text = entry["dtype"].get<std::string>();
-    const auto dtype = dtype_from_name(dtype_text);
-    if (!dtype) throw bad_tensor(path_, name, "dtype " + dtype_text + " cannot be read (F32, BF16, F16 can)");
-    TensorBytes t;
-    t.name = name;
-    t.dtype = *dtype;
-    const auto bytes = byte_count(entry["shape"], dtype_size(*dtype), t.shape);
-    if (!bytes) throw bad_tensor(path_, name, "shape " + entry["shape"].dump() + " is negative or overflows");
-    const auto begin = entry["data_offsets"][0].get<std::uint64_t>();
-    const auto end = entry["data_offsets"][1].get<std::uint64_t>();
-    if (begin > end || end > data_size) {
-      throw bad_tensor(path_, name, fmt::format("data_offsets [{}, {}] lie outside the data region of {} bytes",
-                                                begin, end, data_size));
-    }
-    if (end - begin != *bytes) {
-      throw bad_tensor(path_, name, fmt::format("data_offsets [{}, {}] hold {} bytes but shape {} of {} needs {}",
-                                                begin, end, end - begin, entry["shape"].dump(), dtype_text, *bytes));
-    }
-    t.data = data + begin;
-    t.size = static_cast<size_t>(*bytes);
+    TensorBytes t = parse_entry(path_, name, entry, data, data_size);
+    const std::uint64_t begin = static_cast<std::uint64_t>(t.data - data), end = begin + t.size;
     ranges.push_back({{begin, end}, name});
     tensors_.emplace(name, std::move(t));
   }

@@ -250,11 +250,12 @@ nlohmann::json save_model(const TransformerImpl& model, const Tokenizer& tokeniz
                           Progress* progress) {
   save_parameters(model, dir + "model.pt");
   save_hf_model(model, dir + "model", tokenizer.bos_id(), tokenizer.eos_id());
-  nlohmann::json record = {{"dir", "model"}, {"architecture", save_architecture(model.config)}, {"tokenizer", true}};
+  // The record holds no path, so that identical runs in two folders record the same.
+  nlohmann::json record = {{"dir", "model"}, {"architecture", save_architecture(model.config)}, {"tokenizer_saved", true}};
   try {
     tokenizer.save_pretrained(dir + "model");
   } catch (const UserError& e) {
-    record["tokenizer"] = e.what();
+    record["tokenizer_saved"] = false;
     if (progress) progress->line(std::string("warning: ") + e.what());
   }
   return record;

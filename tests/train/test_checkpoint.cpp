@@ -235,7 +235,7 @@ TEST_CASE("one step from a checkpoint: the loss equals transformers' under compl
   }
 }
 
-TEST_CASE("--save-model writes a folder that transformers loads, with masklab's per-token NLL",
+TEST_CASE("the folder --save-model writes loads in transformers, with masklab's per-token NLL",
           "[slow][checkpoint][python]") {
   test::TempDir dir;
   const std::string hf = checkpoints(dir);
