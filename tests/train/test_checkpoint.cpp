@@ -29,8 +29,8 @@ ModelConfig small_model() {
 }
 
 // A folder saved by masklab from a random model of `m`'s shape.
-void save_random(const ModelConfig& m, const std::string& dir, std::uint64_t seed = 1) {
-  Transformer t(m, 300);
+void save_random(const ModelConfig& m, const std::string& dir, std::uint64_t seed = 1, int vocab = 300) {
+  Transformer t(m, vocab);
   t->initialize(seed);
   save_hf_model(*t, dir, 257, 258);
 }
@@ -167,6 +167,14 @@ TEST_CASE("bad checkpoints through the CLI: exit status 2, one line, nothing wri
   // One error line (stdout may hold the run's first progress line before it).
   const std::string error_line = r.out.substr(r.out.find("masklab: error:"));
   CHECK(std::count(error_line.begin(), error_line.end(), '\n') == 1);
+  CHECK(!std::filesystem::exists(dir.file("out")));
+
+  // A vocabulary smaller than the tokenizer's (the byte tokenizer has 259 ids).
+  save_random(small_model(), dir.file("small_vocab"), 1, 100);
+  r = test::run_masklab("train --out " + dir.file("out") + common + " --set model.init_from=" + dir.file("small_vocab"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.out, Catch::Contains("data.tokenizer has 259 tokens but " + dir.file("small_vocab") +
+                                    "/config.json has vocab_size 100"));
   CHECK(!std::filesystem::exists(dir.file("out")));
 
   std::filesystem::remove(d + "/model.safetensors");
