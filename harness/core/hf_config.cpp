@@ -220,8 +220,13 @@ void resolve_init_from(Config& config) {
   if (!is_hf_model_dir(dir)) throw UserError("model.init_from: folder '" + dir + "' has no config.json");
   const ModelConfig from = read_hf_config(dir);
   for (const auto& k : shape_keys()) {
-    if (config.was_set(k.key) && k.value(config.model) != k.value(from)) {
-      throw UserError(fmt::format("{} is {} but {}/config.json has {} {}", k.key, k.value(config.model), dir,
+    // A key set to its "auto" value (0 or empty: n_kv_heads, head_dim, d_ff,
+    // vocab_size, architecture, ...) asks for the checkpoint's, so it never
+    // disagrees: a run fine-tuning a sweep's pretrained base carries the
+    // stage's model section, autos included, in its config.yaml.
+    const std::string mine = k.value(config.model);
+    if (config.was_set(k.key) && mine != "0" && !mine.empty() && mine != k.value(from)) {
+      throw UserError(fmt::format("{} is {} but {}/config.json has {} {}", k.key, mine, dir,
                                   k.hf_field, k.value(from)));
     }
     k.copy(config.model, from);

@@ -16,6 +16,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "harness/core/errors.hpp"
+#include "harness/core/hf_config.hpp"
 #include "harness/core/files.hpp"
 #include "harness/core/yaml_file.hpp"
 #include "harness/core/hashing.hpp"
@@ -157,6 +158,9 @@ SweepRun resolve_run(const SpecBody& body, const std::vector<size_t>& index, con
   }
   try {
     run.config.strategy = make_strategy(run.config.strategy)->spec();
+    // A Hugging Face init_from gives the run its architecture here, so that
+    // config.yaml (and the run id) carry the model the run trains.
+    resolve_init_from(run.config);
     validate(run.config);
   } catch (const UserError& e) {
     throw UserError(path + ": run (" + describe(run) + "): " + e.what());
@@ -188,6 +192,11 @@ void attach_base(SweepBase& base, std::vector<SweepRun>& runs, const std::string
         throw UserError("model.init_from is set, but the spec's pretrain: block gives every run its base");
       }
       check_run_matches_base(base, r.config);
+      if (base.kind == BaseKind::kCheckpoint) {
+        r.config.model.init_from = base.checkpoint;
+        resolve_init_from(r.config);  // a model folder's config.json gives every run its model.*
+        validate(r.config);
+      }
     } catch (const UserError& e) {
       throw UserError(path + ": run (" + describe(r) + "): " + e.what());
     }

@@ -121,6 +121,14 @@ TEST_CASE("resolve_init_from: config.json decides model.*, explicit disagreement
   resolve_init_from(agree);
   CHECK(agree.model.max_seq_len == 256);  // a training length, not a shape
 
+  Config autos;  // explicit "auto" values (a pretrained stage's model section) ask for the checkpoint's
+  apply_value(autos, "model.init_from", m, "test");
+  apply_value(autos, "model.n_kv_heads", "0", "test");
+  apply_value(autos, "model.d_ff", "0", "test");
+  apply_value(autos, "model.architecture", "''", "test");
+  resolve_init_from(autos);
+  CHECK((autos.model.n_kv_heads == 2 && autos.model.d_ff > 0 && autos.model.architecture == "LlamaForCausalLM"));
+
   Config too_long;
   apply_value(too_long, "model.init_from", m, "test");
   apply_value(too_long, "model.max_seq_len", "8192", "test");
