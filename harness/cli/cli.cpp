@@ -220,7 +220,8 @@ int cmd_report(const std::vector<std::string>& args) {
   reports::ReportInputs inputs = reports::load_sweep(dir);
   if (vm.count("baseline")) inputs.baseline = make_strategy(vm["baseline"].as<std::string>())->spec();
   inputs.plw_transform = parse_enum<reports::PlwTransform>(vm["plw-transform"].as<std::string>(), "--plw-transform");
-  add_data_views(inputs, dir);
+  const std::vector<std::string> notes = add_data_views(inputs, dir);
+  for (const auto& note : notes) std::fprintf(stderr, "masklab report: note: %s\n", note.c_str());
   const std::string out = vm.count("out") ? vm["out"].as<std::string>() : dir;
   for (const auto& path : reports::write_report(inputs, out)) std::cout << path << "\n";
   return 0;
