@@ -174,12 +174,13 @@ int cmd_sweep(const std::vector<std::string>& args) {
       ("jobs", po::value<int>()->default_value(1), "runs at once; the CPU threads are divided between them")
       ("shard", po::value<std::string>(), "K/N: run only the K-th of N deterministic parts (separate machines, array jobs)")
       ("dry-run", "print the expanded runs and their state, run nothing")
-      ("retry-failed", "run again the runs recorded as failed");
+      ("retry-failed", "run again the runs recorded as failed or timeout")
+      ("run-timeout", po::value<double>()->default_value(0), "SECONDS a run may take: then SIGTERM, SIGKILL 5 s later, status timeout (0: no limit)");
   po::positional_options_description positional;
   positional.add("spec", 1);
   po::variables_map vm;
   const std::string usage =
-      "usage: masklab sweep SPEC.yaml --out DIR [--jobs N] [--shard K/N] [--dry-run]\n"
+      "usage: masklab sweep SPEC.yaml --out DIR [--jobs N] [--shard K/N] [--run-timeout S] [--dry-run]\n"
       "\n"
       "Expands the spec into runs (id = hash of the resolved config) and runs every\n"
       "run without a DIR/runs/<id>/metrics.json: rerunning resumes. Exit status 0\n"
@@ -193,6 +194,8 @@ int cmd_sweep(const std::vector<std::string>& args) {
   if (vm.count("shard")) std::tie(o.shard_k, o.shard_n) = parse_shard(vm["shard"].as<std::string>());
   o.dry_run = vm.count("dry-run") > 0;
   o.retry_failed = vm.count("retry-failed") > 0;
+  o.run_timeout = vm["run-timeout"].as<double>();
+  if (!(o.run_timeout >= 0)) throw UserError("--run-timeout must be a number of seconds >= 0 (0: no limit)");
   o.masklab_binary = std::filesystem::read_symlink("/proc/self/exe").string();
   return run_sweep(spec, o);
 }
@@ -217,7 +220,8 @@ int cmd_report(const std::vector<std::string>& args) {
   reports::ReportInputs inputs = reports::load_sweep(dir);
   if (vm.count("baseline")) inputs.baseline = make_strategy(vm["baseline"].as<std::string>())->spec();
   inputs.plw_transform = parse_enum<reports::PlwTransform>(vm["plw-transform"].as<std::string>(), "--plw-transform");
-  add_data_views(inputs, dir);
+  const std::vector<std::string> notes = add_data_views(inputs, dir);
+  for (const auto& note : notes) std::fprintf(stderr, "masklab report: note: %s\n", note.c_str());
   const std::string out = vm.count("out") ? vm["out"].as<std::string>() : dir;
   for (const auto& path : reports::write_report(inputs, out)) std::cout << path << "\n";
   return 0;

@@ -29,7 +29,8 @@ reports::WeightedExample weigh_example(const TokenizedExample& ex, const Tokeniz
   return view;
 }
 
-void add_data_views(reports::ReportInputs& inputs, const std::string& sweep_dir) {
+std::vector<std::string> add_data_views(reports::ReportInputs& inputs, const std::string& sweep_dir) {
+  std::vector<std::string> notes;
   // One representative run per condition: the factors other than strategy and seed.
   std::set<std::string> seen_conditions, strategies;
   for (const auto& run : inputs.runs) {
@@ -44,9 +45,17 @@ void add_data_views(reports::ReportInputs& inputs, const std::string& sweep_dir)
     if (!seen_conditions.insert(condition).second) continue;
     const std::string config_path = sweep_dir + "/runs/" + run.id + "/config.yaml";
     if (!std::filesystem::exists(config_path)) continue;  // never started: nothing to read
-    Config config;
-    load_config_file(config, config_path);
-    const Dataset ds = load_dataset(config, sweep_dir + "/cache");
+    Dataset ds;
+    try {
+      Config config;
+      load_config_file(config, config_path);
+      ds = load_dataset(config, sweep_dir + "/cache");
+    } catch (const std::exception& e) {
+      // The views are extras: every number of the report comes from the run records.
+      notes.push_back("task length profiles and the weighted example left out: cannot read the data of " +
+                      config_path + ": " + e.what());
+      return notes;
+    }
 
     std::vector<reports::TaskProfile> profiles(ds.tasks.size());
     for (size_t t = 0; t < ds.tasks.size(); ++t) {
@@ -74,6 +83,7 @@ void add_data_views(reports::ReportInputs& inputs, const std::string& sweep_dir)
         weigh_example(ex, *ds.tokenizer, ds.tasks[ex.task], std::vector<std::string>(strategies.begin(), strategies.end()));
     inputs.example = view;
   }
+  return notes;
 }
 
 }  // namespace masklab

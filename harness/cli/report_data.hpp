@@ -3,6 +3,7 @@
 // configs: each task's prompt/completion length profile, and one example
 // with every strategy's weights.
 #include <string>
+#include <vector>
 
 #include "harness/data/data.hpp"
 #include "reports/report.hpp"
@@ -17,7 +18,10 @@ reports::WeightedExample weigh_example(const TokenizedExample& example, const To
                                        double progress = 0.0);
 
 // Fills inputs.tasks and inputs.example from the datasets of the sweep's
-// conditions (read through the sweep's dataset cache in DIR/cache).
-void add_data_views(reports::ReportInputs& inputs, const std::string& sweep_dir);
+// conditions (read through the sweep's dataset cache in DIR/cache). These
+// views are optional: when a run's data cannot be read (a relative path from
+// another directory, data moved) nothing more is added and the returned note
+// says what was left out and why; a report needs only the run records.
+std::vector<std::string> add_data_views(reports::ReportInputs& inputs, const std::string& sweep_dir);
 
 }  // namespace masklab

@@ -13,7 +13,8 @@ namespace masklab {
 // the file was for in their own error.
 std::optional<std::string> read_file(const std::string& path);
 
-// Throws std::runtime_error naming the path when the write or the rename fails.
+// Throws std::runtime_error naming the path and the OS error (strerror:
+// "No space left on device") when the write or the rename fails.
 void write_file_atomic(const std::string& path, std::string_view content);
 
 }  // namespace masklab

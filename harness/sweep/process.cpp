@@ -2,9 +2,12 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 #include <stdexcept>
 
@@ -31,18 +34,59 @@ pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log)
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // Opened here, not in the child, so a log that cannot be written is an
+  // error naming it and why, instead of a run with no output.
+  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot write " + log + ": " + std::strerror(errno));
   const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid > 0) return pid;
-  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd >= 0) {
-    ::dup2(fd, STDOUT_FILENO);
-    ::dup2(fd, STDERR_FILENO);
+  if (pid < 0) {
+    const int error = errno;
     ::close(fd);
+    throw std::runtime_error(std::string("fork failed: ") + std::strerror(error));
   }
+  if (pid > 0) {
+    ::close(fd);
+    return pid;
+  }
+  ::dup2(fd, STDOUT_FILENO);  // dup2 clears close-on-exec on the copies
+  ::dup2(fd, STDERR_FILENO);
   ::execv(args[0], args.data());
-  std::fprintf(stderr, "masklab sweep: cannot run %s\n", args[0]);
+  std::fprintf(stderr, "masklab sweep: cannot run %s: %s\n", args[0], std::strerror(errno));
   ::_exit(127);
+}
+
+std::optional<RunClaim> RunClaim::try_claim(const std::string& lock_path, std::string& holder) {
+  // O_CLOEXEC: a run's child must not inherit another run's claim.
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot write " + lock_path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    holder = read_file(lock_path).value_or("");
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    ::close(fd);
+    if (error == EWOULDBLOCK) return std::nullopt;
+    throw std::runtime_error("cannot lock " + lock_path + ": " + std::strerror(error));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    const int error = errno;
+    ::close(fd);
+    throw std::runtime_error("cannot write " + lock_path + ": " + std::strerror(error));
+  }
+  return RunClaim(fd);
+}
+
+RunClaim& RunClaim::operator=(RunClaim&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+RunClaim::~RunClaim() {
+  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
 }
 
 std::string last_line(const std::string& path) {

@@ -3,6 +3,7 @@
 // stage) runs in its own process with its output in a log file, and an
 // interrupt (SIGINT, SIGTERM) is noticed rather than killing the sweep
 // mid-write.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,5 +23,29 @@ pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log)
 
 // The last non-empty line of a file ("" when it has none): why a child died.
 std::string last_line(const std::string& path);
+
+}  // namespace masklab
+
+namespace masklab {
+
+// A claim on one run: an exclusive flock on RUN_DIR/claim.lock, held while
+// this sweep launches and waits for the run, released when the claim is
+// destroyed (or the sweep dies: the kernel drops the lock). Two sweeps on one
+// folder (or shards on shared storage) so never run or record one run at once.
+class RunClaim {
+ public:
+  // The claim, or nullopt when another process holds it; `holder` then gets
+  // the pid written in the lock file ("" when unknown).
+  static std::optional<RunClaim> try_claim(const std::string& lock_path, std::string& holder);
+  RunClaim(RunClaim&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  RunClaim& operator=(RunClaim&& other) noexcept;
+  RunClaim(const RunClaim&) = delete;
+  RunClaim& operator=(const RunClaim&) = delete;
+  ~RunClaim();
+
+ private:
+  explicit RunClaim(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
 
 }  // namespace masklab

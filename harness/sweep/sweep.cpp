@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -307,6 +308,11 @@ std::string finished_status(const std::string& rdir) {
   }
 }
 
+// A run with no record yet, or (with --retry-failed) one that failed or timed out.
+bool needs_run(const std::string& status, const SweepOptions& options) {
+  return status.empty() || (options.retry_failed && (status == "failed" || status == "timeout"));
+}
+
 // What resuming finds: the runs of this shard, and which of them still have to run.
 struct SweepPlan {
   std::vector<const SweepRun*> runs;
@@ -319,7 +325,7 @@ SweepPlan plan_sweep(const SweepSpec& spec, const SweepOptions& options) {
   plan.runs = shard_runs(spec, options.shard_k, options.shard_n);
   for (const auto* r : plan.runs) {
     const std::string status = finished_status(run_dir(options, *r));
-    if (status.empty() || (options.retry_failed && status == "failed")) {
+    if (needs_run(status, options)) {
       plan.pending.push_back(r);
     } else {
       (status == "ok" ? plan.already_ok : plan.already_bad)++;
@@ -344,12 +350,12 @@ void print_plan(const SweepSpec& spec, const SweepOptions& options, const SweepP
 }
 
 // Starts `masklab train` for one run in a child process that writes its
-// output to the run's train.log. The run's old record goes first, so a
-// record present afterwards is this attempt's.
+// output to the run's train.log. The caller holds the run's claim and has
+// checked that it needs to run, so the only record removed is a failed or
+// timeout one being retried: a record present afterwards is this attempt's.
 pid_t launch_run(const SweepSpec& spec, const SweepRun& r, const SweepOptions& options, int threads) {
   const std::string rdir = run_dir(options, r);
-  std::filesystem::create_directories(rdir);
-  std::filesystem::remove(rdir + "/metrics.json");
+  if (!finished_status(rdir).empty()) std::filesystem::remove(rdir + "/metrics.json");
   Config c = r.config;
   c.train.threads = threads;
   if (spec.base) c.model.init_from = base_model_path(*spec.base, options.out_dir);
@@ -361,7 +367,13 @@ pid_t launch_run(const SweepSpec& spec, const SweepRun& r, const SweepOptions& o
 
 // The record of a run that died before writing its own (bad input, crash,
 // killed): why it died, from its exit status or the last line it logged.
-nlohmann::json failure_record(const SweepRun& r, int wstatus, double seconds, const std::string& rdir) {
+// A run killed for --run-timeout is "timeout" whatever it managed to write.
+nlohmann::json failure_record(const SweepRun& r, int wstatus, double seconds, const std::string& rdir,
+                              double timed_out_after) {
+  if (timed_out_after > 0) {
+    return {{"status", "timeout"}, {"error", fmt::format("exceeded --run-timeout {:g} s", timed_out_after)},
+            {"strategy", r.config.strategy}, {"seed", r.config.seed}, {"wall_seconds", seconds}};
+  }
   const std::string why = WIFSIGNALED(wstatus) ? fmt::format("killed by signal {}", WTERMSIG(wstatus))
                                                : last_line(rdir + "/train.log");
   return {{"status", "failed"}, {"error", why.empty() ? "exited without a record" : why},
@@ -378,6 +390,18 @@ std::string result_line(const SweepRun& r, const std::string& status, double sec
                                     : "  (" + metrics.value("error", std::string()) + ")");
 }
 
+// Each run's thread count, fixed by the sweep's settings (--jobs, the
+// shard's run count, the cores) and never by how many runs remain: a resumed
+// sweep's last run gets the threads an uninterrupted sweep gives it, so its
+// numbers match to the bit.
+int threads_per_run(const SweepOptions& options, const SweepPlan& plan) {
+  const int slots = std::max(1, std::min<int>(options.jobs, static_cast<int>(std::max<size_t>(1, plan.runs.size()))));
+  return std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / slots);
+}
+
+// A run past --run-timeout gets SIGTERM, then SIGKILL this much later.
+constexpr double kKillGraceSeconds = 5;
+
 // Runs the pending runs of a plan, `jobs` child processes at a time.
 class SweepRunner {
  public:
@@ -386,7 +410,7 @@ class SweepRunner {
         options_(options),
         plan_(plan),
         jobs_(std::max(1, std::min<int>(options.jobs, static_cast<int>(std::max<size_t>(1, plan.pending.size()))))),
-        threads_each_(std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / jobs_)) {}
+        threads_each_(threads_per_run(options, plan)) {}
 
   // The process exit status: 0 when every run of the shard is ok, 1 when
   // some is not, 130 when interrupted.
@@ -397,8 +421,7 @@ class SweepRunner {
     start_ = std::chrono::steady_clock::now();
     while (next_ < plan_.pending.size() || !running_.empty()) {
       while (!interrupted() && next_ < plan_.pending.size() && static_cast<int>(running_.size()) < jobs_) {
-        const SweepRun& r = *plan_.pending[next_++];
-        running_[launch_run(spec_, r, options_, threads_each_)] = {&r, std::chrono::steady_clock::now()};
+        launch_claimed(*plan_.pending[next_++]);
       }
       if (interrupted()) break;
       show_status();
@@ -411,32 +434,76 @@ class SweepRunner {
   struct Running {
     const SweepRun* run;
     std::chrono::steady_clock::time_point start;
+    RunClaim claim;       // held until the run is recorded
+    bool terminated = false;  // sent SIGTERM for --run-timeout
   };
 
-  // Waits for a child to end and records its run; false when there is
-  // nothing left to wait for.
+  // Launches a run once this sweep holds its claim and it still needs to
+  // run (another sweep may have finished it since the plan was made).
+  void launch_claimed(const SweepRun& r) {
+    const std::string rdir = run_dir(options_, r);
+    std::filesystem::create_directories(rdir);
+    std::string holder;
+    std::optional<RunClaim> claim = RunClaim::try_claim(rdir + "/claim.lock", holder);
+    if (!claim) {
+      ++claimed_elsewhere_;
+      progress_.line(fmt::format("{} running in another sweep (pid {}): left to it  {}", r.id,
+                                 holder.empty() ? "unknown" : holder, describe(r)));
+      return;
+    }
+    if (const std::string status = finished_status(rdir); !needs_run(status, options_)) {
+      (status == "ok" ? done_ok_ : done_bad_)++;
+      progress_.line(fmt::format("{} {:<8} finished by another sweep  {}", r.id, status, describe(r)));
+      return;
+    }
+    const pid_t pid = launch_run(spec_, r, options_, threads_each_);
+    running_.emplace(pid, Running{&r, std::chrono::steady_clock::now(), std::move(*claim)});
+  }
+
+  // Waits for a child to end and records its run, killing runs past
+  // --run-timeout meanwhile; false when there is nothing left to wait for.
   bool reap_one() {
     int wstatus = 0;
-    const pid_t pid = ::waitpid(-1, &wstatus, 0);
+    const pid_t pid = ::waitpid(-1, &wstatus, WNOHANG);
     if (pid < 0) return errno == EINTR;
+    if (pid == 0) {
+      enforce_timeouts();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      return true;
+    }
     auto it = running_.find(pid);
     if (it == running_.end()) return true;
-    const Running finished = it->second;
+    Running finished = std::move(it->second);
     running_.erase(it);
     // A child that died of the same interrupt stays unrecorded, to run again.
-    if (!interrupted()) record(*finished.run, wstatus, seconds_since(finished.start));
+    if (!interrupted()) {
+      record(*finished.run, wstatus, seconds_since(finished.start), finished.terminated ? options_.run_timeout : 0);
+    }
     return true;
   }
 
-  void record(const SweepRun& r, int wstatus, double seconds) {
+  void enforce_timeouts() {
+    if (options_.run_timeout <= 0) return;
+    for (auto& [pid, r] : running_) {
+      const double seconds = seconds_since(r.start);
+      if (!r.terminated && seconds > options_.run_timeout) {
+        ::kill(pid, SIGTERM);
+        r.terminated = true;
+      } else if (r.terminated && seconds > options_.run_timeout + kKillGraceSeconds) {
+        ::kill(pid, SIGKILL);
+      }
+    }
+  }
+
+  void record(const SweepRun& r, int wstatus, double seconds, double timed_out_after) {
     seconds_total_ += seconds;
     const std::string rdir = run_dir(options_, r);
     std::string status = finished_status(rdir);
     nlohmann::json metrics;
-    if (status.empty()) {
-      metrics = failure_record(r, wstatus, seconds, rdir);
+    if (status != "ok" && (status.empty() || timed_out_after > 0)) {
+      metrics = failure_record(r, wstatus, seconds, rdir, timed_out_after);
       write_file_atomic(rdir + "/metrics.json", metrics.dump(2) + "\n");
-      status = "failed";
+      status = metrics["status"].get<std::string>();
     } else {
       metrics = read_json_file(rdir + "/metrics.json");
     }
@@ -447,7 +514,7 @@ class SweepRunner {
   void show_status() {
     const int done = done_ok_ + done_bad_;
     const double per_run = done ? seconds_total_ / done : 0;
-    const size_t left = plan_.pending.size() - done;
+    const size_t left = plan_.pending.size() - static_cast<size_t>(done + claimed_elsewhere_);
     const double eta = done ? per_run * static_cast<double>(left) / jobs_ : NAN;
     progress_.status(fmt::format("runs {}/{} done ({} not ok), {} running, ETA {}",
                                  plan_.already_ok + plan_.already_bad + done, plan_.runs.size(),
@@ -466,9 +533,10 @@ class SweepRunner {
   int summary() {
     progress_.finish();
     const int bad = plan_.already_bad + done_bad_;
-    progress_.line(fmt::format("sweep {}: {} runs ok, {} not ok, {:.0f}s", spec_.name, plan_.already_ok + done_ok_,
-                               bad, seconds_since(start_)));
-    return bad == 0 ? 0 : 1;
+    progress_.line(fmt::format("sweep {}: {} runs ok, {} not ok, {}{:.0f}s", spec_.name, plan_.already_ok + done_ok_,
+                               bad, claimed_elsewhere_ ? fmt::format("{} left to another sweep, ", claimed_elsewhere_) : "",
+                               seconds_since(start_)));
+    return bad == 0 && claimed_elsewhere_ == 0 ? 0 : 1;
   }
 
   const SweepSpec& spec_;
@@ -480,6 +548,7 @@ class SweepRunner {
   std::map<pid_t, Running> running_;
   size_t next_ = 0;  // index into plan_.pending of the next run to launch
   int done_ok_ = 0, done_bad_ = 0;
+  int claimed_elsewhere_ = 0;  // runs another sweep held when this one came to them
   double seconds_total_ = 0;
   std::chrono::steady_clock::time_point start_;
 };

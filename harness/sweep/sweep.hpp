@@ -52,14 +52,18 @@ struct SweepOptions {
   int jobs = 1;                 // runs at once; CPU threads are divided between them
   int shard_k = 1, shard_n = 1;
   bool dry_run = false;
-  bool retry_failed = false;    // rerun runs recorded as failed (not diverged: that is a result)
+  bool retry_failed = false;    // rerun runs recorded as failed or timeout (not diverged: that is a result)
+  double run_timeout = 0;       // seconds a run may take before it is killed and recorded as timeout; 0: no limit
   std::string masklab_binary;   // the executable that runs each `masklab train`
 };
 
 // Prepares the spec's base first (prepare_base: a failed stage returns 1
 // and starts no run), then runs every pending run of this shard (those
 // without metrics.json) and returns the process exit status: 0 when every
-// run of the shard is ok.
+// run of the shard is ok. Each run is claimed (RunClaim, a flock on
+// DIR/runs/<id>/claim.lock) before it is launched: a run another sweep holds
+// is left to it, and a run found finished once claimed is not run again, so a
+// finished record is never removed or rewritten by a launch.
 int run_sweep(const SweepSpec& spec, const SweepOptions& options);
 
 }  // namespace masklab

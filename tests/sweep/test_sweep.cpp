@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <set>
+#include <thread>
 
 #include "harness/core/errors.hpp"
 #include "harness/core/run_record.hpp"
@@ -247,4 +248,77 @@ TEST_CASE("a failing run is recorded with its error and the sweep goes on", "[sl
              Catch::Contains("(0 pending)"));
   CHECK_THAT(test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out + " --retry-failed").out,
              Catch::Contains("1 to run"));
+}
+
+TEST_CASE("a resumed sweep gives its last run the threads an uninterrupted sweep gives it", "[slow][sweep][resume]") {
+  test::TempDir dir;
+  test::write_text(dir.file("s.yaml"), tiny_spec(3, "grid:\n  strategy: [full, completion_only]\n"));
+  const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
+  auto sweep = [&](const std::string& out) {
+    return test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out + " --jobs 2");
+  };
+  const std::string whole = dir.file("whole"), resumed = dir.file("resumed");
+  REQUIRE(sweep(whole).exit_code == 0);
+  REQUIRE(sweep(resumed).exit_code == 0);
+  // As an interrupted sweep leaves it: the last run without a record, one run left to do.
+  const std::string last = "/runs/" + spec.runs.back().id;
+  fs::remove(resumed + last + "/metrics.json");
+  const auto again = sweep(resumed);
+  INFO(again.out);
+  REQUIRE(again.exit_code == 0);
+  CHECK_THAT(again.out, Catch::Contains("1 to run"));
+  // --jobs 2 over 2 runs: half the cores each, whatever remains to run.
+  const int expected = std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / 2);
+  CHECK_THAT(test::read_text(resumed + last + "/config.yaml"), Catch::Contains("threads: " + std::to_string(expected)));
+  CHECK(test::read_text(resumed + last + "/config.yaml") == test::read_text(whole + last + "/config.yaml"));
+  CHECK(test::comparable_metrics(read_json_file(resumed + last + "/metrics.json"), false) ==
+        test::comparable_metrics(read_json_file(whole + last + "/metrics.json"), false));
+}
+
+TEST_CASE("a run past --run-timeout is killed and recorded as timeout, and the sweep goes on", "[slow][sweep][failures]") {
+  test::TempDir dir;
+  // The first run is far too long for 2 s; the second finishes well inside it.
+  test::write_text(dir.file("s.yaml"), tiny_spec(3, "grid:\n  train.steps: [500000, 2]\n"));
+  const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
+  const std::string out = dir.file("out");
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out + " --run-timeout 2");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO(r.out);
+  CHECK(r.exit_code == 1);
+  CHECK(seconds < 60);
+  const auto slow = read_json_file(out + "/runs/" + spec.runs[0].id + "/metrics.json");
+  CHECK(slow["status"] == "timeout");
+  CHECK(slow["error"] == "exceeded --run-timeout 2 s");
+  CHECK(read_json_file(out + "/runs/" + spec.runs[1].id + "/metrics.json")["status"] == "ok");
+  // A timeout is done, like a failure; --retry-failed runs it again.
+  CHECK_THAT(test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out + " --dry-run").out,
+             Catch::Contains("(0 pending)"));
+}
+
+TEST_CASE("a second sweep on the same folder never removes or rewrites a record the first one wrote",
+          "[slow][sweep][resume]") {
+  test::TempDir dir;
+  // runs[0] is slow, runs[1] quick. Sweep A (shard 2/2) runs only runs[1];
+  // sweep B, started at once, finds runs[1] pending and reaches it after
+  // runs[0], long after A has recorded it.
+  test::write_text(dir.file("s.yaml"), tiny_spec(3, "grid:\n  train.steps: [4000, 3]\n"));
+  const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
+  const std::string out = dir.file("out"), quick = out + "/runs/" + spec.runs[1].id + "/metrics.json";
+  const std::string b_log = dir.file("b.log");
+  const std::string b = std::string(MASKLAB_BINARY) + " sweep " + dir.file("s.yaml") + " --out " + out + " > " + b_log +
+                        " 2>&1 & echo $! > " + dir.file("b.pid");
+  const auto a = test::run_shell(std::string(MASKLAB_BINARY) + " sweep " + dir.file("s.yaml") + " --out " + out +
+                                 " --shard 2/2 & " + b + "; wait %1");
+  INFO(a.out);
+  REQUIRE(a.exit_code == 0);
+  REQUIRE(fs::exists(quick));
+  const std::string recorded = test::read_text(quick);
+  const pid_t b_pid = std::stoi(test::read_text(dir.file("b.pid")));
+  // B's end, or its interrupt once it is past runs[0]: either way the record A wrote stands.
+  test::wait_until([&] { return ::kill(b_pid, 0) != 0; }, std::chrono::seconds(120));
+  INFO(test::read_text(b_log));
+  CHECK(test::read_text(quick) == recorded);
+  CHECK(read_json_file(out + "/runs/" + spec.runs[0].id + "/metrics.json")["status"] == "ok");
+  CHECK_THAT(test::read_text(b_log), Catch::Contains(spec.runs[1].id + " ok       finished by another sweep"));
 }
