@@ -92,7 +92,7 @@ TEST_CASE("pretrain: a stage gives every run its model and base, with the world 
   const auto manifest = sweep_manifest(spec);
   CHECK(manifest["base"]["kind"] == "pretrain");
   CHECK(manifest["base"]["hash"] == base.hash);
-  CHECK(manifest["base"]["path"] == "cache/base-" + base.hash + "/model.pt");
+  CHECK(manifest["base"]["path"] == "cache/base-" + base.hash + "/model");
   CHECK(manifest["base"]["config"]["train"]["steps"] == 5);
   CHECK(manifest["base"]["config"]["model"]["d_model"] == 32);
   CHECK(manifest["base"]["text"]["documents"] == 60);
