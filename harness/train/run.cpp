@@ -125,7 +125,8 @@ struct RunState {
   double last_logged_loss = std::nan("");
   double train_seconds = 0;
   nlohmann::json final_eval;
-  nlohmann::json saved_model;  // --save-model: where, and whether the tokenizer went with it
+  nlohmann::json base;         // the checkpoint the run started from, hashed at setup (null: random init)
+  nlohmann::json saved_model;  // --save-model: where, under which architecture
 };
 
 void append_point(CurveWriter& curve, nlohmann::json point, int step, nlohmann::json train_loss, double lr) {
@@ -238,27 +239,19 @@ nlohmann::json run_metrics(const TrainJob& job, const Dataset& dataset, const Ru
                    {"order_hash", job.order_hash.hex()},
                    {"data_fingerprint", dataset.fingerprint}};
   m["provenance"] = provenance(job.device.str(), job.threads);
-  m["base"] = base_record(config.model);
+  m["base"] = s.base;
   if (!s.saved_model.is_null()) m["saved_model"] = s.saved_model;
   return m;
 }
 
 // --save-model: DIR/model.pt (masklab's own format) and DIR/model/, a
-// Hugging Face folder; the tokenizer's files go last, so a tokenizer that
-// cannot be written yet leaves the weights and config.json in place.
-nlohmann::json save_model(const TransformerImpl& model, const Tokenizer& tokenizer, const std::string& dir,
-                          Progress* progress) {
+// Hugging Face folder with the tokenizer's files.
+nlohmann::json save_model(const TransformerImpl& model, const Tokenizer& tokenizer, const std::string& dir) {
   save_parameters(model, dir + "model.pt");
   save_hf_model(model, dir + "model", tokenizer.bos_id(), tokenizer.eos_id());
+  tokenizer.save_pretrained(dir + "model");
   // The record holds no path, so that identical runs in two folders record the same.
-  nlohmann::json record = {{"dir", "model"}, {"architecture", save_architecture(model.config)}, {"tokenizer_saved", true}};
-  try {
-    tokenizer.save_pretrained(dir + "model");
-  } catch (const UserError& e) {
-    record["tokenizer_saved"] = false;
-    if (progress) progress->line(std::string("warning: ") + e.what());
-  }
-  return record;
+  return {{"dir", "model"}, {"architecture", save_architecture(model.config)}};
 }
 
 // A pretrained checkpoint fixes the vocabulary: the tokenizer's ids must be rows of it.
@@ -281,6 +274,7 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
   // Setup: everything that can fail because of the config fails here, before any file is written.
   check_vocab_fits(config, dataset);
   TrainJob job = make_train_job(config, dataset);
+  nlohmann::json base = base_record(config.model);  // the weights the job just loaded, hashed once
   std::filesystem::create_directories(options.out_dir);
   const std::string dir = options.out_dir + "/";
   std::filesystem::remove(dir + "metrics.json");  // a stale one would mark this run finished
@@ -288,6 +282,7 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
   CurveWriter curve(dir + "curve.jsonl");
   const EvalSets eval(config, dataset, job.device);
   RunState s;
+  s.base = std::move(base);
   s.loss_since_log = torch::zeros({}, torch::TensorOptions().device(job.device));
 
   try {
@@ -298,7 +293,7 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
       s.final_eval = eval.run(job.model);
       append_point(curve, s.final_eval, s.steps_done, s.last_logged_loss,
                    learning_rate_at(tc, std::max(0, s.steps_done - 1)));
-      if (options.save_model) s.saved_model = save_model(*job.model, *dataset.tokenizer, dir, options.progress);
+      if (options.save_model) s.saved_model = save_model(*job.model, *dataset.tokenizer, dir);
       write_samples(job.model, dataset, config.eval.samples, job.device, dir + "samples.jsonl");
     }
   } catch (const UserError&) {
