@@ -235,7 +235,7 @@ int cmd_inspect(const std::vector<std::string>& args) {
   options.add_options()("help,h", "show this help")
       ("data", po::value<std::string>()->required(), "JSONL file, or builtin:TASK[,TASK...]")
       ("template", po::value<std::string>()->default_value("plain"), templates.c_str())
-      ("tokenizer", po::value<std::string>()->default_value("byte"), "byte | SentencePiece .model")
+      ("tokenizer", po::value<std::string>()->default_value("byte"), "byte | SentencePiece .model | tokenizer.json | tokenizer folder")
       ("format", po::value<std::string>()->default_value("auto"), enum_choices<DataFormat>().c_str())
       ("strategy", po::value<std::vector<std::string>>()->composing(), "strategy to show (repeatable; default full and completion_only)")
       ("n", po::value<int>()->default_value(3), "examples to show")

@@ -194,7 +194,7 @@ const std::vector<Field>& fields() {
       MASKLAB_FIELD("data.eval_fraction", data.eval_fraction, "held-out fraction when data.eval is empty"),
       MASKLAB_FIELD("data.format", data.format, "JSONL format; auto = detected from the first line"),
       MASKLAB_FIELD("data.template", data.template_name, "chat template"),
-      MASKLAB_FIELD("data.tokenizer", data.tokenizer, "byte | path to a SentencePiece .model"),
+      MASKLAB_FIELD("data.tokenizer", data.tokenizer, "byte | SentencePiece .model | tokenizer.json | Hugging Face tokenizer folder"),
       MASKLAB_FIELD("data.max_len", data.max_len, "longest example in tokens; 0 = model.max_seq_len"),
       MASKLAB_FIELD("data.truncation", data.truncation, "too long: left drops prompt tokens from the left, skip drops the example"),
       MASKLAB_FIELD("data.skip_invalid", data.skip_invalid, "skip and count malformed lines"),

@@ -141,7 +141,7 @@ struct DataConfig {
   double eval_fraction = 0.1;    // seeded split when data.eval is empty
   DataFormat format = DataFormat::kAuto;  // auto-detected from the first line
   std::string template_name = "plain";  // chat template (key: data.template)
-  std::string tokenizer = "byte";       // byte | path to a SentencePiece .model
+  std::string tokenizer = "byte";       // byte | SentencePiece .model | tokenizer.json | tokenizer folder
   int max_len = 0;               // longest example in tokens; 0 = model.max_seq_len
   Truncation truncation = Truncation::kLeft;  // left: drop prompt tokens from the left | skip
   bool skip_invalid = false;     // skip (and count) malformed lines instead of failing
