@@ -18,6 +18,7 @@
 
 #include "harness/cli/bench.hpp"
 #include "harness/cli/score.hpp"
+#include "harness/cli/until_ci.hpp"
 #include "harness/core/config.hpp"
 #include "harness/core/hf_config.hpp"
 #include "harness/data/chat_template.hpp"
@@ -175,17 +176,30 @@ int cmd_sweep(const std::vector<std::string>& args) {
       ("shard", po::value<std::string>(), "K/N: run only the K-th of N deterministic parts (separate machines, array jobs)")
       ("dry-run", "print the expanded runs and their state, run nothing")
       ("retry-failed", "run again the runs recorded as failed or timeout")
-      ("run-timeout", po::value<double>()->default_value(0), "SECONDS a run may take: then SIGTERM, SIGKILL 5 s later, status timeout (0: no limit)");
+      ("run-timeout", po::value<double>()->default_value(0), "SECONDS a run may take: then SIGTERM, SIGKILL 5 s later, status timeout (0: no limit)")
+      ("until-ci", po::value<std::string>(), "METRIC:HALF_WIDTH: add seeds in rounds until every pairwise difference's 95% interval on METRIC is at most HALF_WIDTH each side")
+      ("max-seeds", po::value<int>()->default_value(20), "with --until-ci: at most this many seeds per strategy")
+      ("round-seeds", po::value<int>()->default_value(1), "with --until-ci: seeds added per round");
   po::positional_options_description positional;
   positional.add("spec", 1);
   po::variables_map vm;
   const std::string usage =
       "usage: masklab sweep SPEC.yaml --out DIR [--jobs N] [--shard K/N] [--run-timeout S] [--dry-run]\n"
+      "                     [--until-ci METRIC:HALF_WIDTH [--max-seeds N] [--round-seeds K]]\n"
       "\n"
       "Expands the spec into runs (id = hash of the resolved config) and runs every\n"
       "run without a DIR/runs/<id>/metrics.json: rerunning resumes. Exit status 0\n"
-      "when every run of the shard is ok, 1 otherwise, 2 for a bad spec.";
+      "when every run of the shard is ok, 1 otherwise, 2 for a bad spec.\n"
+      "\n"
+      "--until-ci runs the spec, then adds seeds (after the largest, --round-seeds at\n"
+      "a time) to every strategy until the seed-level paired-t 95% interval of every\n"
+      "pairwise difference on METRIC, in every setting, has a half-width of at most\n"
+      "HALF_WIDTH, or --max-seeds is reached; sweep.json records the rule and what\n"
+      "stopped it. Rerunning the same command resumes without rerunning any run.";
   if (!parse_options(args, options, positional, vm, usage)) return 0;
+  if (vm.count("until-ci") == 0 && (!vm["max-seeds"].defaulted() || !vm["round-seeds"].defaulted())) {
+    throw UserError("--max-seeds and --round-seeds go with --until-ci");
+  }
   const SweepSpec spec = load_sweep_spec(vm["spec"].as<std::string>());
   SweepOptions o;
   o.out_dir = vm["out"].as<std::string>();
@@ -197,6 +211,12 @@ int cmd_sweep(const std::vector<std::string>& args) {
   o.run_timeout = vm["run-timeout"].as<double>();
   if (!(o.run_timeout >= 0)) throw UserError("--run-timeout must be a number of seconds >= 0 (0: no limit)");
   o.masklab_binary = std::filesystem::read_symlink("/proc/self/exe").string();
+  if (vm.count("until-ci")) {
+    UntilCiRule rule = parse_until_ci(vm["until-ci"].as<std::string>());
+    rule.max_seeds = vm["max-seeds"].as<int>();
+    rule.round_seeds = vm["round-seeds"].as<int>();
+    return sweep_until_ci(spec.path, o, rule);
+  }
   return run_sweep(spec, o);
 }
 

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -225,7 +226,32 @@ std::string run_id(const Config& config) {
   return Fnv1a().add(to_yaml(keyed)).hex();
 }
 
-SweepSpec load_sweep_spec(const std::string& path) {
+namespace {
+
+// The grid's seed factor: its values as integers, replaced by `seeds` when given.
+std::vector<int> seed_values(std::vector<Factor>& factors, const std::vector<int>& seeds, const std::string& path) {
+  const auto it = std::find_if(factors.begin(), factors.end(), [](const Factor& f) { return f.key == "seed"; });
+  if (it == factors.end()) {
+    if (!seeds.empty()) throw UserError(path + ": --until-ci adds seeds, but the spec's grid has no `seed` factor");
+    return {};
+  }
+  std::vector<int> values;
+  for (const auto& level : it->levels) {
+    try {
+      values.push_back(level.value.as<int>());
+    } catch (const YAML::Exception&) {
+      throw UserError(level.origin + ": seed '" + level.text + "' is not an integer");
+    }
+  }
+  if (seeds.empty()) return values;
+  it->levels.clear();
+  for (int seed : seeds) it->levels.push_back({std::to_string(seed), YAML::Node(seed), "--until-ci"});
+  return seeds;
+}
+
+}  // namespace
+
+SweepSpec load_sweep_spec(const std::string& path, const std::vector<int>& seeds) {
   SweepSpec spec;
   spec.path = path;
   const auto text = read_file(path);
@@ -245,6 +271,7 @@ SweepSpec load_sweep_spec(const std::string& path) {
   }
   for (const auto& kv : root) read_spec_key(kv.first, kv.second, path, spec, body);
   for (const auto& f : body.factors) spec.factors.push_back(f.name);
+  spec.seeds = seed_values(body.factors, seeds, path);
   spec.runs = expand_runs(body, path);
   if (spec.base) attach_base(*spec.base, spec.runs, path);
   return spec;
@@ -279,7 +306,7 @@ nlohmann::json sweep_manifest(const SweepSpec& spec) {
                     {"role_weights", role_weights_record(*make_strategy(r.config.strategy))}});
     if (spec.base) runs.back()["base_hash"] = spec.base->hash;
   }
-  return {{"name", spec.name},
+  nlohmann::json manifest = {{"name", spec.name},
           {"spec_path", spec.path},
           {"spec_text", spec.text},
           {"baseline", spec.baseline},
@@ -287,6 +314,8 @@ nlohmann::json sweep_manifest(const SweepSpec& spec) {
           {"provenance", build_provenance()},
           {"base", spec.base ? base_record(*spec.base) : nlohmann::json()},
           {"runs", runs}};
+  if (!spec.until_ci.is_null()) manifest["until_ci"] = spec.until_ci;
+  return manifest;
 }
 
 namespace {

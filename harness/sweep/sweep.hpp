@@ -30,12 +30,16 @@ struct SweepSpec {
   // "pretrain:" in the spec: the base every run starts from. Each run's
   // model.init_from is then base_init_token(*base) (config.yaml gets the path).
   std::optional<SweepBase> base;
+  std::vector<int> seeds;    // the values of the grid's `seed` factor; empty when the spec has none
+  nlohmann::json until_ci;   // `sweep --until-ci`: the stopping rule and what stopped it; null otherwise
 };
 
 // Parses and expands a spec. Every run's config is validated and its
 // strategy parsed up front, so a bad key or spec fails before anything runs,
-// naming the spec file and line.
-SweepSpec load_sweep_spec(const std::string& path);
+// naming the spec file and line. Non-empty `seeds` replace the values of the
+// grid's `seed` factor (`sweep --until-ci` adds seeds in rounds); a spec
+// without one is then an error.
+SweepSpec load_sweep_spec(const std::string& path, const std::vector<int>& seeds = {});
 
 // The run id of a config: every key but train.threads, which changes speed, not results.
 std::string run_id(const Config& config);
