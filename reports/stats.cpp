@@ -265,18 +265,36 @@ double paired_t_power(double delta_sd, long n, double alpha) {
 double minimum_detectable_effect(long n, double sd, double alpha, double power) {
   if (n < 2 || !std::isfinite(sd) || sd < 0 || !(alpha > 0 && alpha < 1) || !(power > 0 && power < 1)) return kNaN;
   if (sd == 0) return 0;
-  // The power grows with the standardized effect from alpha at 0: bracket, then bisect.
-  auto short_of = [&](double effect_sd) { return paired_t_power(effect_sd, n, alpha) < power; };
-  if (!short_of(0)) return 0;
-  double lo = 0, hi = 1;
-  while (short_of(hi)) {
+  // The power grows with the standardized effect from alpha at 0: bracket the
+  // root, then the Illinois variant of regula falsi (superlinear, and never
+  // leaves the bracket), with bisection's step when it stalls.
+  auto excess = [&](double effect_sd) { return paired_t_power(effect_sd, n, alpha) - power; };
+  double lo = 0, hi = 1, f_lo = excess(lo), f_hi = excess(hi);
+  if (!(f_lo < 0)) return 0;
+  while (f_hi < 0) {
     lo = hi;
+    f_lo = f_hi;
     hi *= 2;
     if (hi > 1e12) return kNaN;
+    f_hi = excess(hi);
   }
+  int side = 0;  // which end moved last: -1 lo, +1 hi
   for (int iteration = 0; iteration < 200 && hi - lo > 1e-14 * hi; ++iteration) {
-    const double mid = (lo + hi) / 2;
-    if (short_of(mid)) lo = mid; else hi = mid;
+    double x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
+    if (!(x > lo && x < hi)) x = (lo + hi) / 2;
+    const double f = excess(x);
+    if (f == 0) return sd * x;
+    if (f < 0) {
+      lo = x;
+      f_lo = f;
+      if (side == -1) f_hi /= 2;
+      side = -1;
+    } else {
+      hi = x;
+      f_hi = f;
+      if (side == +1) f_lo /= 2;
+      side = +1;
+    }
   }
   return sd * (lo + hi) / 2;
 }
