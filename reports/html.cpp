@@ -313,7 +313,7 @@ std::string wording_table(const Analysis& a, size_t setting, const EvalSetInfo& 
                "(<span class=\"file\">wordings.csv</span>).</p>\n";
 }
 
-std::string eval_sets_section(const Analysis& a) {
+std::string eval_sets_section(const Analysis& a, const std::vector<Figure>& figures) {
   if (a.sets.empty()) return "";
   std::string out = "<section id=\"sets\"><h2>Evaluation sets</h2>\n<p>Each set's metric is the mean over its "
                     "wordings; cells and marks as in the headline table.</p>\n";
@@ -331,6 +331,7 @@ std::string eval_sets_section(const Analysis& a) {
       out += set_table(a, setting, columns, set.name);
       if (set.wordings.size() > 1) out += wording_table(a, setting, set);
     }
+    out += figures_of(figures, "set:" + set.name);
     out += comparison_details(a, columns);
   }
   return out + "</section>\n";
@@ -474,7 +475,7 @@ std::string report_html(const ReportInputs& inputs, const Analysis& analysis, co
   out += in_brief(inputs, analysis);
   out += what_was_run(inputs, analysis);
   out += headline(inputs, analysis);
-  out += eval_sets_section(analysis);
+  out += eval_sets_section(analysis, figures);
   out += curves(figures);
   out += plw(analysis, figures);
   out += tasks(inputs, figures);

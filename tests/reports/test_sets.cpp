@@ -98,6 +98,10 @@ TEST_CASE("a sweep with a generate set and a two-wording choice set: columns, bo
   const auto written = write_report(inputs, dir.file("report"));
   CHECK(std::count(written.begin(), written.end(), dir.file("report/wordings.csv")) == 1);
   CHECK(std::count(written.begin(), written.end(), dir.file("report/headline.md")) == 1);
+  // A chart per metric of the two-wording set; none for the one-wording set.
+  CHECK(std::count(written.begin(), written.end(), dir.file("report/figures/wordings_mc_acc.svg")) == 1);
+  CHECK(std::count(written.begin(), written.end(), dir.file("report/figures/wordings_mc_acc_norm.svg")) == 1);
+  CHECK(std::none_of(written.begin(), written.end(), [](const std::string& f) { return f.find("wordings_gen") != std::string::npos; }));
 
   // The default set's columns, then each set by name, a set's own metrics before its wordings'.
   const std::vector<std::string> columns = {
@@ -161,4 +165,5 @@ TEST_CASE("a sweep with a generate set and a two-wording choice set: columns, bo
   CHECK_THAT(page, !Catch::Contains("<&>"));
   CHECK_THAT(page, Catch::Contains("data-metric=\"eval.mc.acc\""));
   CHECK_THAT(page, Catch::Contains("<section id=\"brief\">"));
+  CHECK_THAT(page, Catch::Contains("figures/wordings_mc_acc.svg</span></figcaption>"));
 }
