@@ -237,11 +237,59 @@ std::vector<Figure> task_bars(const Analysis& a) {
   return out;
 }
 
+// A name that is safe in a file name as it stands (a set's name is [a-z][a-z0-9_]*).
+bool plain_name(const std::string& name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+// (d) A set's metric under each of its wordings: one bar per strategy, whiskers the 95% CI.
+std::vector<Figure> wording_bars(const Analysis& a) {
+  std::vector<Figure> out;
+  for (const auto& set : a.sets) {
+    if (set.wordings.size() < 2 || !plain_name(set.name)) continue;
+    for (size_t setting = 0; setting < a.settings.size(); ++setting) {
+      for (const auto& column : set_metric_columns(a, set.name)) {
+        const std::string leaf = column.substr(6 + set.name.size());
+        BarChart chart;
+        chart.title = "Set " + set.name + ": " + leaf + " per wording" + setting_suffix(a, setting);
+        chart.x_label = "wording";
+        chart.y_label = leaf;
+        for (size_t w = 0; w < set.wordings.size(); ++w) chart.groups.push_back("wording " + std::to_string(w));
+        for (const auto& strategy : a.strategies) {
+          std::vector<double> values, low, high;
+          for (size_t w = 0; w < set.wordings.size(); ++w) {
+            const SummaryRow* row =
+                a.find_summary(setting, strategy, "eval." + set.name + ".wording" + std::to_string(w) + "." + leaf);
+            const bool present = row && row->stats.n > 0;
+            values.push_back(present ? row->stats.mean : kNaN);
+            low.push_back(present ? row->stats.low : kNaN);
+            high.push_back(present ? row->stats.high : kNaN);
+          }
+          chart.series.push_back(strategy);
+          chart.values.push_back(std::move(values));
+          chart.low.push_back(std::move(low));
+          chart.high.push_back(std::move(high));
+        }
+        if (!has_data(chart)) continue;
+        out.push_back({"figures/wordings_" + set.name + "_" + leaf + setting_stem(a, setting) + ".svg", "set:" + set.name,
+                       chart.title + ". Bars: mean over seeds of the set scored under that wording alone (runs with "
+                                     "status ok); whiskers: 95% t interval of the mean (none with a single seed).",
+                       render_svg(chart)});
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<Figure> build_figures(const ReportInputs& inputs, const Analysis& analysis) {
   std::vector<Figure> out = loss_curves(inputs, analysis);
-  for (auto& part : {plw_charts(analysis), task_bars(analysis)}) out.insert(out.end(), part.begin(), part.end());
+  for (auto& part : {plw_charts(analysis), task_bars(analysis), wording_bars(analysis)}) {
+    out.insert(out.end(), part.begin(), part.end());
+  }
   return out;
 }
 

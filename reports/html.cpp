@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "reports/base.hpp"
+#include "reports/headline.hpp"
 #include "reports/io.hpp"
 
 namespace masklab::reports {
@@ -63,7 +64,8 @@ std::string metric_header(const std::string& metric) {
   static const std::map<std::string, std::string> names = {
       {"eval.exact_match", "exact match"},           {"eval.completion_nll", "completion NLL"},
       {"eval.completion_token_accuracy", "token accuracy"}, {"eval.prompt_nll", "prompt NLL"},
-      {"train.completion_nll", "train completion NLL"}};
+      {"train.completion_nll", "train completion NLL"},     {"rouge_l", "ROUGE-L"}, {"f1", "F1"},
+      {"acc_norm", "acc (length-normalised)"}};
   const auto it = names.find(metric);
   const std::string name = it == names.end() ? metric : it->second;
   const Better b = better_direction(metric);
@@ -149,9 +151,12 @@ std::string headline_cell(const Analysis& a, size_t setting, const std::string& 
   if (const ComparisonRow* c = a.find_comparison(setting, strategy, metric); c && c->test.n >= 2) {
     const std::string detail =
         fmt::format("vs {}: difference {:+.4g} [{}, {}], {} pairs, p = {:.3g}, Holm p = {:.3g}, d_z = {:.3g}, "
-                    "wins {} / losses {} / ties {}",
+                    "wins {} / losses {} / ties {}, minimum detectable effect {}{}",
                     a.baseline, c->test.mean_diff, shown(c->test.low), shown(c->test.high), c->test.n, c->test.p_value,
-                    c->p_holm, c->test.cohens_dz, c->wins, c->losses, c->ties);
+                    c->p_holm, c->test.cohens_dz, c->wins, c->losses, c->ties, shown(c->mde),
+                    c->bootstrap.seeds > 0
+                        ? fmt::format(", bootstrap [{}, {}]", shown(c->bootstrap.low), shown(c->bootstrap.high))
+                        : "");
     const std::string significance = stars(c->p_holm);
     if (significance.empty()) {
       mark = "<span class=\"sig ns\" title=\"" + esc(detail) + "\">ns</span>";
@@ -188,30 +193,45 @@ std::string headline_row(const ReportInputs& inputs, const Analysis& a, size_t s
   return out + "</tr>\n";
 }
 
-// The paired tests of the headline metrics, folded away; a note when there are none.
-std::string comparison_details(const Analysis& a) {
+// A plain sentence on what a comparison can show, for the MDE column.
+std::string power_note(const ComparisonRow& c) {
+  if (c.test.n < 2) return "fewer than two seeds: untestable, underpowered";
+  if (c.underpowered()) return "underpowered: the observed |difference| is below the MDE";
+  return "";
+}
+
+// The paired tests of `metrics`, folded away; a note when there are none.
+std::string comparison_details(const Analysis& a, const std::vector<std::string>& metrics) {
   size_t shown_tests = 0;
   std::string table =
       "<table><tr>" +
       std::string(a.settings.size() > 1 ? "<th>setting</th>" : "") +
-      "<th>strategy</th><th>metric</th><th>pairs</th><th>difference</th><th>95% CI</th><th>t</th><th>p</th>"
-      "<th>Holm p</th><th>d<sub>z</sub></th><th>wins / losses / ties</th></tr>\n";
+      "<th>strategy</th><th>metric</th><th>pairs</th><th>difference</th><th>MDE</th><th>95% CI</th>"
+      "<th>bootstrap 95% CI</th><th>bootstrap p</th><th>t</th><th>p</th>"
+      "<th>Holm p</th><th>d<sub>z</sub></th><th>wins / losses / ties</th><th>power</th></tr>\n";
   for (const auto& c : a.comparisons) {
-    if (std::find(headline_metrics().begin(), headline_metrics().end(), c.metric) == headline_metrics().end()) continue;
+    if (std::find(metrics.begin(), metrics.end(), c.metric) == metrics.end()) continue;
     ++shown_tests;
     table += "<tr>" + (a.settings.size() > 1 ? "<td>" + esc(a.setting_label(c.setting)) + "</td>" : std::string()) +
              "<td><code>" + esc(c.strategy) + "</code></td><td>" + esc(c.metric) + "</td>" +
-             fmt::format("<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">[{}, {}]</td>"
+             fmt::format("<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
+                         "<td class=\"num\">[{}, {}]</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
                          "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}{}</td>"
-                         "<td class=\"num\">{}</td><td class=\"num\">{} / {} / {}</td></tr>\n",
-                         c.test.n, shown(c.test.mean_diff), shown(c.test.low), shown(c.test.high), shown(c.test.t),
-                         shown(c.test.p_value), shown(c.p_holm), stars(c.p_holm), shown(c.test.cohens_dz), c.wins,
-                         c.losses, c.ties);
+                         "<td class=\"num\">{}</td><td class=\"num\">{} / {} / {}</td><td>{}</td></tr>\n",
+                         c.test.n, shown(c.test.mean_diff), shown(c.mde), shown(c.test.low), shown(c.test.high),
+                         c.bootstrap.seeds > 0 ? fmt::format("[{}, {}]", shown(c.bootstrap.low), shown(c.bootstrap.high))
+                                               : std::string("\u2013"),
+                         shown(c.bootstrap.p_value), shown(c.test.t), shown(c.test.p_value), shown(c.p_holm),
+                         stars(c.p_holm), shown(c.test.cohens_dz), c.wins, c.losses, c.ties, esc(power_note(c)));
   }
   table += "</table>\n<p>All metrics, per task included: <span class=\"file\">comparisons.csv</span>. Fewer than "
-           "two pairs leave the test empty.</p>\n";
+           "two pairs leave the test empty. MDE: the smallest |difference| the paired t-test detects with 80% power at "
+           "this comparison's own Holm step (0.05 / (m \u2212 rank) among the m tests of the metric), given its seeds "
+           "and the sd of its differences. Bootstrap: 2.5th\u201397.5th percentiles of the difference over replicates "
+           "that redraw seeds and examples with replacement (the same examples for every seed), from each example's "
+           "score in eval_examples.jsonl; \u2013 where the runs wrote none.</p>\n";
   if (shown_tests > 0) {
-    return fmt::format("<details><summary>Paired comparisons with the baseline ({} tests of the headline metrics)"
+    return fmt::format("<details><summary>Paired comparisons with the baseline ({} tests)"
                        "</summary>\n{}</details>\n",
                        shown_tests, table);
   }
@@ -241,7 +261,80 @@ std::string headline(const ReportInputs& inputs, const Analysis& a) {
     for (const auto& strategy : a.strategies) out += headline_row(inputs, a, setting, strategy);
     out += "</table>\n";
   }
-  return out + comparison_details(a) + "</section>\n";
+  return out + comparison_details(a, headline_metrics()) + "</section>\n";
+}
+
+// The headline sentences and the stopping rule, at the top of the page.
+std::string in_brief(const ReportInputs& inputs, const Analysis& a) {
+  std::string out = "<section id=\"brief\"><h2>In brief</h2>\n";
+  const std::string stopping = stopping_rule_sentence(inputs.sweep);
+  if (!stopping.empty()) out += "<p class=\"stopping\">" + esc(stopping) + "</p>\n";
+  const auto sentences = headline_sentences(a);
+  if (sentences.empty()) return out + "<p>Nothing is compared with the baseline <code>" + esc(a.baseline) + "</code>.</p>\n</section>\n";
+  out += "<ul class=\"brief\">\n";
+  for (const auto& sentence : sentences) out += "<li>" + esc(sentence) + "</li>\n";
+  return out + "</ul>\n<p>Written from the comparisons below (also <span class=\"file\">headline.md</span>).</p>\n</section>\n";
+}
+
+// One set's per-strategy table: a cell per metric of the set, as in the headline table.
+std::string set_table(const Analysis& a, size_t setting, const std::vector<std::string>& columns, const std::string& set) {
+  std::string out = "<table class=\"set\" data-set=\"" + esc(set) + "\"><tr><th>strategy</th>";
+  for (const auto& metric : columns) {
+    out += "<th title=\"" + esc(metric) + "\">" + metric_header(metric.substr(6 + set.size())) + "</th>";
+  }
+  out += "</tr>\n";
+  for (const auto& strategy : a.strategies) {
+    if (!a.find_summary(setting, strategy, columns[0])) continue;
+    out += "<tr><td><code>" + esc(strategy) + "</code>" + (strategy == a.baseline ? " (baseline)" : "") + "</td>";
+    for (const auto& metric : columns) out += headline_cell(a, setting, strategy, metric);
+    out += "</tr>\n";
+  }
+  return out + "</table>\n";
+}
+
+// Each strategy's score per wording and the spread across wordings.
+std::string wording_table(const Analysis& a, size_t setting, const EvalSetInfo& set) {
+  std::string out = "<table class=\"wordings\" data-set=\"" + esc(set.name) + "\"><tr><th>strategy</th><th>metric</th>";
+  for (size_t w = 0; w < set.wordings.size(); ++w) {
+    out += fmt::format("<th title=\"{}\">wording {}</th>", esc(set.wordings[w]), w);
+  }
+  out += "<th>spread (max \u2212 min)</th><th>sd</th></tr>\n";
+  for (const auto& row : a.wording_spreads) {
+    if (row.setting != setting || row.set != set.name) continue;
+    out += "<tr><td><code>" + esc(row.strategy) + "</code></td><td>" + esc(row.metric) + "</td>";
+    for (double m : row.means) out += "<td class=\"num\">" + shown(m) + "</td>";
+    out += "<td class=\"num\">" + shown(row.spread) + "</td><td class=\"num\">" + shown(row.sd) + "</td></tr>\n";
+  }
+  out += "</table>\n<p>Wordings: ";
+  for (size_t w = 0; w < set.wordings.size(); ++w) {
+    out += fmt::format("{}<b>{}</b> <code>{}</code>", w ? "; " : "", w, esc(set.wordings[w]));
+  }
+  return out + ". Each cell: the mean over seeds of the set scored under that wording alone "
+               "(<span class=\"file\">wordings.csv</span>).</p>\n";
+}
+
+std::string eval_sets_section(const Analysis& a, const std::vector<Figure>& figures) {
+  if (a.sets.empty()) return "";
+  std::string out = "<section id=\"sets\"><h2>Evaluation sets</h2>\n<p>Each set's metric is the mean over its "
+                    "wordings; cells and marks as in the headline table.</p>\n";
+  for (const auto& set : a.sets) {
+    const auto columns = set_metric_columns(a, set.name);
+    out += "<h3 id=\"set-" + esc(set.name) + "\">Set <code>" + esc(set.name) + "</code></h3>\n";
+    out += fmt::format("<p>Kind <b>{}</b>, {} examples, {} wording{}.</p>\n", esc(set.kind.empty() ? "unknown" : set.kind),
+                       set.examples, set.wordings.size(), set.wordings.size() == 1 ? "" : "s");
+    if (columns.empty()) {
+      out += "<p class=\"note\">No run with status ok has metrics for this set.</p>\n";
+      continue;
+    }
+    for (size_t setting = 0; setting < a.settings.size(); ++setting) {
+      if (a.settings.size() > 1) out += "<h4>" + esc(a.setting_label(setting)) + "</h4>\n";
+      out += set_table(a, setting, columns, set.name);
+      if (set.wordings.size() > 1) out += wording_table(a, setting, set);
+    }
+    out += figures_of(figures, "set:" + set.name);
+    out += comparison_details(a, columns);
+  }
+  return out + "</section>\n";
 }
 
 std::string curves(const std::vector<Figure>& figures) {
@@ -375,11 +468,14 @@ std::string report_html(const ReportInputs& inputs, const Analysis& analysis, co
   std::string out = page_head(title);
   out += "<p class=\"sub\">Loss-masking strategies compared on the same training job. "
          "Spec <span class=\"file\">" + esc(inputs.sweep.spec_path) + "</span>.</p>\n";
-  out += "<nav><a href=\"#run\">what was run</a><a href=\"#headline\">headline</a><a href=\"#curves\">loss curves</a>"
+  out += "<nav><a href=\"#brief\">in brief</a><a href=\"#run\">what was run</a><a href=\"#headline\">headline</a>" +
+         std::string(analysis.sets.empty() ? "" : "<a href=\"#sets\">evaluation sets</a>") + "<a href=\"#curves\">loss curves</a>"
          "<a href=\"#plw\">prompt weight</a><a href=\"#tasks\">tasks</a><a href=\"#problems\">problem runs</a>"
          "<a href=\"#example\">weighted example</a></nav>\n";
+  out += in_brief(inputs, analysis);
   out += what_was_run(inputs, analysis);
   out += headline(inputs, analysis);
+  out += eval_sets_section(analysis, figures);
   out += curves(figures);
   out += plw(analysis, figures);
   out += tasks(inputs, figures);

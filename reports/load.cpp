@@ -64,6 +64,82 @@ std::vector<json> load_curve(const fs::path& run_dir) {
   return points;
 }
 
+// What is wrong with one line of a JSONL file; the reader adds file:line.
+struct LineError {
+  std::string reason;
+};
+
+// The metric names one eval_examples.jsonl line feeds (reports/report.hpp ExampleScores).
+std::vector<std::string> example_metric_names(const std::string& set, long wording, const std::string& metric) {
+  if (set.empty()) return {"eval." + metric};
+  return {"eval." + set + "." + metric, "eval." + set + ".wording" + std::to_string(wording) + "." + metric};
+}
+
+void add_example_score(ExampleScores& scores, const std::string& set, long wording, long example,
+                       const std::string& metric, std::pair<double, double> score) {
+  for (const auto& name : example_metric_names(set, wording, metric)) {
+    if (!scores[name][wording].emplace(example, score).second) {
+      throw LineError{"example " + std::to_string(example) + " of wording " + std::to_string(wording) + " of set '" +
+                      set + "' appears twice"};
+    }
+  }
+}
+
+long required_index(const json& line, const char* key) {
+  const auto it = line.find(key);
+  if (it == line.end() || !it->is_number_integer() || it->get<long>() < 0) {
+    throw LineError{std::string("'") + key + "' must be an integer >= 0"};
+  }
+  return it->get<long>();
+}
+
+// One line: {"set", "wording", "example", "values": {metric: number}, "ratios": {metric: [num, den]}, ...}.
+// A null value (a metric undefined for that example) is left out.
+void parse_example_line(const std::string& text, ExampleScores& scores) {
+  const json line = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!line.is_object()) throw LineError{"not a JSON object"};
+  const auto set = line.find("set");
+  if (set == line.end() || !set->is_string()) throw LineError{"'set' must be a string (\"\" for the default set)"};
+  const long wording = required_index(line, "wording"), example = required_index(line, "example");
+  for (const char* group : {"values", "ratios"}) {
+    const auto it = line.find(group);
+    if (it == line.end() || it->is_null()) continue;
+    if (!it->is_object()) throw LineError{std::string("'") + group + "' must be an object"};
+    for (const auto& [metric, score] : it->items()) {
+      if (score.is_null()) continue;
+      const bool ratio = group[0] == 'r';
+      if (!ratio && !score.is_number()) throw LineError{"values." + metric + " must be a number"};
+      if (ratio && !(score.is_array() && score.size() == 2 && score[0].is_number() && score[1].is_number())) {
+        throw LineError{"ratios." + metric + " must be [numerator, denominator]"};
+      }
+      add_example_score(scores, set->get<std::string>(), wording, example, metric,
+                        ratio ? std::pair{score[0].get<double>(), score[1].get<double>()}
+                              : std::pair{score.get<double>(), 1.0});
+    }
+  }
+}
+
+// RUN_DIR/eval_examples.jsonl; none when the run wrote no such file (older runs).
+ExampleScores load_example_scores(const fs::path& run_dir) {
+  ExampleScores scores;
+  const fs::path path = run_dir / "eval_examples.jsonl";
+  if (!fs::exists(path)) return scores;
+  const auto text = read_file(path.string());
+  if (!text) throw UserError(path.string() + ": cannot read");
+  std::istringstream in(*text);
+  long number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      parse_example_line(line, scores);
+    } catch (const LineError& e) {
+      throw UserError(path.string() + ":" + std::to_string(number) + ": " + e.reason);
+    }
+  }
+  return scores;
+}
+
 // One moment's weights of a role_weights record; `where` names the file and key.
 RecordedWeights read_weights(const json& record, const char* key, const std::string& where) {
   const auto it = record.find(key);
@@ -118,6 +194,10 @@ void read_header(const json& sweep, const std::string& sweep_path, ReportInputs&
   inputs.sweep.spec_text = optional_string(sweep, "spec_text", sweep_path);
   inputs.sweep.provenance = sweep.value("provenance", json::object());
   inputs.sweep.base = sweep.value("base", json());
+  inputs.sweep.until_ci = sweep.value("until_ci", json());
+  if (!inputs.sweep.until_ci.is_null() && !inputs.sweep.until_ci.is_object()) {
+    throw UserError(sweep_path + ": 'until_ci' must be an object {metric, half_width, max_seeds, rounds, stopped_by}");
+  }
   if (!inputs.sweep.base.is_null() && !inputs.sweep.base.is_object()) {
     throw UserError(sweep_path + ": 'base' must be an object {kind, hash, path}");
   }
@@ -170,6 +250,7 @@ RunRow load_run(const json& entry, const std::string& where, const fs::path& roo
   }
   load_metrics(run, run_dir);
   run.curve = load_curve(run_dir);
+  run.examples = load_example_scores(run_dir);
   run.base_hash = optional_string(entry, "base_hash", where);
   if (run.base_hash.empty() && run.metrics.is_object()) {
     const json hash = lookup_base_hash(run.metrics);

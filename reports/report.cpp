@@ -6,7 +6,11 @@
 //                    and at least one seed shared with the baseline: the paired t-test
 //                    against the baseline, Holm-corrected per metric over every setting
 //                    and strategy; with a single pair the test columns are empty
+//                    (columns ... mde, bootstrap_low, bootstrap_high, bootstrap_p: see ComparisonRow)
 //   plw_fit.csv      only when λ varies: the quadratic fit per setting × metric
+//   wordings.csv     only when a set has several wordings: each strategy's mean per wording and the spread
+//   headline.md      the headline sentences (reports/headline.hpp)
+//   FILE             with ReportInputs::findings_path: the findings page (reports/findings.hpp)
 //   figures/*.svg    every chart, standalone
 //   report.html      the page
 #include <filesystem>
@@ -14,9 +18,12 @@
 
 #include "harness/core/errors.hpp"
 #include "reports/figures.hpp"
+#include "reports/findings.hpp"
+#include "reports/headline.hpp"
 #include "reports/html.hpp"
 #include "reports/io.hpp"
 #include "reports/report.hpp"
+#include "reports/sets.hpp"
 #include "reports/tables.hpp"
 
 namespace masklab::reports {
@@ -69,11 +76,21 @@ std::vector<std::string> write_report(const ReportInputs& inputs, const std::str
   } else {
     fs::remove(root / "plw_fit.csv", ec);  // from an earlier report of a sweep that varied λ
   }
+  if (!analysis.wording_spreads.empty()) {
+    write_data("wordings.csv", wordings_csv(analysis));
+  } else {
+    fs::remove(root / "wordings.csv", ec);
+  }
+  write("headline.md", headline_markdown(inputs, analysis));
 
   for (const auto& f : figures) write(f.file, f.svg);
   remove_stale_figures(root / "figures", figures);
 
   write("report.html", report_html(inputs, analysis, figures, data_files));
+  if (!inputs.findings_path.empty()) {
+    write_file_atomic(inputs.findings_path, findings_markdown(inputs, analysis));
+    written.push_back(inputs.findings_path);
+  }
   return written;
 }
 

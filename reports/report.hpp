@@ -34,6 +34,16 @@ struct RoleWeightsRecord {
   std::string eos;          // end markers of earlier turns weigh as completion (all) or prompt (last)
 };
 
+// One run's per-example scores (DIR/runs/<id>/eval_examples.jsonl): metric ->
+// wording -> example id -> (numerator, denominator). The metric is named as
+// the run record names the figure the line feeds: "eval.<metric>" for the
+// default held-out set (set ""), "eval.<set>.<metric>" for an evaluation set
+// (every wording of the set under one name: its figure is the mean over
+// wordings) and "eval.<set>.wording<i>.<metric>" for one wording alone. A
+// "values" score is (value, 1), so Σnum/Σden over examples is their mean; a
+// "ratios" score is its [numerator, denominator] pair, pooled as the run pools it.
+using ExampleScores = std::map<std::string, std::map<long, std::map<long, std::pair<double, double>>>>;
+
 // One run of the sweep, as recorded in DIR/runs/<id>/.
 struct RunRow {
   std::string id;                              // the run id (hash of its resolved config)
@@ -43,6 +53,7 @@ struct RunRow {
   std::string error;                           // metrics.json "error", when any
   nlohmann::json metrics;                      // the whole metrics.json; null when missing
   std::vector<nlohmann::json> curve;           // curve.jsonl, one object per eval point
+  ExampleScores examples;                      // eval_examples.jsonl; empty when the run wrote none
   std::optional<RoleWeightsRecord> role_weights;  // sweep.json's, else metrics.json's; none when neither has one
   std::string base_hash;                       // the base it started from: sweep.json's "base_hash", else
                                                // metrics.json's base.hash; "" when neither names one
@@ -57,6 +68,8 @@ struct SweepInfo {
   nlohmann::json provenance;         // masklab version, git sha, LibTorch version, host, created
   nlohmann::json base;               // sweep.json's "base" ({kind, hash, path, dir, config, text}); null: none
   nlohmann::json base_metrics;       // the pretrain stage's metrics.json (DIR/<base.dir>/); null when absent
+  nlohmann::json until_ci;           // sweep.json's "until_ci" stopping record ({metric, half_width, max_seeds,
+                                     // rounds, stopped_by, widest_half_width}); null when the sweep had none
 };
 
 // The prompt/completion length profile of one task's training data
@@ -90,6 +103,8 @@ struct ReportInputs {
   std::string baseline = "completion_only";  // strategy spec every other strategy is compared with
                                              // (sweep.json's "baseline" when it has one)
   PlwTransform plw_transform = PlwTransform::kLog;
+  long bootstrap_replicates = 2000;          // B of the paired bootstrap (`masklab report --bootstrap`)
+  std::string findings_path;                 // also write the findings page here (`--findings FILE`); "" = no
 };
 
 }  // namespace masklab::reports
@@ -106,13 +121,16 @@ struct EnumNames<reports::PlwTransform> {
 
 namespace masklab::reports {
 
-// Reads DIR/sweep.json and DIR/runs/<id>/{metrics.json,curve.jsonl} for every
-// run it lists. A run without metrics.json is status "missing". Throws
-// UserError (harness/core/errors.hpp) naming the file when sweep.json is absent or invalid,
-// or when a "role_weights" record (in sweep.json or a metrics.json) is malformed.
+// Reads DIR/sweep.json and DIR/runs/<id>/{metrics.json,curve.jsonl,eval_examples.jsonl}
+// for every run it lists. A run without metrics.json is status "missing"; one
+// without eval_examples.jsonl has no per-example scores. Throws UserError
+// (harness/core/errors.hpp) naming the file when sweep.json is absent or invalid,
+// when a "role_weights" record (in sweep.json or a metrics.json) is malformed,
+// or naming file:line when a line of eval_examples.jsonl is.
 ReportInputs load_sweep(const std::string& dir);
 
-// Writes every report file into out_dir (and out_dir/figures/); returns their paths.
+// Writes every report file into out_dir (and out_dir/figures/), and the
+// findings page when inputs.findings_path is set; returns their paths.
 std::vector<std::string> write_report(const ReportInputs& inputs, const std::string& out_dir);
 
 }  // namespace masklab::reports

@@ -1,9 +1,12 @@
 #include "reports/stats.hpp"
 
+#include "harness/core/random.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <random>
 #include <stdexcept>
 
 namespace masklab::reports {
@@ -62,6 +65,65 @@ double incomplete_beta_xy(double a, double b, double x, double y) {
 double t_pdf(double t, double df) {
   return std::exp(std::lgamma((df + 1) / 2) - std::lgamma(df / 2) - 0.5 * std::log(df * kPi) -
                   (df + 1) / 2 * std::log1p(t * t / df));
+}
+
+// F(t; df, delta) for t >= 0 (Lenth 1989, AS 243):
+//   Φ(−δ) + ½ Σ_j [P_j I_x(j + ½, df/2) + Q_j I_x(j + 1, df/2)],  x = t² / (t² + df),
+//   P_j = e^{−δ²/2} (δ²/2)^j / j!,  Q_j = δ e^{−δ²/2} (δ²/2)^j / (√2 Γ(j + 3/2)).
+// The weights peak near j = δ²/2; summing outward from there until they
+// fall below 1e-18 keeps a large δ (a small n under Holm) from underflowing.
+double noncentral_t_cdf_nonnegative(double t, double df, double delta) {
+  const double base = 0.5 * std::erfc(delta / std::sqrt(2.0));
+  if (t == 0) return base;
+  const double t2 = t * t, x = t2 / (df + t2), y = df / (df + t2);
+  const double lambda = delta * delta / 2;
+  if (lambda == 0) return base + 0.5 * incomplete_beta_xy(0.5, df / 2, x, y);
+  const double log_lambda = std::log(lambda), log_abs_delta = std::log(std::fabs(delta));
+  // Returns the term's weight P_j + |Q_j| (its bound, as each I is at most 1) and adds the term to `sum`.
+  double sum = 0;
+  auto add_term = [&](long j) {
+    const double log_power = -lambda + static_cast<double>(j) * log_lambda;
+    const double p = std::exp(log_power - std::lgamma(j + 1.0));
+    const double q = std::copysign(std::exp(log_power + log_abs_delta - 0.5 * std::log(2.0) - std::lgamma(j + 1.5)), delta);
+    if (p + std::fabs(q) > 0) {
+      sum += p * incomplete_beta_xy(j + 0.5, df / 2, x, y) + q * incomplete_beta_xy(j + 1.0, df / 2, x, y);
+    }
+    return p + std::fabs(q);
+  };
+  constexpr double kNegligible = 1e-18;
+  constexpr long kMaxTerms = 1000000;
+  const long mode = static_cast<long>(std::floor(lambda));
+  for (long j = mode; j < mode + kMaxTerms; ++j) {
+    if (add_term(j) < kNegligible && j > mode) break;
+  }
+  for (long j = mode - 1; j >= 0; --j) {
+    if (add_term(j) < kNegligible) break;
+  }
+  return base + 0.5 * sum;
+}
+
+// A table's metric under example multiplicities `counts`: the mean over
+// wordings of Σ count·num / Σ count·den.
+double table_metric(const ExampleScoresTable& table, const std::vector<long>& counts) {
+  double total = 0;
+  for (size_t w = 0; w < table.num.size(); ++w) {
+    double num = 0, den = 0;
+    for (size_t e = 0; e < counts.size(); ++e) {
+      if (counts[e] == 0) continue;
+      num += static_cast<double>(counts[e]) * table.num[w][e];
+      den += static_cast<double>(counts[e]) * table.den[w][e];
+    }
+    total += num / den;
+  }
+  return total / static_cast<double>(table.num.size());
+}
+
+// The q-th quantile (0..1) of sorted values, as numpy.percentile's default (linear) method.
+double sorted_quantile(const std::vector<double>& sorted, double q) {
+  const double h = q * static_cast<double>(sorted.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(h));
+  if (lo + 1 >= sorted.size()) return sorted.back();
+  return sorted[lo] + (h - static_cast<double>(lo)) * (sorted[lo + 1] - sorted[lo]);
 }
 
 }  // namespace
@@ -182,6 +244,103 @@ std::vector<double> holm_adjust(const std::vector<double>& p_values) {
     adjusted[order[rank]] = running_max;
   }
   return adjusted;
+}
+
+double noncentral_t_cdf(double t, double df, double delta) {
+  if (std::isnan(t) || std::isnan(delta) || !(df > 0)) return kNaN;
+  if (std::isinf(t)) return t > 0 ? 1.0 : 0.0;
+  // F(t; df, δ) = 1 − F(−t; df, −δ) brings t < 0 to the series above.
+  const double cdf = t >= 0 ? noncentral_t_cdf_nonnegative(t, df, delta) : 1 - noncentral_t_cdf_nonnegative(-t, df, -delta);
+  return std::clamp(cdf, 0.0, 1.0);
+}
+
+double paired_t_power(double delta_sd, long n, double alpha) {
+  if (n < 2 || !(alpha > 0 && alpha < 1) || std::isnan(delta_sd)) return kNaN;
+  const double df = static_cast<double>(n - 1);
+  const double critical = t_quantile(1 - alpha / 2, df);
+  const double noncentrality = delta_sd * std::sqrt(static_cast<double>(n));
+  return (1 - noncentral_t_cdf(critical, df, noncentrality)) + noncentral_t_cdf(-critical, df, noncentrality);
+}
+
+double minimum_detectable_effect(long n, double sd, double alpha, double power) {
+  if (n < 2 || !std::isfinite(sd) || sd < 0 || !(alpha > 0 && alpha < 1) || !(power > 0 && power < 1)) return kNaN;
+  if (sd == 0) return 0;
+  // The power grows with the standardized effect from alpha at 0: bracket the
+  // root, then the Illinois variant of regula falsi (superlinear, and never
+  // leaves the bracket), with bisection's step when it stalls.
+  auto excess = [&](double effect_sd) { return paired_t_power(effect_sd, n, alpha) - power; };
+  double lo = 0, hi = 1, f_lo = excess(lo), f_hi = excess(hi);
+  if (!(f_lo < 0)) return 0;
+  while (f_hi < 0) {
+    lo = hi;
+    f_lo = f_hi;
+    hi *= 2;
+    if (hi > 1e12) return kNaN;
+    f_hi = excess(hi);
+  }
+  int side = 0;  // which end moved last: -1 lo, +1 hi
+  for (int iteration = 0; iteration < 200 && hi - lo > 1e-14 * hi; ++iteration) {
+    double x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
+    if (!(x > lo && x < hi)) x = (lo + hi) / 2;
+    const double f = excess(x);
+    if (f == 0) return sd * x;
+    if (f < 0) {
+      lo = x;
+      f_lo = f;
+      if (side == -1) f_hi /= 2;
+      side = -1;
+    } else {
+      hi = x;
+      f_hi = f;
+      if (side == +1) f_lo /= 2;
+      side = +1;
+    }
+  }
+  return sd * (lo + hi) / 2;
+}
+
+BootstrapResult paired_bootstrap(const std::vector<ExampleScoresTable>& a, const std::vector<ExampleScoresTable>& b,
+                                 long replicates, std::uint64_t seed) {
+  if (a.size() != b.size()) throw std::invalid_argument("paired_bootstrap: sides with different seed counts");
+  BootstrapResult out;
+  out.seeds = static_cast<long>(a.size());
+  out.examples = a.empty() || a[0].num.empty() ? 0 : static_cast<long>(a[0].num[0].size());
+  for (const auto* side : {&a, &b}) {
+    for (const auto& table : *side) {
+      bool aligned = table.num.size() == a[0].num.size() && table.den.size() == table.num.size();
+      for (size_t w = 0; aligned && w < table.num.size(); ++w) {
+        aligned = static_cast<long>(table.num[w].size()) == out.examples &&
+                  static_cast<long>(table.den[w].size()) == out.examples;
+      }
+      if (!aligned) throw std::invalid_argument("paired_bootstrap: tables of different shapes");
+    }
+  }
+  out.low = out.high = out.p_value = kNaN;
+  if (out.seeds == 0 || out.examples == 0 || replicates <= 0) return out;
+  std::mt19937_64 rng(seed);
+  const auto n_seeds = static_cast<std::uint64_t>(out.seeds), n_examples = static_cast<std::uint64_t>(out.examples);
+  std::vector<double> diffs;
+  std::vector<size_t> drawn_seeds(a.size());
+  std::vector<long> counts(n_examples);
+  for (long r = 0; r < replicates; ++r) {
+    for (auto& s : drawn_seeds) s = draw_below(rng, n_seeds);
+    std::fill(counts.begin(), counts.end(), 0);
+    for (std::uint64_t e = 0; e < n_examples; ++e) ++counts[draw_below(rng, n_examples)];
+    double total = 0;
+    for (size_t s : drawn_seeds) total += table_metric(a[s], counts) - table_metric(b[s], counts);
+    const double diff = total / static_cast<double>(drawn_seeds.size());
+    if (std::isfinite(diff)) diffs.push_back(diff);
+  }
+  out.replicates = static_cast<long>(diffs.size());
+  if (diffs.empty()) return out;
+  std::sort(diffs.begin(), diffs.end());
+  out.low = sorted_quantile(diffs, 0.025);
+  out.high = sorted_quantile(diffs, 0.975);
+  const auto at_most_zero = std::count_if(diffs.begin(), diffs.end(), [](double d) { return d <= 0; });
+  const auto at_least_zero = std::count_if(diffs.begin(), diffs.end(), [](double d) { return d >= 0; });
+  const double smaller = static_cast<double>(std::min(at_most_zero, at_least_zero)) + 1;
+  out.p_value = std::min(1.0, 2 * smaller / static_cast<double>(out.replicates + 1));
+  return out;
 }
 
 OlsFit ols(const Eigen::MatrixXd& X, const Eigen::VectorXd& y) {

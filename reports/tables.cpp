@@ -11,6 +11,7 @@
 #include "harness/core/errors.hpp"
 #include "harness/core/text.hpp"
 #include "reports/io.hpp"
+#include "reports/sets.hpp"
 
 namespace masklab::reports {
 namespace {
@@ -23,7 +24,8 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // top level (seed, steps_planned, same_job, data, provenance) describes it.
 const std::vector<std::string> kTopLevelMetrics = {"tokens_trained", "tokens_seen",      "wall_seconds",
                                                    "final_train_loss", "steps",          "padding_waste",
-                                                   "tokens_per_second"};
+                                                   "tokens_per_second", "decode_seconds",
+                                                   "decode_tokens_per_second"};
 
 bool contains(const std::string& text, const char* part) { return text.find(part) != std::string::npos; }
 
@@ -58,8 +60,25 @@ std::map<std::string, double> flatten_metrics(const json& metrics) {
   return out;
 }
 
-// Metric columns: eval.*, train.*, per_task.* (each alphabetical), then the
-// top-level measurements in their fixed order; the union over all runs.
+// Where an eval.* column sorts: the default set's metrics ("eval.<metric>")
+// first, then each evaluation set by name, its own metrics before its
+// wordings' ("eval.<set>.wording<i>.<metric>"), wordings in number order.
+std::tuple<std::string, long, std::string> eval_column_key(const std::string& name) {
+  const std::string rest = name.substr(5);  // after "eval."
+  const size_t dot = rest.find('.');
+  if (dot == std::string::npos) return {"", -1, rest};
+  const std::string set = rest.substr(0, dot), tail = rest.substr(dot + 1);
+  const size_t wording_dot = tail.find('.');
+  if (tail.rfind("wording", 0) == 0 && wording_dot != std::string::npos && wording_dot > 7 &&
+      std::all_of(tail.begin() + 7, tail.begin() + static_cast<long>(wording_dot), ::isdigit)) {
+    return {set, std::stol(tail.substr(7, wording_dot - 7)), tail.substr(wording_dot + 1)};
+  }
+  return {set, -1, tail};
+}
+
+// Metric columns: eval.* (in eval_column_key order), train.*, per_task.*
+// (each alphabetical), then the top-level measurements in their fixed order;
+// the union over all runs.
 std::vector<std::string> metric_columns(const std::vector<std::map<std::string, double>>& values) {
   std::set<std::string> grouped;
   std::set<std::string> top_level;
@@ -78,6 +97,10 @@ std::vector<std::string> metric_columns(const std::vector<std::map<std::string, 
       if (name.rfind(group, 0) == 0) out.push_back(name);
     }
   }
+  const auto eval_end = std::partition_point(out.begin(), out.end(), [](const std::string& n) { return n.rfind("eval.", 0) == 0; });
+  std::stable_sort(out.begin(), eval_end, [](const std::string& x, const std::string& y) {
+    return eval_column_key(x) < eval_column_key(y);
+  });
   for (const auto& name : kTopLevelMetrics) {
     if (top_level.count(name)) out.push_back(name);
   }
@@ -87,7 +110,9 @@ std::vector<std::string> metric_columns(const std::vector<std::map<std::string, 
 // The metrics the λ fits cover: held-out quality metrics and, per task, exact
 // match and completion NLL.
 bool is_plw_metric(const std::string& metric) {
-  if (metric.rfind("eval.", 0) == 0) return better_direction(metric) != Better::kNeither;
+  if (metric.rfind("eval.", 0) == 0) {  // wordings alone are fitted only through their set's mean
+    return better_direction(metric) != Better::kNeither && std::get<1>(eval_column_key(metric)) < 0;
+  }
   if (metric.rfind("per_task.", 0) != 0) return false;
   auto ends_with = [&](const std::string& suffix) {
     return metric.size() > suffix.size() && metric.compare(metric.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -132,10 +157,12 @@ std::map<std::string, size_t> runs_by_seed(const ReportInputs& inputs, const Ana
 
 // The paired test of one strategy against the baseline on one metric, over
 // the seeds both have a finite value for; nullopt when they share none.
-std::optional<ComparisonRow> compare(const Analysis& a, ComparisonRow row, const std::map<std::string, size_t>& ours_by_seed,
+std::optional<ComparisonRow> compare(const ReportInputs& inputs, const Analysis& a, ComparisonRow row,
+                                     const std::map<std::string, size_t>& ours_by_seed,
                                      const std::map<std::string, size_t>& baseline_by_seed) {
   const Better better = better_direction(row.metric);
   std::vector<double> ours, theirs;
+  std::vector<size_t> our_runs, their_runs;
   for (const auto& [seed, r] : ours_by_seed) {
     const auto base = baseline_by_seed.find(seed);
     if (base == baseline_by_seed.end()) continue;
@@ -143,6 +170,8 @@ std::optional<ComparisonRow> compare(const Analysis& a, ComparisonRow row, const
     if (!std::isfinite(x) || !std::isfinite(y)) continue;
     ours.push_back(x);
     theirs.push_back(y);
+    our_runs.push_back(r);
+    their_runs.push_back(base->second);
     if (x == y) {
       ++row.ties;
     } else if ((x > y) == (better == Better::kHigher)) {
@@ -153,7 +182,27 @@ std::optional<ComparisonRow> compare(const Analysis& a, ComparisonRow row, const
   }
   if (ours.empty()) return std::nullopt;
   row.test = paired_t_test(ours, theirs);
+  const auto [our_tables, their_tables] = example_tables(inputs, row.metric, our_runs, their_runs);
+  row.bootstrap = paired_bootstrap(our_tables, their_tables, inputs.bootstrap_replicates);
   return row;
+}
+
+// Each comparison's Holm step level (ComparisonRow::mde_alpha) and its MDE.
+void add_mde(std::vector<ComparisonRow>& comparisons, const std::vector<size_t>& family) {
+  std::vector<size_t> order;
+  for (size_t i : family) {
+    if (!std::isnan(comparisons[i].test.p_value)) order.push_back(i);
+  }
+  // As holm_adjust orders them: ascending p, ties in input order.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t i, size_t j) { return comparisons[i].test.p_value < comparisons[j].test.p_value; });
+  const double m = static_cast<double>(std::max<size_t>(order.size(), 1));
+  for (size_t i : family) comparisons[i].mde_alpha = kAlpha / m;
+  for (size_t rank = 0; rank < order.size(); ++rank) comparisons[order[rank]].mde_alpha = kAlpha / (m - static_cast<double>(rank));
+  for (size_t i : family) {
+    ComparisonRow& row = comparisons[i];
+    row.mde = minimum_detectable_effect(row.test.n, row.test.sd_diff, row.mde_alpha, kPower);
+  }
 }
 
 // The Holm family: every (setting, strategy) comparison of one metric.
@@ -165,6 +214,7 @@ void holm_per_metric(std::vector<ComparisonRow>& comparisons) {
     for (size_t i : rows) p.push_back(comparisons[i].test.p_value);
     const auto adjusted = holm_adjust(p);
     for (size_t k = 0; k < rows.size(); ++k) comparisons[rows[k]].p_holm = adjusted[k];
+    add_mde(comparisons, rows);
   }
 }
 
@@ -177,8 +227,11 @@ void add_comparisons(const ReportInputs& inputs, Analysis& a) {
       const auto strategy_runs = runs_by_seed(inputs, a, s, strategy);
       for (const auto& metric : a.metrics) {
         if (better_direction(metric) == Better::kNeither) continue;
-        const ComparisonRow blank{s, strategy, metric, {}, kNaN, 0, 0, 0};
-        if (auto row = compare(a, blank, strategy_runs, baseline_runs)) a.comparisons.push_back(std::move(*row));
+        ComparisonRow blank;
+        blank.setting = s;
+        blank.strategy = strategy;
+        blank.metric = metric;
+        if (auto row = compare(inputs, a, blank, strategy_runs, baseline_runs)) a.comparisons.push_back(std::move(*row));
       }
     }
   }
@@ -274,6 +327,7 @@ Better better_direction(const std::string& metric) {
   if (metric == "final_train_loss") return Better::kNeither;
   const std::string leaf = to_lower(metric.substr(metric.rfind('.') == std::string::npos ? 0 : metric.rfind('.') + 1));
   if (contains(leaf, "accuracy") || contains(leaf, "exact_match")) return Better::kHigher;
+  if (leaf == "f1" || leaf == "rouge_l" || leaf == "acc" || leaf == "acc_norm") return Better::kHigher;
   if (contains(leaf, "nll") || contains(leaf, "ppl") || contains(leaf, "loss")) return Better::kLower;
   return Better::kNeither;
 }
@@ -317,6 +371,18 @@ std::string transform_formula(PlwTransform transform) {
     case PlwTransform::kLinear: return "\u03bb";
   }
   return "";
+}
+
+bool ComparisonRow::underpowered() const { return test.n < 2 || !(std::fabs(test.mean_diff) >= mde); }
+
+std::vector<std::string> set_metric_columns(const Analysis& analysis, const std::string& set) {
+  std::vector<std::string> out;
+  for (const auto& metric : analysis.metrics) {
+    if (metric.rfind("eval.", 0) != 0) continue;
+    const auto [metric_set, wording, leaf] = eval_column_key(metric);
+    if (metric_set == set && wording < 0 && leaf.find('.') == std::string::npos) out.push_back(metric);
+  }
+  return out;
 }
 
 std::optional<double> Analysis::lambda(const std::string& strategy) const {
@@ -390,6 +456,8 @@ Analysis analyze(const ReportInputs& inputs) {
   add_lambdas(inputs, a);
   add_plw_fits(inputs, a);
   index_rows(a);
+  a.sets = eval_sets(inputs);
+  a.wording_spreads = wording_spreads(a);
   return a;
 }
 
@@ -432,7 +500,8 @@ std::string summary_csv(const Analysis& a) {
 std::string comparisons_csv(const Analysis& a) {
   std::string out = csv_row(header(a.setting_factors, {"strategy", "baseline", "metric", "n_pairs", "mean_diff", "ci95_low",
                                                         "ci95_high", "t", "p_value", "p_holm", "cohens_d", "wins",
-                                                        "losses", "ties"}));
+                                                        "losses", "ties", "mde", "bootstrap_low", "bootstrap_high",
+                                                        "bootstrap_p"}));
   for (const auto& row : a.comparisons) {
     std::vector<std::string> fields = a.settings[row.setting];
     fields.push_back(row.strategy);
@@ -444,6 +513,7 @@ std::string comparisons_csv(const Analysis& a) {
       fields.push_back(csv_number(v));
     }
     for (long count : {row.wins, row.losses, row.ties}) fields.push_back(std::to_string(count));
+    for (double v : {row.mde, row.bootstrap.low, row.bootstrap.high, row.bootstrap.p_value}) fields.push_back(csv_number(v));
     out += csv_row(fields);
   }
   return out;

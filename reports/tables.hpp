@@ -24,9 +24,10 @@
 
 namespace masklab::reports {
 
-// Which way a metric improves, read from its name: accuracy and exact_match
-// go up; nll, ppl and loss go down; counts, timings and final_train_loss (each
-// strategy's own objective, not comparable across strategies) have no direction.
+// Which way a metric improves, read from its last name part: accuracy,
+// exact_match, f1, rouge_l, acc and acc_norm go up; nll, ppl and loss go
+// down; counts, timings, length_ratio, output_tokens and final_train_loss
+// (each strategy's own objective, not comparable across strategies) have no direction.
 enum class Better { kHigher, kLower, kNeither };
 Better better_direction(const std::string& metric);
 
@@ -54,6 +55,11 @@ struct SummaryRow {
   MeanInterval stats;                  // over the condition's ok runs with a finite value
 };
 
+// The significance level the report tests at, before Holm's correction.
+constexpr double kAlpha = 0.05;
+// The power the minimum detectable effect is computed for.
+constexpr double kPower = 0.8;
+
 struct ComparisonRow {
   size_t setting = 0;  // index into Analysis::settings
   std::string strategy;
@@ -63,6 +69,40 @@ struct ComparisonRow {
   long wins = 0;       // pairs where the strategy is better than the baseline
   long losses = 0;
   long ties = 0;
+  // The paired bootstrap over (seed, example) of strategy − baseline, on the
+  // seeds of `test` and the examples every one of their runs scored; seeds = 0
+  // when the metric has no per-example scores (a per_task metric, an older run).
+  BootstrapResult bootstrap;
+  // The level of this comparison's own Holm step: kAlpha / (m − rank), rank
+  // (0-based) of its p among the m finite p-values of the metric's family, so
+  // Holm rejects it exactly when p < mde_alpha and every earlier step rejected;
+  // kAlpha / m (the strictest step) when its p is undefined.
+  double mde_alpha = 0;
+  // The smallest |mean difference| the paired t-test at mde_alpha detects with
+  // kPower power at n = test.n seeds and sd = test.sd_diff; NaN when n < 2.
+  double mde = 0;
+  // n < 2, or the observed |difference| below the MDE: a null result here says little.
+  bool underpowered() const;
+};
+
+// An evaluation set of the sweep, as metrics.json "eval_sets" describes it.
+struct EvalSetInfo {
+  std::string name;
+  std::string kind;                    // nll | generate | choice
+  long examples = 0;
+  std::vector<std::string> wordings;   // the prompt templates, in wording order
+};
+
+// One strategy's score on one metric of a set, per wording: the mean over
+// seeds of eval.<set>.wording<i>.<metric>, and how far the wordings spread.
+struct WordingSpread {
+  size_t setting = 0;
+  std::string set;
+  std::string strategy;
+  std::string metric;          // the set's metric name alone: "exact_match"
+  std::vector<double> means;   // per wording; NaN where no ok run has a value
+  double spread = 0;           // max − min of the finite means
+  double sd = 0;               // their sample sd (ddof = 1); NaN with fewer than two
 };
 
 struct PlwFitRow {
@@ -93,6 +133,8 @@ struct Analysis {
   std::vector<SummaryRow> summary;
   std::vector<ComparisonRow> comparisons;
   std::vector<PlwFitRow> plw_fits;
+  std::vector<EvalSetInfo> sets;                  // the sweep's evaluation sets, by name
+  std::vector<WordingSpread> wording_spreads;     // sets with several wordings: setting × set × strategy × metric
 
   // The strategy's λ; nullopt when it is not on the λ axis.
   std::optional<double> lambda(const std::string& strategy) const;
@@ -118,5 +160,9 @@ std::string runs_csv(const ReportInputs& inputs, const Analysis& analysis);
 std::string summary_csv(const Analysis& analysis);
 std::string comparisons_csv(const Analysis& analysis);
 std::string plw_fit_csv(const Analysis& analysis);
+
+// The metric columns of one evaluation set ("eval.<set>.<metric>", wordings
+// left out), in column order; set "" gives the default held-out set's.
+std::vector<std::string> set_metric_columns(const Analysis& analysis, const std::string& set);
 
 }  // namespace masklab::reports

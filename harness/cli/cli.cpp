@@ -226,20 +226,26 @@ int cmd_report(const std::vector<std::string>& args) {
       ("dir", po::value<std::string>()->required(), "sweep directory written by `masklab sweep`")
       ("baseline", po::value<std::string>(), "strategy the others are compared with (default: the spec's, else completion_only)")
       ("plw-transform", po::value<std::string>()->default_value("log"), "x in the prompt-weight fit: log (log10(λ+0.001)) | quarter (λ^0.25) | linear")
-      ("out", po::value<std::string>(), "where to write the report (default: the sweep directory)");
+      ("out", po::value<std::string>(), "where to write the report (default: the sweep directory)")
+      ("findings", po::value<std::string>(), "also write the findings page (Markdown) to this file")
+      ("bootstrap", po::value<long>()->default_value(2000), "replicates of the paired bootstrap over (seed, example)");
   po::positional_options_description positional;
   positional.add("dir", 1);
   po::variables_map vm;
   const std::string usage =
-      "usage: masklab report DIR [--baseline completion_only] [--out REPORT_DIR]\n"
+      "usage: masklab report DIR [--baseline completion_only] [--out REPORT_DIR] [--findings FILE] [--bootstrap 2000]\n"
       "\n"
       "Writes runs.csv, summary.csv, comparisons.csv, plw_fit.csv (when the prompt\n"
-      "weight varies), report.html and figures/*.svg.";
+      "weight varies), wordings.csv (when a set has several wordings), headline.md,\n"
+      "report.html and figures/*.svg; with --findings, the findings page too.";
   if (!parse_options(args, options, positional, vm, usage)) return 0;
   const std::string dir = vm["dir"].as<std::string>();
   reports::ReportInputs inputs = reports::load_sweep(dir);
   if (vm.count("baseline")) inputs.baseline = make_strategy(vm["baseline"].as<std::string>())->spec();
   inputs.plw_transform = parse_enum<reports::PlwTransform>(vm["plw-transform"].as<std::string>(), "--plw-transform");
+  inputs.bootstrap_replicates = vm["bootstrap"].as<long>();
+  if (inputs.bootstrap_replicates < 1) throw UserError("--bootstrap must be a number of replicates >= 1");
+  if (vm.count("findings")) inputs.findings_path = vm["findings"].as<std::string>();
   const std::vector<std::string> notes = add_data_views(inputs, dir);
   for (const auto& note : notes) std::fprintf(stderr, "masklab report: note: %s\n", note.c_str());
   const std::string out = vm.count("out") ? vm["out"].as<std::string>() : dir;

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "harness/core/run_record.hpp"
+#include "tests/reports/eval_sweep.hpp"
 #include "tests/test_helpers.hpp"
 
 using namespace masklab;
@@ -50,6 +51,21 @@ TEST_CASE("the CLI lists strategies and answers --help everywhere", "[slow][cli]
     CHECK(help.exit_code == 0);
     CHECK_THAT(help.out, Catch::Contains("usage: masklab " + std::string(cmd)));
   }
+}
+
+TEST_CASE("masklab report --findings writes the findings page; --bootstrap must be at least 1", "[slow][cli]") {
+  test::TempDir dir;
+  test::write_eval_sweep(dir.file("sweep"), test::EvalSweepShape{});
+  const auto report = test::run_masklab("report " + dir.file("sweep") + " --findings " + dir.file("findings.md") +
+                                        " --bootstrap 50");
+  INFO(report.out);
+  CHECK(report.exit_code == 0);
+  CHECK_THAT(report.out, Catch::Contains(dir.file("findings.md")));
+  CHECK_THAT(test::read_text(dir.file("findings.md")), Catch::StartsWith("# Findings: eval_sets\n"));
+  CHECK(std::filesystem::exists(dir.file("sweep/headline.md")));
+  const auto bad = test::run_masklab("report " + dir.file("sweep") + " --bootstrap 0");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.out, Catch::Contains("--bootstrap must be a number of replicates >= 1"));
 }
 
 TEST_CASE("the equivalences hold through the CLI", "[slow][cli][equivalence]") {

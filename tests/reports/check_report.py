@@ -25,7 +25,7 @@ import warnings
 try:
     import numpy as np
     import pandas as pd
-    from scipy import stats
+    from scipy import optimize, stats
 except ImportError as missing:
     sys.exit(f"check_report: missing Debian package python3-{missing.name.split('.')[0]}: scripts/install-deps.sh installs it")
 
@@ -52,11 +52,30 @@ def direction(metric):
     if metric == "final_train_loss":  # each strategy's own objective: not compared
         return None
     leaf = metric.rsplit(".", 1)[-1].lower()
-    if "accuracy" in leaf or "exact_match" in leaf:
+    if "accuracy" in leaf or "exact_match" in leaf or leaf in ("f1", "rouge_l", "acc", "acc_norm"):
         return "higher"
     if "nll" in leaf or "ppl" in leaf or "loss" in leaf:
         return "lower"
     return None
+
+
+def mde(n, sd, alpha, power=0.8):
+    """The smallest |mean difference| the two-sided paired t-test at alpha detects with `power` (scipy's nct)."""
+    if n < 2 or not math.isfinite(sd):
+        return float("nan")
+    if sd == 0:
+        return 0.0
+    df, crit = n - 1, stats.t.ppf(1 - alpha / 2, n - 1)
+
+    def short(effect):
+        nc = effect * math.sqrt(n)
+        return stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc) - power
+
+    hi = 1.0
+    while short(hi) < 0:
+        hi *= 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return sd * optimize.brentq(short, 0.0, hi, xtol=1e-14, rtol=1e-13)
 
 
 def plw_lambda(record):
@@ -145,7 +164,8 @@ def main():
     comparisons = pd.read_csv(os.path.join(report_dir, "comparisons.csv"))
     check(list(comparisons.columns) == setting_factors + ["strategy", "baseline", "metric", "n_pairs", "mean_diff",
                                                           "ci95_low", "ci95_high", "t", "p_value", "p_holm",
-                                                          "cohens_d", "wins", "losses", "ties"],
+                                                          "cohens_d", "wins", "losses", "ties", "mde",
+                                                          "bootstrap_low", "bootstrap_high", "bootstrap_p"],
           f"comparisons.csv columns {list(comparisons.columns)}")
     baseline = expected["baseline"]
     recomputed = []
@@ -171,6 +191,7 @@ def main():
                     rec["t"], rec["p"] = float(res.statistic), float(res.pvalue)
                 else:
                     rec["t"] = rec["p"] = float("nan")
+                rec["sd"] = float((joined["s"] - joined["b"]).std(ddof=1)) if len(joined) >= 2 else float("nan")
                 recomputed.append(rec)
     check(len(comparisons) == len(recomputed), f"comparisons.csv has {len(comparisons)} rows, expected {len(recomputed)}")
     for metric in {r["metric"] for r in recomputed}:  # Holm over each metric's family
@@ -180,6 +201,10 @@ def main():
         for rank, r in enumerate(order):
             running = max(running, min(1.0, (len(order) - rank) * r["p"]))
             r["holm"] = running
+            r["mde_alpha"] = 0.05 / (len(order) - rank)  # the comparison's own Holm step
+        for r in recomputed:
+            if r["metric"] == metric and "mde_alpha" not in r:
+                r["mde_alpha"] = 0.05 / max(len(order), 1)
     for r in recomputed:
         mask = (comparisons["strategy"] == r["strategy"]) & (comparisons["metric"] == r["metric"])
         for f, v in zip(setting_factors, r["setting"]):
@@ -194,6 +219,8 @@ def main():
         check(close(row["t"], r["t"]), f"{what}: t {row['t']} vs {r['t']}")
         check(close(row["p_value"], r["p"], rel=1e-6), f"{what}: p {row['p_value']} vs {r['p']}")
         check(close(row["p_holm"], r.get("holm", float("nan")), rel=1e-6), f"{what}: p_holm {row['p_holm']} vs {r.get('holm')}")
+        expected_mde = mde(r["n"], r["sd"], r["mde_alpha"])
+        check(close(row["mde"], expected_mde, rel=1e-6), f"{what}: mde {row['mde']} vs {expected_mde}")
     for column in ("mean_diff", "p_value", "p_holm", "cohens_d"):
         check(comparisons[column].dtype == np.float64, f"comparisons.csv {column} is {comparisons[column].dtype}")
 

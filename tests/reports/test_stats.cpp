@@ -173,3 +173,104 @@ TEST_CASE("degenerate samples give NaN or infinities, never an error", "[fast][r
   CHECK(incomplete_beta(2, 3, 1) == 1);
   CHECK(incomplete_beta(2, 3, 0.4) == Approx(0.5248).epsilon(1e-12));  // I_0.4(2,3) = 1 − 0.6⁴ − 4·0.4·0.6³
 }
+
+TEST_CASE("the noncentral t CDF matches scipy.stats.nct", "[fast][reports][stats][scipy]") {
+  for (const auto& point : scipy_reference()["nct_cdf"]) {
+    const double t = point["t"], df = point["df"], delta = point["delta"], expected = point["cdf"];
+    const double got = noncentral_t_cdf(t, df, delta);
+    INFO("nct.cdf(" << t << ", " << df << ", " << delta << ") expected " << expected << " got " << got);
+    CHECK(close(got, expected, kPValueTolerance));
+  }
+  // δ = 0 is Student's t.
+  for (double t : {-2.5, 0.3, 4.0}) CHECK(close(noncentral_t_cdf(t, 6, 0), t_cdf(t, 6), 1e-12));
+  CHECK(std::isnan(noncentral_t_cdf(1, 0, 1)));
+  CHECK(noncentral_t_cdf(INFINITY, 3, 2) == 1);
+}
+
+TEST_CASE("the minimum detectable effect matches a scipy root-find, Holm's step level included",
+          "[fast][reports][stats][scipy]") {
+  for (const auto& point : scipy_reference()["mde"]) {
+    const long n = point["n"];
+    const double sd = point["sd"], alpha = point["alpha"], expected = point["mde"];
+    const double got = minimum_detectable_effect(n, sd, alpha);
+    INFO("n " << n << " sd " << sd << " alpha " << alpha << ": expected " << expected << " got " << got);
+    CHECK(close(got, expected, kPValueTolerance));
+    // At the effect found the power is 80%.
+    CHECK(std::fabs(paired_t_power(got / sd, n, alpha) - 0.8) < 1e-9);
+  }
+  // The MDE scales with the sd; a stricter level needs a larger effect; n < 2 has none; sd 0 detects anything.
+  CHECK(close(minimum_detectable_effect(6, 2.0, 0.05), 2 * minimum_detectable_effect(6, 1.0, 0.05), 1e-12));
+  CHECK(minimum_detectable_effect(6, 1.0, 0.01) > minimum_detectable_effect(6, 1.0, 0.05));
+  CHECK(std::isnan(minimum_detectable_effect(1, 1.0, 0.05)));
+  CHECK(minimum_detectable_effect(4, 0.0, 0.05) == 0);
+}
+
+namespace {
+
+// [seed][wording][example] of (num, den) -> the bootstrap's tables.
+std::vector<ExampleScoresTable> tables_of(const json& side) {
+  std::vector<ExampleScoresTable> out;
+  for (const auto& seed : side) {
+    ExampleScoresTable table;
+    for (const auto& wording : seed) {
+      table.num.emplace_back();
+      table.den.emplace_back();
+      for (const auto& example : wording) {
+        table.num.back().push_back(example[0]);
+        table.den.back().push_back(example[1]);
+      }
+    }
+    out.push_back(std::move(table));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the paired bootstrap draws what numpy draws with the same mt19937_64", "[fast][reports][stats][scipy]") {
+  for (const auto& [name, ref] : scipy_reference()["bootstrap"].items()) {
+    const long replicates = ref["replicates"];
+    const BootstrapResult got = paired_bootstrap(tables_of(ref["a"]), tables_of(ref["b"]), replicates, ref["seed"]);
+    INFO(name << ": [" << got.low << ", " << got.high << "] p " << got.p_value << " vs [" << ref["low"] << ", "
+              << ref["high"] << "] p " << ref["p"]);
+    CHECK(got.replicates == replicates);
+    CHECK(got.seeds == static_cast<long>(ref["a"].size()));
+    CHECK(close(got.low, ref["low"], 1e-12));
+    CHECK(close(got.high, ref["high"], 1e-12));
+    CHECK(got.p_value == Approx(ref["p"].get<double>()).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("the paired bootstrap of a side shifted by c is [c, c] exactly", "[fast][reports][stats]") {
+  // Dyadic values over 8 examples and 4 seeds: every sum and mean is exact in binary.
+  const double c = 0.125;
+  std::vector<ExampleScoresTable> a, b;
+  for (int s = 0; s < 4; ++s) {
+    ExampleScoresTable base{{{}}, {{}}}, shifted{{{}}, {{}}};
+    for (int e = 0; e < 8; ++e) {
+      const double v = 0.25 * ((s * 3 + e * 5) % 7);
+      base.num[0].push_back(v);
+      base.den[0].push_back(1);
+      shifted.num[0].push_back(v + c);
+      shifted.den[0].push_back(1);
+    }
+    a.push_back(shifted);
+    b.push_back(base);
+  }
+  const BootstrapResult r = paired_bootstrap(a, b);
+  CHECK(r.replicates == 2000);
+  CHECK(r.examples == 8);
+  CHECK(r.low == c);
+  CHECK(r.high == c);
+  CHECK(r.p_value == Approx(2.0 / 2001));  // no replicate at or below 0
+  // The reverse comparison is [-c, -c]; identical sides give [0, 0] and p = 1.
+  const BootstrapResult reverse = paired_bootstrap(b, a);
+  CHECK(reverse.low == -c);
+  CHECK(reverse.high == -c);
+  const BootstrapResult same = paired_bootstrap(b, b);
+  CHECK(same.low == 0);
+  CHECK(same.high == 0);
+  CHECK(same.p_value == 1);
+  // No examples: nothing to draw.
+  CHECK(std::isnan(paired_bootstrap({}, {}).low));
+}

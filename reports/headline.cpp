@@ -1,0 +1,154 @@
+#include "reports/headline.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace masklab::reports {
+namespace {
+
+using nlohmann::json;
+
+const char* direction_words(const std::string& metric) {
+  return better_direction(metric) == Better::kHigher ? "higher is better" : "lower is better";
+}
+
+bool improves(const ComparisonRow& c) {
+  return (c.test.mean_diff > 0) == (better_direction(c.metric) == Better::kHigher);
+}
+
+// "difference +0.1 [0.05, 0.15] (95% t interval; bootstrap [0.06, 0.14]), Holm p = 0.002, 5 seeds"
+std::string evidence(const ComparisonRow& c) {
+  std::string out = fmt::format("difference {}{} [{}, {}] (strategy \u2212 baseline, 95% t interval", c.test.mean_diff > 0 ? "+" : "",
+                                headline_number(c.test.mean_diff), headline_number(c.test.low), headline_number(c.test.high));
+  if (c.bootstrap.seeds > 0) {
+    out += fmt::format("; paired bootstrap over seeds and examples [{}, {}]", headline_number(c.bootstrap.low),
+                       headline_number(c.bootstrap.high));
+  }
+  return out + fmt::format("), Holm p = {}, {} seeds", headline_number(c.p_holm), c.test.n);
+}
+
+std::string resolved_sentences(const std::vector<const ComparisonRow*>& resolved, const std::string& baseline) {
+  std::string out;
+  for (const ComparisonRow* c : resolved) {
+    out += fmt::format("{} {} {} on {} ({}): {}. ", c->strategy, improves(*c) ? "beats" : "is worse than", baseline,
+                       c->metric, direction_words(c->metric), evidence(*c));
+  }
+  return out;
+}
+
+// For the comparisons Holm does not resolve: that nothing is, and which are underpowered.
+std::string unresolved_sentences(const std::vector<const ComparisonRow*>& rows, bool any_resolved,
+                                 const std::string& baseline, const std::string& metric) {
+  double smallest_p = NAN;
+  std::vector<const ComparisonRow*> underpowered;
+  for (const ComparisonRow* c : rows) {
+    if (std::isfinite(c->p_holm) && !(smallest_p <= c->p_holm)) smallest_p = c->p_holm;
+    if (c->underpowered()) underpowered.push_back(c);
+  }
+  std::string out;
+  if (!any_resolved) {
+    out += fmt::format("On {}, nothing is resolved: no strategy differs from {} at Holm p < {} (smallest Holm p {}). ",
+                       metric, baseline, kAlpha, headline_number(smallest_p));
+  }
+  if (underpowered.empty()) return out;
+  long untestable = std::count_if(underpowered.begin(), underpowered.end(), [](const ComparisonRow* c) { return c->test.n < 2; });
+  if (untestable == static_cast<long>(underpowered.size())) {
+    return out + fmt::format("{} of {} comparisons have fewer than two seeds paired with {} and cannot be tested: they are "
+                             "underpowered. ",
+                             untestable, rows.size(), baseline);
+  }
+  double mde_low = INFINITY, mde_high = 0;
+  for (const ComparisonRow* c : underpowered) {
+    if (!std::isfinite(c->mde)) continue;
+    mde_low = std::min(mde_low, c->mde);
+    mde_high = std::max(mde_high, c->mde);
+  }
+  const std::string range = mde_low == mde_high ? headline_number(mde_low)
+                                                : headline_number(mde_low) + " to " + headline_number(mde_high);
+  return out + fmt::format("{} of {} unresolved comparisons are underpowered: with their seeds the paired t-test detects "
+                           "a difference of {} with {:.0f}% power after Holm, and the observed difference is smaller{}. ",
+                           underpowered.size(), rows.size(), range, 100 * kPower,
+                           untestable > 0 ? fmt::format(" (or has fewer than two seeds: {})", untestable) : "");
+}
+
+std::string trim_end(std::string text) {
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text;
+}
+
+}  // namespace
+
+std::string headline_number(double value) {
+  if (std::isnan(value)) return "n/a";
+  if (value == 0) return "0";  // never "-0"
+  return fmt::format("{:.3g}", value);
+}
+
+std::vector<std::string> headline_sentence_metrics(const Analysis& a) {
+  std::vector<std::string> out;
+  for (const auto& metric : headline_metrics()) {
+    if (std::find(a.metrics.begin(), a.metrics.end(), metric) != a.metrics.end()) out.push_back(metric);
+  }
+  for (const auto& set : a.sets) {
+    for (const auto& metric : set_metric_columns(a, set.name)) {
+      if (better_direction(metric) != Better::kNeither) out.push_back(metric);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> headline_sentences(const Analysis& a) {
+  std::vector<std::string> out;
+  for (size_t setting = 0; setting < a.settings.size(); ++setting) {
+    const std::string prefix = a.settings.size() > 1 ? a.setting_label(setting) + ": " : "";
+    for (const auto& metric : headline_sentence_metrics(a)) {
+      std::vector<const ComparisonRow*> rows, resolved, unresolved;
+      for (const auto& c : a.comparisons) {
+        if (c.setting == setting && c.metric == metric) rows.push_back(&c);
+      }
+      if (rows.empty()) continue;
+      for (const ComparisonRow* c : rows) (c->p_holm < kAlpha ? resolved : unresolved).push_back(c);
+      // Improvements first, each group by the size of the difference.
+      std::stable_sort(resolved.begin(), resolved.end(), [](const ComparisonRow* x, const ComparisonRow* y) {
+        if (improves(*x) != improves(*y)) return improves(*x);
+        return std::fabs(x->test.mean_diff) > std::fabs(y->test.mean_diff);
+      });
+      std::string text = resolved_sentences(resolved, a.baseline);
+      if (!unresolved.empty()) text += unresolved_sentences(unresolved, !resolved.empty(), a.baseline, metric);
+      out.push_back(prefix + trim_end(text));
+    }
+  }
+  return out;
+}
+
+std::string stopping_rule_sentence(const SweepInfo& sweep) {
+  if (!sweep.until_ci.is_object()) return "";
+  auto field = [&](const char* key) {
+    const json& v = sweep.until_ci.value(key, json());
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_number()) return headline_number(v.get<double>());
+    return std::string("n/a");
+  };
+  return fmt::format("Seeds were added in rounds until the 95% interval of {} had a half-width of at most {} for every "
+                     "strategy, with at most {} seeds; the sweep stopped after {} rounds, stopped by {} (widest half-width "
+                     "{}).",
+                     field("metric"), field("half_width"), field("max_seeds"), field("rounds"), field("stopped_by"),
+                     field("widest_half_width"));
+}
+
+std::string headline_markdown(const ReportInputs& inputs, const Analysis& a) {
+  std::string out = "# Headline: " + (inputs.sweep.name.empty() ? std::string("sweep") : inputs.sweep.name) + "\n\n";
+  const std::string stopping = stopping_rule_sentence(inputs.sweep);
+  if (!stopping.empty()) out += stopping + "\n\n";
+  const auto sentences = headline_sentences(a);
+  if (sentences.empty()) {
+    out += a.baseline_present ? "No strategy shares a seed with the baseline " + a.baseline + ": nothing is compared.\n"
+                              : "The baseline " + a.baseline + " is not in this sweep: nothing is compared.\n";
+  }
+  for (const auto& s : sentences) out += "- " + s + "\n";
+  return out;
+}
+
+}  // namespace masklab::reports
