@@ -186,7 +186,8 @@ long decode_cached(Transformer& model, std::vector<Row*> active, const DecodeOpt
   for (Row* r : active) prompts.push_back(r->prompt);
   const Padded p = left_padded(prompts, no_tails);
   const int64_t width = p.ids.size(1);
-  KVCache cache(width + o.max_new_tokens - 1);  // the last token chosen is never fed back
+  // The last token chosen is never fed back, and no row outgrows model.max_seq_len.
+  KVCache cache(width + std::min<int64_t>(o.max_new_tokens - 1, model->config.max_seq_len));
   auto last = model->forward_cached(p.ids.to(device), p.positions.to(device), p.valid.to(device), cache)
                   .select(1, width - 1);  // (B, C)
   long chosen = 0;
