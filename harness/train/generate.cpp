@@ -38,12 +38,16 @@ std::int32_t choose_token(const torch::Tensor& logits_in, double temperature, do
   size_t kept = order.size();
   double mass = total;
   if (top_p < 1) {
-    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
-    mass = 0;
-    kept = 0;
-    while (kept < order.size()) {
-      mass += p[order[kept++]];
-      if (mass >= top_p * total) break;
+    // The nucleus is usually a few tokens: sort the top k alone, doubling k
+    // until it holds the nucleus (the same result as sorting everything).
+    const auto more_probable = [&](int64_t a, int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); };
+    for (size_t k = std::min<size_t>(64, order.size());; k = std::min(2 * k, order.size())) {
+      std::partial_sort(order.begin(), order.begin() + static_cast<long>(k), order.end(), more_probable);
+      mass = 0;
+      kept = 0;
+      do mass += p[order[kept++]];  // at least the most probable token, whatever top_p is
+      while (kept < k && mass < top_p * total);
+      if (mass >= top_p * total || k == order.size()) break;
     }
   }
   const double target = uniform01(rng) * mass;

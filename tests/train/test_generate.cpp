@@ -266,6 +266,7 @@ TEST_CASE("the sampler: a tiny top_p is greedy, and draws follow softmax(logits 
       const auto best = logits.argmax().item<int64_t>();
       std::mt19937_64 rng(static_cast<std::uint64_t>(row));
       CHECK(choose_token(logits, 0.8, 1e-9, rng) == best);
+      CHECK(choose_token(logits, 0.8, 0.0, rng) == best);
       CHECK(choose_token(logits, 0.0, 1.0, rng) == best);
     }
   }
