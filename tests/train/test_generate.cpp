@@ -295,6 +295,18 @@ TEST_CASE("the sampler: a tiny top_p is greedy, and draws follow softmax(logits 
       CHECK(std::abs(f[i] - q[i]) <= 5 * std::sqrt(q[i] * (1 - q[i]) / draws) + 1e-12);
     }
   };
+  SECTION("a nucleus wider than the first partial sort: 300 equal logits, top_p 0.5 keeps ids 0-149") {
+    // Equal probabilities tie-break by lower id; 150 of 300 reach exactly half the mass.
+    const auto flat = torch::zeros({300});
+    int low_half = 0;
+    for (int i = 0; i < 4000; ++i) {
+      auto rng = example_stream(/*seed=*/23, i);
+      const int id = choose_token(flat, 1.0, 0.5, rng);
+      REQUIRE(id < 150);
+      low_half += id < 75;
+    }
+    CHECK(std::abs(low_half / 4000.0 - 0.5) <= 5 * std::sqrt(0.25 / 4000));
+  }
   SECTION("top_p = 1: the whole softmax") { within_binomial(frequencies(1.0), p); }
   SECTION("top_p = 0.75: the nucleus {0, 1, 5}, renormalised") {
     // Sorted: 0 (0.600), then the tie 1 and 5 (0.144 each; lower id first):
