@@ -60,6 +60,13 @@ def main():
             lines.append(f"memory@32k completion_only masklab={mine['step_memory_mb']:.0f} MB "
                          f"reference={ref['step_memory_mb']:.0f} MB "
                          f"({mine['step_memory_mb'] / max(ref['step_memory_mb'], 1e-9):.2f}x, training-step growth of peak RSS)")
+        if config == "default" and all("decode" in run for run in runs):
+            # Greedy decoding, best round of each way (the tokens were checked equal by masklab bench).
+            cache = max(run["decode"]["cache_tokens_per_second"] for run in runs)
+            nocache = max(run["decode"]["nocache_tokens_per_second"] for run in runs)
+            decode = runs[0]["decode"]
+            lines.append(f"decode tokens/s cache={cache:.0f} nocache={nocache:.0f} "
+                         f"({decode['prompts']} prompts x {decode['new_tokens']} new tokens, greedy, {cache / nocache:.1f}x)")
         results["configs"][config] = entry
     mfu = load(os.path.join(work, "d512", "masklab.json"))
     results["configs"]["d512"] = {"masklab": mfu}

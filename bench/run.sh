@@ -18,7 +18,7 @@ run_round() {  # config name, round, then masklab --set arguments
   local name=$1 round=$2; shift 2
   local dir="$WORK/$name/round$round"
   mkdir -p "$dir"
-  "$MASKLAB" bench --steps "$STEPS" --warmup 3 --export "$dir/export" --json "$dir/masklab.json" "$@" | tail -n 1
+  "$MASKLAB" bench --steps "$STEPS" --warmup 3 --export "$dir/export" --json "$dir/masklab.json" "$@" | tail -n 2
   for strategy_dir in "$dir"/export/*/; do
     /usr/bin/python3 bench/reference_train.py "$strategy_dir" --out "$strategy_dir/reference.json" > /dev/null
   done
@@ -31,5 +31,5 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 mkdir -p "$WORK/d512"
 "$MASKLAB" bench --steps 10 --warmup 2 --strategies completion_only,full --json "$WORK/d512/masklab.json" \
-  --set model.d_model=512 --set model.n_heads=8 --set model.n_layers=4 | tail -n 1
+  --set model.d_model=512 --set model.n_heads=8 --set model.n_layers=4 --decode-tokens 0 | tail -n 1
 /usr/bin/python3 bench/compare.py "$WORK" bench/results.json

@@ -16,6 +16,7 @@
 #include "harness/data/data_cache.hpp"
 #include "harness/core/errors.hpp"
 #include "harness/core/hashing.hpp"
+#include "harness/train/generate.hpp"
 #include "harness/train/model.hpp"
 #include "harness/core/run_record.hpp"
 #include "harness/train/trainer.hpp"
@@ -224,6 +225,48 @@ nlohmann::json bench_entry(const std::string& spec, const Timing& t, int steps, 
           {"losses", t.losses}};
 }
 
+// The held-out prompts of the first examples, each cut to its last
+// (max_seq_len - new_tokens) tokens so that every row can take all new tokens.
+std::vector<std::vector<std::int32_t>> decode_prompts(const Dataset& ds, int count, int new_tokens, int64_t max_seq_len) {
+  const auto& pool = ds.eval.empty() ? ds.train : ds.eval;
+  const auto room = static_cast<long>(std::max<int64_t>(1, max_seq_len - new_tokens));
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (size_t i = 0; i < pool.size() && static_cast<int>(prompts.size()) < count; ++i) {
+    const auto end = pool[i].ids.begin() + std::max<std::int32_t>(1, pool[i].completion_begin);
+    prompts.emplace_back(std::max(pool[i].ids.begin(), end - room), end);
+  }
+  return prompts;
+}
+
+// Greedy decoding of one batch of prompts, with the KV cache and without
+// (the whole prefix recomputed each step): tokens/s both ways. The tokens
+// must be equal, or the bench fails.
+nlohmann::json time_decoding(Transformer& model, const Dataset& ds, const BenchOptions& o, const torch::Device& device) {
+  const auto prompts = decode_prompts(ds, o.decode_batch, o.decode_tokens, model->config.max_seq_len);
+  std::vector<std::int64_t> index(prompts.size());
+  for (size_t i = 0; i < index.size(); ++i) index[i] = static_cast<std::int64_t>(i);
+  DecodeOptions options;
+  options.max_new_tokens = o.decode_tokens;
+  options.batch_size = o.decode_batch;
+  DecodeStats warm, cached, uncached;
+  generate(model, prompts, index, options, *ds.tokenizer, device, &warm);  // allocator and thread pools warm up
+  const auto with_cache = generate(model, prompts, index, options, *ds.tokenizer, device, &cached);
+  options.use_cache = false;
+  const auto without = generate(model, prompts, index, options, *ds.tokenizer, device, &uncached);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (with_cache[i].tokens != without[i].tokens) {
+      throw std::runtime_error(fmt::format("bench: greedy decoding of prompt {} differs with and without the KV cache", i));
+    }
+  }
+  return {{"prompts", prompts.size()},
+          {"new_tokens", o.decode_tokens},
+          {"generated_tokens", cached.generated_tokens},
+          {"cache_tokens_per_second", cached.generated_tokens / cached.seconds},
+          {"nocache_tokens_per_second", uncached.generated_tokens / uncached.seconds},
+          {"cache_seconds", cached.seconds},
+          {"nocache_seconds", uncached.seconds}};
+}
+
 }  // namespace
 
 double measure_matmul_peak(const DeviceSetting& device_setting, int threads) {
@@ -250,6 +293,7 @@ double measure_matmul_peak(const DeviceSetting& device_setting, int threads) {
 
 nlohmann::json run_bench(const Config& base, const BenchOptions& o) {
   if (o.steps < 1 || o.warmup_steps < 0) throw UserError("bench: --steps must be >= 1 and --warmup >= 0");
+  if (o.decode_tokens < 0 || o.decode_batch < 1) throw UserError("bench: --decode-tokens must be >= 0");
   Config config = base;
   // The schedule spans exactly the steps run, as the exported reference sees it.
   config.train.steps = o.warmup_steps + o.steps;
@@ -276,6 +320,9 @@ nlohmann::json run_bench(const Config& base, const BenchOptions& o) {
     result["strategies"][job.strategy->spec()] = entry;
     if (!o.export_dir.empty()) {
       write_file_atomic(o.export_dir + "/" + file_label(job.strategy->spec()) + "/masklab.json", entry.dump(2) + "\n");
+    }
+    if (&spec == &o.strategies.back() && o.decode_tokens > 0) {
+      result["decode"] = time_decoding(job.model, ds, o, job.device);
     }
   }
   return result;

@@ -351,14 +351,18 @@ int cmd_bench(const std::vector<std::string>& args) {
       ("device", po::value<std::string>(), "auto | cpu | cuda | cuda:N")
       ("export", po::value<std::string>(), "write initial weights, every step's examples and losses for bench/reference_train.py")
       ("json", po::value<std::string>(), "also write the JSON result to this file")
-      ("profile", po::value<std::string>(), "write a Chrome trace of the timed steps to PREFIX.<strategy>.json");
+      ("profile", po::value<std::string>(), "write a Chrome trace of the timed steps to PREFIX.<strategy>.json")
+      ("decode-tokens", po::value<int>()->default_value(64),
+       "new tokens per prompt when timing greedy decoding of 16 held-out prompts with and without the KV cache "
+       "(the last strategy's model; the tokens must agree); 0 = skip");
   po::variables_map vm;
   const std::string usage =
       "usage: masklab bench [--config FILE] [--set key=value]... [--strategies a,b] [--steps N] [--export DIR]\n"
       "\n"
       "Measures the real training step per strategy: tokens/s (all and loss-bearing),\n"
       "step time, peak memory (RSS on CPU, the allocator's peak on CUDA) and MFU\n"
-      "(model FLOP/s over a square-matmul peak measured in the same process).\n"
+      "(model FLOP/s over a square-matmul peak measured in the same process),\n"
+      "then greedy decoding tokens/s with and without the KV cache.\n"
       "Prints JSON, then a one-line summary.";
   if (!parse_options(args, options, {}, vm, usage)) return 0;
   Config config = resolve_config(vm);
@@ -369,6 +373,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   o.warmup_steps = vm["warmup"].as<int>();
   if (vm.count("export")) o.export_dir = vm["export"].as<std::string>();
   if (vm.count("profile")) o.profile = vm["profile"].as<std::string>();
+  o.decode_tokens = vm["decode-tokens"].as<int>();
   const auto result = run_bench(config, o);
   std::cout << result.dump(2) << "\n";
   if (vm.count("json")) write_file_atomic(vm["json"].as<std::string>(), result.dump(2) + "\n");
@@ -379,6 +384,12 @@ int cmd_bench(const std::vector<std::string>& args) {
                            r["tokens_per_second"].get<double>(), r["loss_tokens_per_second"].get<double>(),
                            1e3 * r["step_seconds"].get<double>(), 100 * r["mfu"].get<double>(),
                            r["step_memory_mb"].get<double>());
+  }
+  if (result.contains("decode")) {
+    const auto& d = result["decode"];
+    std::cout << fmt::format("decode tokens/s cache={:.0f} nocache={:.0f} ({} prompts x {} new tokens, greedy)\n",
+                             d["cache_tokens_per_second"].get<double>(), d["nocache_tokens_per_second"].get<double>(),
+                             d["prompts"].get<int>(), d["new_tokens"].get<int>());
   }
   std::cout << summary << "\n";
   return 0;

@@ -167,27 +167,4 @@ EvalResult evaluate(Transformer& model, const std::vector<const TokenizedExample
   return result;
 }
 
-std::vector<std::int32_t> greedy_decode(Transformer& model, const TokenizedExample& example, int max_new_tokens,
-                                        int eos_id, const torch::Device& device) {
-  const bool was_training = model->is_training();
-  model->eval();
-  torch::NoGradGuard no_grad;
-  std::vector<int64_t> context(example.ids.begin(), example.ids.begin() + example.completion_begin);
-  std::vector<std::int32_t> generated;
-  for (int step = 0; step < max_new_tokens; ++step) {
-    if (static_cast<int64_t>(context.size()) >= model->config.max_seq_len) break;
-    const int64_t T = static_cast<int64_t>(context.size());
-    const auto ids = torch::tensor(context, torch::kLong).view({1, T}).to(device);
-    const auto pos = torch::arange(T, torch::kLong).view({1, T}).to(device);
-    const auto last = model->forward(ids, pos).select(1, T - 1);                    // (1, C)
-    const auto logits = torch::matmul(last, model->head_weight().to(last.scalar_type()).t());  // (1, V)
-    const auto next = static_cast<std::int32_t>(logits.argmax(-1).item<int64_t>());
-    generated.push_back(next);
-    context.push_back(next);
-    if (next == eos_id) break;
-  }
-  model->train(was_training);
-  return generated;
-}
-
 }  // namespace masklab

@@ -44,15 +44,10 @@ struct EvalResult {
 // Scores `examples` with teacher forcing. Exact match is read off the same
 // pass: greedy decoding reproduces a reference exactly iff every reference
 // token is the argmax given the reference prefix, so no decoding loop is
-// needed (greedy_decode below checks the identity in the tests).
+// needed (the tests check the identity against generate(), harness/train/generate.hpp).
 // `per_example`, when given, receives each example's sums, indexed like `examples`.
 EvalResult evaluate(Transformer& model, const std::vector<const TokenizedExample*>& examples,
                     std::size_t n_tasks, int pad_id, int batch_size, int64_t chunk_size,
                     const torch::Device& device, std::vector<ExampleScores>* per_example = nullptr);
-
-// Greedy decoding of the final completion: from ids[0, completion_begin),
-// up to max_new_tokens tokens or the tokenizer's EOS.
-std::vector<std::int32_t> greedy_decode(Transformer& model, const TokenizedExample& example, int max_new_tokens,
-                                        int eos_id, const torch::Device& device);
 
 }  // namespace masklab

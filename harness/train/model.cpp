@@ -83,9 +83,9 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
 
 }  // namespace
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                     const torch::Tensor& mask, const torch::Tensor& rows) {
-  const int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = n_heads, K = n_kv_heads, D = head_dim;
+std::array<torch::Tensor, 3> AttentionImpl::project(const torch::Tensor& x, const torch::Tensor& cos,
+                                                    const torch::Tensor& sin) {
+  const int64_t B = x.size(0), T = x.size(1), H = n_heads, K = n_kv_heads, D = head_dim;
   auto projected = qkv_bias.defined() ? torch::linear(x, qkv.to(x.scalar_type()), qkv_bias.to(x.scalar_type()))
                                       : cast_linear(x, qkv);  // (B, T, H*D + 2*K*D)
   // split (not selects): its backward is one cat, not three full-size zero tensors.
@@ -96,9 +96,21 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     return h.transpose(1, 2);           // (B, n, T, D)
   };
   RMSNorm no_norm{nullptr};
-  const auto q = rotate(heads(parts[0], H, q_norm), cos, sin);  // (B, H, T, D)
-  auto k = rotate(heads(parts[1], K, k_norm), cos, sin);        // (B, K, T, D)
-  auto v = heads(parts[2], K, no_norm);
+  auto q = rotate(heads(parts[0], H, q_norm), cos, sin);  // (B, H, T, D)
+  auto k = rotate(heads(parts[1], K, k_norm), cos, sin);  // (B, K, T, D)
+  auto v = heads(parts[2], K, no_norm);                   // (B, K, T, D)
+  return {q, k, v};
+}
+
+torch::Tensor AttentionImpl::output(const torch::Tensor& y) {
+  return proj_bias.defined() ? torch::linear(y, proj.to(y.scalar_type()), proj_bias.to(y.scalar_type()))
+                             : cast_linear(y, proj);
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                     const torch::Tensor& mask, const torch::Tensor& rows) {
+  const int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = n_heads, K = n_kv_heads, D = head_dim;
+  auto [q, k, v] = project(x, cos, sin);
   if (K != H) {  // grouped-query attention: query head h reads key/value head h / (H/K)
     k = k.repeat_interleave(H / K, /*dim=*/1);
     v = v.repeat_interleave(H / K, /*dim=*/1);
@@ -106,10 +118,26 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   const double p = is_training() ? dropout : 0.0;
   auto y = attend(q, k, v, mask, p).transpose(1, 2).reshape({B * T, H * D});  // (B*T, H*D)
   if (rows.defined()) y = y.index_select(0, rows);                             // (N, H*D)
-  y = proj_bias.defined() ? torch::linear(y, proj.to(y.scalar_type()), proj_bias.to(y.scalar_type()))
-                          : cast_linear(y, proj);
+  y = output(y);
   if (p > 0) y = torch::dropout(y, p, /*train=*/true);
   return rows.defined() ? y : y.view({B, T, C});
+}
+
+torch::Tensor AttentionImpl::forward_cached(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                            const torch::Tensor& mask, torch::Tensor& keys, torch::Tensor& values,
+                                            int64_t start) {
+  const int64_t B = x.size(0), Tn = x.size(1), C = x.size(2), H = n_heads, K = n_kv_heads, D = head_dim;
+  const auto [q, k, v] = project(x, cos, sin);  // (B, H, Tn, D), (B, K, Tn, D) x2
+  keys.narrow(2, start, Tn).copy_(k);
+  values.narrow(2, start, Tn).copy_(v);
+  auto k_all = keys.narrow(2, 0, start + Tn);  // (B, K, S, D), S = start + Tn
+  auto v_all = values.narrow(2, 0, start + Tn);
+  if (K != H) {  // the cache holds K heads; the repeat is per step, as in forward()
+    k_all = k_all.repeat_interleave(H / K, /*dim=*/1);
+    v_all = v_all.repeat_interleave(H / K, /*dim=*/1);
+  }
+  const auto y = attend(q, k_all, v_all, mask, /*dropout=*/0.0).transpose(1, 2).reshape({B * Tn, H * D});
+  return output(y).view({B, Tn, C});
 }
 
 MlpImpl::MlpImpl(int64_t d_model, int64_t d_ff, bool use_swiglu, double dropout_p)
@@ -141,6 +169,13 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& co
                                  const torch::Tensor& mask, const torch::Tensor& rows) {
   const auto residual = rows.defined() ? x.reshape({-1, x.size(-1)}).index_select(0, rows) : x;  // (N, C) or (B, T, C)
   auto h = residual + attn(norm1(x), cos, sin, mask, rows);
+  return h + mlp(norm2(h));
+}
+
+torch::Tensor BlockImpl::forward_cached(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                        const torch::Tensor& mask, torch::Tensor& keys, torch::Tensor& values,
+                                        int64_t start) {
+  const auto h = x + attn->forward_cached(norm1(x), cos, sin, mask, keys, values, start);
   return h + mlp(norm2(h));
 }
 
@@ -268,6 +303,49 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, const tor
                   : block->forward(x, cos, sin, mask, block_rows);
   }
   return norm_f(x);  // (B, T, C), or (N, C) with rows
+}
+
+void KVCache::keep_rows(const torch::Tensor& rows) {
+  if (!valid.defined()) return;
+  const auto index = rows.to(valid.device());
+  for (auto& k : keys) k = k.index_select(0, index);
+  for (auto& v : values) v = v.index_select(0, index);
+  valid = valid.index_select(0, index);
+}
+
+torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
+                                              const torch::Tensor& valid, KVCache& cache) {
+  TORCH_CHECK(!is_training(), "forward_cached() is for decoding: call eval() first");
+  const int64_t B = input_ids.size(0), Tn = input_ids.size(1), start = cache.length, S = start + Tn;
+  TORCH_CHECK(S <= cache.capacity, "KV cache of ", cache.capacity, " slots cannot take ", S);
+  const auto device = input_ids.device();
+  auto x = embed(input_ids).to(compute_dtype);  // (B, Tn, C)
+  const auto pos = position_ids.flatten();      // index_select fails past model.max_seq_len
+  const auto cos = rope_cos.index_select(0, pos).view({B, 1, Tn, -1}).to(compute_dtype);  // (B, 1, Tn, D/2)
+  const auto sin = rope_sin.index_select(0, pos).view({B, 1, Tn, -1}).to(compute_dtype);
+  if (cache.keys.empty()) {
+    const auto opts = torch::TensorOptions().dtype(compute_dtype).device(device);
+    const int64_t K = resolved_kv_heads(config), D = resolved_head_dim(config);
+    for (size_t i = 0; i < blocks->size(); ++i) {
+      cache.keys.push_back(torch::zeros({B, K, cache.capacity, D}, opts));
+      cache.values.push_back(torch::zeros({B, K, cache.capacity, D}, opts));
+    }
+    cache.valid = torch::zeros({B, cache.capacity}, torch::dtype(torch::kBool).device(device));
+  }
+  cache.valid.narrow(1, start, Tn).copy_(valid);
+  // Query j (slot start + j) attends to valid slots up to its own; a padding
+  // slot attends to itself alone, so that its row of scores is never all -inf
+  // (softmax would give NaN, and 0 * NaN would reach the real tokens).
+  const auto slots = torch::arange(S, torch::dtype(torch::kLong).device(device)).unsqueeze(0);          // (1, S)
+  const auto query_slots = torch::arange(start, S, torch::dtype(torch::kLong).device(device)).unsqueeze(1);  // (Tn, 1)
+  const auto causal = slots.le(query_slots);                                                             // (Tn, S)
+  const auto own = slots.eq(query_slots);
+  const auto mask = cache.valid.narrow(1, 0, S).unsqueeze(1).logical_or(own).logical_and(causal).unsqueeze(1);  // (B, 1, Tn, S)
+  for (size_t i = 0; i < blocks->size(); ++i) {
+    x = blocks[i]->as<Block>()->forward_cached(x, cos, sin, mask, cache.keys[i], cache.values[i], start);
+  }
+  cache.length = S;
+  return norm_f(x);  // (B, Tn, C)
 }
 
 torch::Tensor TransformerImpl::head_weight() const { return lm_head.defined() ? lm_head : embed->weight; }

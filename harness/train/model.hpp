@@ -8,7 +8,9 @@
 // Shape legend: B rows, T positions, C d_model, H heads, K key/value heads
 // (K divides H; K = H unless grouped-query), D head width (C / H unless
 // model.head_dim sets it), F d_ff, V vocabulary.
+#include <array>
 #include <cstdint>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -30,11 +32,23 @@ TORCH_MODULE(RMSNorm);
 
 struct AttentionImpl : torch::nn::Module {
   explicit AttentionImpl(const ModelConfig& config);
+  // q (B, H, T, D), k and v (B, K, T, D) of x (B, T, C): after q/k norm and
+  // RoPE, before grouped-query attention repeats k and v. Training's forward
+  // and the cached forward share it, so a cache holds exactly training's keys.
+  std::array<torch::Tensor, 3> project(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+  // The output projection of y (N, H*D) -> (N, C).
+  torch::Tensor output(const torch::Tensor& y);
   // x (B, T, C); cos/sin (B, 1, T, D/2); mask: undefined = plain causal, else
   // (B, 1, T, T) bool where true means "may attend". Returns (B, T, C), or
   // (N, C) at `rows` ((N) flat positions into B*T) when given.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask, const torch::Tensor& rows = {});
+  // Incremental decoding: x (B, Tn, C) of Tn new positions whose keys and
+  // values are written into slots [start, start + Tn) of keys/values
+  // (B, K, capacity, D); the queries attend to slots [0, start + Tn) where
+  // mask (B, 1, Tn, start + Tn) is true. Returns (B, Tn, C). No dropout.
+  torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                               const torch::Tensor& mask, torch::Tensor& keys, torch::Tensor& values, int64_t start);
   torch::Tensor qkv;       // (H*D + 2*K*D, C): q, k and v stacked (3C x C by default)
   torch::Tensor qkv_bias;  // (H*D + 2*K*D); undefined without model.attention_bias / model.qkv_bias
   torch::Tensor proj;      // (C, H*D)
@@ -60,6 +74,9 @@ struct BlockImpl : torch::nn::Module {
   // (B, T, C) -> (B, T, C), or -> (N, C) at `rows` only (output projection and MLP there alone).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask, const torch::Tensor& rows = {});
+  // (B, Tn, C) -> (B, Tn, C) through AttentionImpl::forward_cached.
+  torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                               const torch::Tensor& mask, torch::Tensor& keys, torch::Tensor& values, int64_t start);
   RMSNorm norm1;
   Attention attn;
   RMSNorm norm2;
@@ -74,6 +91,22 @@ TORCH_MODULE(Block);
 torch::Tensor checkpointed_block(BlockImpl& block, const torch::Tensor& x, const torch::Tensor& cos,
                                  const torch::Tensor& sin, const torch::Tensor& mask, const torch::Tensor& rows);
 
+// The keys and values of every position decoded so far, per layer, for
+// incremental decoding (TransformerImpl::forward_cached). Slots are columns:
+// a row's tokens need not start at slot 0 (left padding), and `valid` says
+// which slots hold a real token. The buffers are allocated on first use.
+struct KVCache {
+  explicit KVCache(int64_t capacity_slots) : capacity(capacity_slots) {}
+  // Keeps only `rows` ((B') int64 indices into the current rows), in that order:
+  // rows that finished decoding stop costing compute.
+  void keep_rows(const torch::Tensor& rows);
+
+  std::vector<torch::Tensor> keys, values;  // per layer: (B, K, capacity, D), after RoPE and k norm
+  torch::Tensor valid;                      // (B, capacity) bool: slot holds a real token of the row
+  int64_t length = 0;                       // slots [0, length) are filled
+  int64_t capacity;
+};
+
 struct TransformerImpl : torch::nn::Module {
   TransformerImpl(const ModelConfig& config, int64_t vocab_size);
 
@@ -85,6 +118,16 @@ struct TransformerImpl : torch::nn::Module {
   // completion-only training needs, without the prompt's share.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
                         const torch::Tensor& segment_ids = {}, const torch::Tensor& rows = {});
+
+  // Incremental forward: input_ids, position_ids (B, Tn) int64 are the next
+  // Tn slots of each row, valid (B, Tn) bool marks real tokens (false: left
+  // padding, attended by nothing but itself). Their keys and values are
+  // appended to `cache`; each new position attends causally to the valid
+  // slots before it. Returns hidden states (B, Tn, C) after the final norm,
+  // equal to forward()'s at the same positions of the unpadded sequence.
+  // Eval mode only (no dropout).
+  torch::Tensor forward_cached(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
+                               const torch::Tensor& valid, KVCache& cache);
 
   // (V, C): the embedding matrix when tied.
   torch::Tensor head_weight() const;

@@ -15,6 +15,7 @@
 #include "harness/core/run_record.hpp"
 #include "harness/train/checkpoint.hpp"
 #include "harness/train/evaluator.hpp"
+#include "harness/train/generate.hpp"
 #include "harness/train/model.hpp"
 #include "harness/train/set_eval.hpp"
 #include "harness/train/trainer.hpp"
@@ -67,24 +68,43 @@ nlohmann::json eval_json(const EvalResult& held_out, const EvalResult& train_sub
   return out;
 }
 
-// A few held-out examples per task, greedy-decoded, for reading by eye.
-void write_samples(Transformer& model, const Dataset& dataset, int per_task, const torch::Device& device,
-                   const std::string& path) {
-  std::string lines;
+// A few held-out examples per task, greedy-decoded, for reading by eye: each
+// up to its reference's length, the EOS included when decoded, so that
+// "exact" compares like with like.
+void write_samples(Transformer& model, const Dataset& dataset, int per_task, int batch_size,
+                   const torch::Device& device, const std::string& path) {
+  std::vector<const TokenizedExample*> picked;
   std::vector<int> taken(dataset.tasks.size(), 0);
-  const Tokenizer& tok = *dataset.tokenizer;
   for (const auto& ex : dataset.eval) {
     if (taken[ex.task] >= per_task) continue;
     ++taken[ex.task];
-    const std::vector<std::int32_t> prompt(ex.ids.begin(), ex.ids.begin() + ex.completion_begin);
-    const std::vector<std::int32_t> reference(ex.ids.begin() + ex.completion_begin, ex.ids.begin() + ex.completion_end);
-    const auto generated =
-        greedy_decode(model, ex, static_cast<int>(reference.size()), tok.eos_id(), device);
-    lines += nlohmann::json{{"task", dataset.tasks[ex.task]},
-                            {"prompt", tok.decode(prompt)},
-                            {"reference", tok.decode(reference)},
+    picked.push_back(&ex);
+  }
+  const Tokenizer& tok = *dataset.tokenizer;
+  std::vector<std::vector<std::int32_t>> prompts, references;
+  std::vector<std::int64_t> index;
+  DecodeOptions options;
+  options.max_new_tokens = 0;
+  options.eos_id = tok.eos_id();
+  options.batch_size = batch_size;
+  for (const TokenizedExample* ex : picked) {
+    prompts.emplace_back(ex->ids.begin(), ex->ids.begin() + ex->completion_begin);
+    references.emplace_back(ex->ids.begin() + ex->completion_begin, ex->ids.begin() + ex->completion_end);
+    index.push_back(static_cast<std::int64_t>(index.size()));
+    options.max_new_tokens = std::max(options.max_new_tokens, static_cast<int>(references.back().size()));
+  }
+  // Greedy decoding is deterministic: one longer decoding cut to each reference's length.
+  const auto generations = generate(model, prompts, index, options, tok, device);
+  std::string lines;
+  for (size_t i = 0; i < picked.size(); ++i) {
+    std::vector<std::int32_t> generated = generations[i].tokens;
+    if (generations[i].stop_reason == "eos") generated.push_back(tok.eos_id());
+    if (generated.size() > references[i].size()) generated.resize(references[i].size());
+    lines += nlohmann::json{{"task", dataset.tasks[picked[i]->task]},
+                            {"prompt", tok.decode(prompts[i])},
+                            {"reference", tok.decode(references[i])},
                             {"generated", tok.decode(generated)},
-                            {"exact", generated == reference}}
+                            {"exact", generated == references[i]}}
                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
              "\n";
   }
@@ -319,7 +339,7 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
       append_point(curve, s.final_eval, s.steps_done, s.last_logged_loss,
                    learning_rate_at(tc, std::max(0, s.steps_done - 1)));
       if (options.save_model) s.saved_model = save_model(*job.model, *dataset.tokenizer, dir);
-      write_samples(job.model, dataset, config.eval.samples, job.device, dir + "samples.jsonl");
+      write_samples(job.model, dataset, config.eval.samples, config.eval.batch_size, job.device, dir + "samples.jsonl");
       score_sets(job, dataset, sets, held_out_scores, s, dir);
     }
   } catch (const UserError&) {

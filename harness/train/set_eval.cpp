@@ -2,10 +2,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <map>
 
 #include <fmt/format.h>
 
+#include "harness/data/text_metrics.hpp"
 #include "harness/train/choice_eval.hpp"
+#include "harness/train/generate.hpp"
 
 namespace masklab {
 namespace {
@@ -77,6 +80,62 @@ WordingScore score_choice(Transformer& model, const EvalSet& set, size_t w, cons
   return out;
 }
 
+// The user prompt as the wording made it, for reading the lines by eye.
+std::string worded_prompt(const EvalSetItem& item, const std::string& wording) {
+  const Example worded = apply_wording(item.example, wording);
+  for (auto it = worded.messages.rbegin(); it != worded.messages.rend(); ++it) {
+    if (it->role == Role::kUser) return it->content;
+  }
+  return "";
+}
+
+// Decoded from the prompt's tokens (template text included) with the set's
+// options; scored against the reference text by score_answer.
+WordingScore score_generate(Transformer& model, const EvalSet& set, size_t w, const Config& config,
+                            const Tokenizer& tokenizer, const torch::Device& device, SetRecords& records) {
+  const WordedSet& worded = set.worded[w];
+  const EvalSetConfig& sc = set.config;
+  std::vector<std::vector<std::int32_t>> prompts;
+  std::vector<std::int64_t> example_ids;
+  for (size_t k = 0; k < worded.tokens.size(); ++k) {
+    const TokenizedExample& t = worded.tokens[k];
+    prompts.emplace_back(t.ids.begin(), t.ids.begin() + t.completion_begin);
+    example_ids.push_back(set.items[static_cast<size_t>(worded.item[k])].id);  // sampled streams follow the example
+  }
+  DecodeOptions options;
+  options.max_new_tokens = sc.max_new_tokens;
+  options.temperature = sc.temperature;
+  options.top_p = sc.top_p;
+  options.seed = static_cast<std::uint64_t>(sc.seed);
+  options.eos_id = tokenizer.eos_id();
+  options.stop = sc.stop;
+  options.batch_size = config.eval.batch_size;
+  DecodeStats stats;
+  const auto generations = generate(model, prompts, example_ids, options, tokenizer, device, &stats);
+  records.decode_seconds += stats.seconds;
+  records.generated_tokens += stats.generated_tokens;
+
+  WordingScore out;
+  std::map<std::string, double> sums;
+  for (size_t k = 0; k < generations.size(); ++k) {
+    const EvalSetItem& item = set.items[static_cast<size_t>(worded.item[k])];
+    const AnswerScores a = score_answer(generations[k].text, item.reference);
+    const json values = {{"exact_match", a.exact_match}, {"f1", a.f1}, {"rouge_l", a.rouge_l},
+                         {"length_ratio", a.length_ratio}, {"output_tokens", generations[k].tokens.size()}};
+    for (const auto& [key, v] : values.items()) sums[key] += v.get<double>();
+    json line = line_head(sc.name, w, item.id, item.task);
+    line["values"] = values;
+    line["ratios"] = json::object();
+    line["prompt"] = worded_prompt(item, worded.wording);
+    line["reference"] = item.reference;
+    line["output"] = generations[k].text;
+    line["stop_reason"] = generations[k].stop_reason;
+    out.lines += dump_line(line);
+  }
+  for (const auto& [key, sum] : sums) out.metrics[key] = number(sum / static_cast<double>(generations.size()));
+  return out;
+}
+
 // The mean over wordings of each metric (null when a wording has none).
 json mean_over_wordings(const std::vector<WordingScore>& wordings) {
   json mean = json::object();
@@ -101,9 +160,8 @@ WordingScore score_wording(Transformer& model, const EvalSet& set, size_t w, con
     case EvalSetKind::kChoice:
       return score_choice(model, set, w, config, tokenizer.pad_id(), device);
     case EvalSetKind::kGenerate:
-      break;
+      return score_generate(model, set, w, config, tokenizer, device, records);
   }
-  (void)records;
   throw std::logic_error("score_wording: unhandled set kind");
 }
 

@@ -127,3 +127,82 @@ TEST_CASE("a set with two wordings reports both and their mean; sets never chang
   // The curve's points are the held-out set's only: sets are scored at the end.
   CHECK(test::read_text(dir.file("sets/curve.jsonl")) == test::read_text(dir.file("plain/curve.jsonl")));
 }
+
+namespace {
+
+// Token F1 of whitespace words, computed here from the definition (both texts are lowercase letters).
+double bag_f1(const std::string& output, const std::string& reference) {
+  auto words = [](const std::string& s) {
+    std::map<std::string, int> bag;
+    std::istringstream in(s);
+    for (std::string w; in >> w;) ++bag[w];
+    return bag;
+  };
+  const auto o = words(output), r = words(reference);
+  double common = 0, no = 0, nr = 0;
+  for (const auto& [w, n] : o) {
+    no += n;
+    if (r.count(w)) common += std::min(n, r.at(w));
+  }
+  for (const auto& [w, n] : r) nr += n;
+  if (no == 0 && nr == 0) return 1;
+  if (common == 0) return 0;
+  return 2 * (common / no) * (common / nr) / (common / no + common / nr);
+}
+
+}  // namespace
+
+TEST_CASE("a generate set decodes every example and scores it against its reference", "[fast][eval-sets][record]") {
+  test::TempDir dir;
+  // An answer the tiny model learns in a few dozen steps: "yes" after a, "no" after b.
+  std::string train, held_out;
+  for (int i = 0; i < 200; ++i) {
+    const std::string line = "{\"prompt\": \"" + std::string(i % 2 ? "b" : "a") + std::to_string(i) +
+                             "\", \"completion\": \"" + (i % 2 ? "no" : "yes") + "\"}\n";
+    (i < 180 ? train : held_out) += line;
+  }
+  test::write_text(dir.file("train.jsonl"), train);
+  test::write_text(dir.file("held_out.jsonl"), held_out);
+  Config config = test::tiny_config();
+  config.data.train = dir.file("train.jsonl");
+  config.data.eval = dir.file("held_out.jsonl");
+  config.train.steps = 60;
+  config.train.lr = 0.01;
+  EvalSetConfig gen;
+  gen.name = "gen";
+  gen.kind = EvalSetKind::kGenerate;
+  gen.file = dir.file("held_out.jsonl");
+  gen.max_new_tokens = 6;
+  gen.wordings = {"{prompt}", "{prompt} "};
+  EvalSetConfig nll = gen;
+  nll.name = "tf";
+  nll.kind = EvalSetKind::kNll;
+  config.eval.sets = {gen, nll};
+  const json m = run(config, dir, "r");
+  REQUIRE(m["status"] == "ok");
+  const auto lines = read_lines(dir.file("r/eval_examples.jsonl"));
+  std::map<std::pair<int, int>, json> teacher_forced;
+  for (const auto& l : lines) {
+    if (l["set"] == "tf") teacher_forced[{l["wording"].get<int>(), l["example"].get<int>()}] = l;
+  }
+  int generated = 0, exact = 0;
+  for (const auto& l : lines) {
+    if (l["set"] != "gen") continue;
+    ++generated;
+    const std::string output = l["output"], reference = l["reference"];
+    CHECK(reference == (l["prompt"].get<std::string>()[0] == 'b' ? "no" : "yes"));
+    CHECK(l["values"]["f1"].get<double>() == Approx(bag_f1(output, reference)));
+    CHECK(l["values"]["exact_match"] == (output == reference ? 1.0 : 0.0));
+    // Greedy decoding reproduces the reference and then ends iff every reference
+    // token and the end marker are the teacher-forced argmax.
+    const json& tf = teacher_forced.at({l["wording"].get<int>(), l["example"].get<int>()});
+    CHECK((output == reference && l["stop_reason"] == "eos") == (tf["values"]["exact_match"] == 1));
+    exact += output == reference;
+  }
+  CHECK(generated == 2 * 20);
+  CHECK(exact > 0);  // the check above saw both outcomes
+  CHECK(m["eval"]["gen"]["exact_match"].get<double>() == Approx(exact / 40.0));
+  CHECK(m["eval_sets"]["gen"]["generated_tokens"].get<long>() > 0);
+  CHECK(m["decode_seconds"].get<double>() > 0);
+  CHECK(m["decode_tokens_per_second"].get<double>() > 0);
+}
