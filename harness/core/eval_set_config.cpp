@@ -32,7 +32,9 @@ class SetReader {
     const std::string where = yaml_location(source_, at.IsDefined() ? at : node_);
     throw UserError(fmt::format("{}: eval.sets[{}]{}{}: {}", where, index_, key.empty() ? "" : ".", key, why));
   }
-  [[noreturn]] void fail(const std::string& key, const std::string& why) const { fail(key, why, node_[key]); }
+  [[noreturn]] void fail(const std::string& key, const std::string& why) const {
+    fail(key, why, node_.IsMap() ? node_[key] : node_);
+  }
 
   std::string text(const std::string& key, const std::string& fallback = "") const {
     const YAML::Node v = node_[key];

@@ -211,7 +211,7 @@ TEST_CASE("eval.sets errors name file:line and the set's key", "[fast][config][e
   CHECK_THAT(error_of("    - {name: a, kind: nll, task: sort}\n    - {name: a, kind: choice, task: sort}\n"),
              Catch::StartsWith(dir.file("c.yaml") + ":5: eval.sets[1].name: duplicate set name 'a'"));
   CHECK_THAT(error_of("    - {name: a, kind: nll, task: sort, file: x.jsonl}\n"),
-             Catch::StartsWith(at4 + "task: give exactly one of task and file"));
+             Catch::StartsWith(at4 + "file: give exactly one of task and file"));
   CHECK_THAT(error_of("    - {name: a, kind: nll}\n"), Catch::StartsWith(at4 + "task: give exactly one of task and file"));
   CHECK_THAT(error_of("    - {name: a, kind: nll, task: sort, wordings: [\"Q: {prompt}\", \"Q:\"]}\n"),
              Catch::StartsWith(at4 + "wordings: 'Q:' does not hold {prompt}"));

@@ -175,7 +175,8 @@ TEST_CASE("bad evaluation set files fail with one line naming file:line", "[fast
   const std::string chat_ending_in_user =
       "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"yo\"}, "
       "{\"role\": \"user\", \"content\": \"and?\"}]}\n";
-  CHECK(error_of(EvalSetKind::kGenerate, "{\"prompt\": \"p\", \"completion\": \"c\"}\n" + chat_ending_in_user) ==
+  const std::string chat = "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"yo\"}]}\n";
+  CHECK(error_of(EvalSetKind::kGenerate, chat + chat_ending_in_user) ==
         at2 + "generate set 's': the example does not end in an assistant reply: no reference to score against");
   CHECK_THAT(error_of(EvalSetKind::kGenerate, "{\"prompt\": \"p\", \"completion\": \"\"}\n"),
              Catch::StartsWith(dir.file("s.jsonl") + ":1: empty completion"));
