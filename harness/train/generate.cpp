@@ -122,8 +122,9 @@ std::vector<std::int32_t> choose_next(Transformer& model, const torch::Tensor& l
   const auto logits = torch::matmul(last, model->head_weight().to(last.scalar_type()).t());  // (B, V)
   std::vector<std::int32_t> next(rows.size());
   if (o.temperature <= 0) {
-    const auto best = logits.argmax(-1).to(torch::kCPU);  // (B)
-    for (size_t b = 0; b < rows.size(); ++b) next[b] = static_cast<std::int32_t>(best[b].item<int64_t>());
+    const auto best = logits.argmax(-1).to(torch::kCPU).contiguous();  // (B)
+    const auto* best_p = best.data_ptr<int64_t>();
+    for (size_t b = 0; b < rows.size(); ++b) next[b] = static_cast<std::int32_t>(best_p[b]);
     return next;
   }
   const auto cpu = logits.to(torch::kCPU, torch::kFloat);

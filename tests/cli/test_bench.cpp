@@ -37,3 +37,26 @@ TEST_CASE("the PyTorch reference matches masklab's loss over the first 20 steps"
     }
   }
 }
+
+TEST_CASE("bench times greedy decoding with and without the KV cache on the same tokens", "[slow][bench][generate]") {
+  test::TempDir dir;
+  const auto r = test::run_masklab(
+      "bench --steps 1 --warmup 0 --strategies full --decode-tokens 20 --json " + dir.file("bench.json") +
+      " --set model.n_layers=1 --set model.d_model=32 --set model.n_heads=2 --set model.max_seq_len=96"
+      " --set train.batch_size=4 --set train.threads=1 --set data.train_size=16 --set data.eval_size=6");
+  INFO(r.out);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("decode tokens/s cache="));
+  const auto decode = read_json_file(dir.file("bench.json"))["decode"];
+  // A batch of 16 held-out prompts (6 per task), no EOS: 20 new tokens each.
+  CHECK(decode["prompts"] == 16);
+  CHECK(decode["generated_tokens"] == 16 * 20);
+  CHECK(decode["cache_tokens_per_second"].get<double>() > 0);
+  CHECK(decode["nocache_tokens_per_second"].get<double>() > 0);
+  const auto skipped = test::run_masklab("bench --steps 1 --warmup 0 --strategies full --decode-tokens 0 --json " +
+                                         dir.file("none.json") + " --set model.n_layers=1 --set model.d_model=32"
+                                         " --set model.n_heads=2 --set train.batch_size=4 --set data.train_size=16");
+  INFO(skipped.out);
+  REQUIRE(skipped.exit_code == 0);
+  CHECK_FALSE(read_json_file(dir.file("none.json")).contains("decode"));
+}

@@ -339,7 +339,10 @@ TEST_CASE("greedy decoding equals transformers' generate(do_sample=False) token 
     const auto ref = test::run_venv_python("hf_generate_reference.py", dir.file("hf/" + name) + " " + dir.file(name + ".json"));
     INFO(ref.out);
     REQUIRE(ref.exit_code == 0);
-    const auto theirs = nlohmann::json::parse(ref.out.substr(ref.out.rfind('{')))["continuations"];
+    // The one stdout line; progress bars on stderr may come before or after it.
+    const size_t at = ref.out.find("{\"continuations\"");
+    REQUIRE(at != std::string::npos);
+    const auto theirs = nlohmann::json::parse(ref.out.substr(at, ref.out.find('\n', at) - at))["continuations"];
     REQUIRE(theirs.size() == prompts.size());
     for (size_t i = 0; i < prompts.size(); ++i) {
       INFO("prompt " << i);
