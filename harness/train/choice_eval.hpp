@@ -8,6 +8,7 @@
 // sums; acc_norm: the argmax of sum / the choice's length in UTF-8 bytes.
 // Ties go to the first choice.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
@@ -20,11 +21,11 @@ namespace masklab {
 struct ChoiceResult {
   std::int32_t item = 0;            // index into the set's items
   std::vector<double> loglik;       // per choice: Σ log p(choice tokens | context)
+  int answer = 0;                   // the item's answer
   int predicted = 0;                // argmax loglik
   int predicted_norm = 0;           // argmax loglik / bytes
-  bool correct() const;             // predicted == the item's answer (set by score_choices)
-  bool correct_norm() const;
-  int answer = 0;
+  bool correct() const;             // predicted == answer (acc)
+  bool correct_norm() const;        // predicted_norm == answer (acc_norm)
 };
 
 // The predictions from the summed log-likelihoods and the choices' texts.
