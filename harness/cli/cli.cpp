@@ -140,6 +140,7 @@ int cmd_train(const std::vector<std::string>& args) {
 
   Progress progress(Progress::stdout_is_terminal());
   const Dataset dataset = load_dataset(config, vm.count("cache") ? vm["cache"].as<std::string>() : "");
+  const std::vector<EvalSet> eval_sets = load_eval_sets(config, *dataset.tokenizer);  // a bad set: one line, exit 2
   progress.line(fmt::format("masklab train: strategy {}  seed {}  {} train / {} held-out examples  tasks {}",
                             make_strategy(config.strategy)->spec(), config.seed, dataset.train.size(),
                             dataset.eval.size(), fmt::join(dataset.tasks, ",")));
@@ -147,6 +148,7 @@ int cmd_train(const std::vector<std::string>& args) {
   train_options.out_dir = vm["out"].as<std::string>();
   train_options.save_model = vm.count("save-model") > 0;
   train_options.progress = &progress;
+  train_options.eval_sets = &eval_sets;
   const auto metrics = train_run(config, dataset, train_options);
 
   const std::string status = metrics["status"];

@@ -103,6 +103,12 @@ template <>
 struct Convert<Truncation> : ConvertEnum<Truncation> {};
 template <>
 struct Convert<Normalization> : ConvertEnum<Normalization> {};
+// eval.sets reads its own errors (eval_set_config.cpp): they name the set and
+// its key, where a scalar field's error names only the field.
+template <>
+struct Convert<std::vector<EvalSetConfig>> {
+  static constexpr const char* kType = "list of sets {name, kind, task | file, ...}";
+};
 template <>
 struct Convert<DeviceSetting> {
   static inline const std::string kType = "auto | cpu | cuda | cuda:N";
@@ -118,7 +124,7 @@ struct Field {
   std::string key;
   std::string type;
   std::string help;
-  std::function<void(Config&, const YAML::Node&)> set;
+  std::function<void(Config&, const YAML::Node&, const std::string& source)> set;  // source: the file, for eval.sets
   std::function<YAML::Node(const Config&)> get;
 };
 
@@ -128,7 +134,7 @@ Field make_field(std::string key, std::string help, std::function<T&(Config&)> r
   f.key = std::move(key);
   f.type = std::string(Convert<T>::kType);
   f.help = std::move(help);
-  f.set = [ref](Config& c, const YAML::Node& n) { ref(c) = Convert<T>::from(n); };
+  f.set = [ref](Config& c, const YAML::Node& n, const std::string&) { ref(c) = Convert<T>::from(n); };
   f.get = [ref](const Config& c) { return Convert<T>::to(ref(const_cast<Config&>(c))); };
   return f;
 }
@@ -136,6 +142,19 @@ Field make_field(std::string key, std::string help, std::function<T&(Config&)> r
 #define MASKLAB_FIELD(KEY, MEMBER, HELP)                                                  \
   make_field<std::decay_t<decltype(std::declval<Config&>().MEMBER)>>(                     \
       KEY, HELP, [](Config& c) -> std::decay_t<decltype(c.MEMBER)>& { return c.MEMBER; })
+
+Field eval_sets_field() {
+  Field f;
+  f.key = "eval.sets";
+  f.type = Convert<std::vector<EvalSetConfig>>::kType;
+  f.help =
+      "evaluation sets scored once after the final evaluation (not on the curve): each {name, kind: nll | "
+      "generate | choice, task: <built-in task> | all, or file: JSONL, template, max_examples, wordings: "
+      "[\"...{prompt}...\"], generate only: max_new_tokens, temperature, top_p, seed, stop}";
+  f.set = [](Config& c, const YAML::Node& n, const std::string& source) { c.eval.sets = parse_eval_sets(n, source); };
+  f.get = [](const Config& c) { return eval_sets_node(c.eval.sets); };
+  return f;
+}
 
 // Every config key, in the order config.yaml lists them.
 const std::vector<Field>& fields() {
@@ -205,6 +224,7 @@ const std::vector<Field>& fields() {
       MASKLAB_FIELD("loss.chunk_size", loss.chunk_size, "LM-head rows per cross-entropy chunk; 0 = fit 32 MiB of logits"),
       MASKLAB_FIELD("eval.batch_size", eval.batch_size, "examples per eval forward pass"),
       MASKLAB_FIELD("eval.samples", eval.samples, "held-out examples per task decoded into samples.jsonl"),
+      eval_sets_field(),
   };
   return kFields;
 }
@@ -236,7 +256,7 @@ std::string keys_of_section(const std::string& section) {
 }
 
 void set_field(Config& config, const std::string& key, const YAML::Node& value,
-               const std::string& origin) {
+               const std::string& origin, const std::string& source) {
   const Field* f = find_field(key);
   if (!f) unknown_key(key, origin);
   auto wrong = [&](const std::string& expected) {
@@ -246,7 +266,7 @@ void set_field(Config& config, const std::string& key, const YAML::Node& value,
     return UserError(fmt::format("{}: config key '{}' expects {}, got '{}'", origin, key, expected, shown));
   };
   try {
-    f->set(config, value);
+    f->set(config, value, source);
     if (!config.was_set(key)) config.explicit_keys.push_back(key);
   } catch (const NotAFiniteNumber&) {
     throw wrong("a finite number");
@@ -292,7 +312,7 @@ void apply_yaml(Config& config, const YAML::Node& node, const std::string& origi
       throw UserError(where + ": duplicate key '" + key + "'");
     }
     seen.push_back(key);
-    set_field(config, key, value, where);
+    set_field(config, key, value, where, origin);
   };
   for (const auto& kv : node) {
     const std::string key = kv.first.as<std::string>();
@@ -317,11 +337,11 @@ void apply_value(Config& config, const std::string& key, const std::string& valu
   } catch (const YAML::ParserException&) {
     value = YAML::Node(value_text);  // not YAML: take it as a plain string
   }
-  set_field(config, key, value, origin);
+  set_field(config, key, value, origin, origin);
 }
 
 void apply_node(Config& config, const std::string& key, const YAML::Node& value, const std::string& origin) {
-  set_field(config, key, value, origin);
+  set_field(config, key, value, origin, origin);
 }
 
 void apply_override(Config& config, const std::string& assignment) {
@@ -432,6 +452,8 @@ void validate(const Config& c) {
 YAML::Node to_yaml_node(const Config& config) {
   YAML::Node root(YAML::NodeType::Map);
   for (const auto& f : fields()) {
+    // No sets: config.yaml (and so every run id) stays as it was before eval.sets existed.
+    if (f.key == "eval.sets" && config.eval.sets.empty()) continue;
     const size_t dot = f.key.find('.');
     if (dot == std::string::npos) {
       root[f.key] = f.get(config);

@@ -27,6 +27,7 @@ enum class RopeScaling { kNone, kLinear, kLlama3 };  // RoPE frequency scaling, 
 enum class DeviceKind { kAuto, kCpu, kCuda };
 enum class DataFormat { kAuto, kPromptCompletion, kChat, kAlpaca, kText };  // JSONL formats
 enum class Truncation { kLeft, kSkip };
+enum class EvalSetKind { kNll, kGenerate, kChoice };  // eval.sets[i].kind
 enum class Normalization {
   kWeightSum,   // Σ w·ℓ / Σ w
   kTokenCount,  // Σ w·ℓ / #{w > 0}
@@ -62,6 +63,11 @@ template <>
 struct EnumNames<Truncation> {
   static constexpr std::array<std::pair<Truncation, std::string_view>, 2> kNames{
       {{Truncation::kLeft, "left"}, {Truncation::kSkip, "skip"}}};
+};
+template <>
+struct EnumNames<EvalSetKind> {
+  static constexpr std::array<std::pair<EvalSetKind, std::string_view>, 3> kNames{
+      {{EvalSetKind::kNll, "nll"}, {EvalSetKind::kGenerate, "generate"}, {EvalSetKind::kChoice, "choice"}}};
 };
 template <>
 struct EnumNames<Normalization> {
@@ -155,9 +161,29 @@ struct LossConfig {
   int chunk_size = 0;            // LM-head rows per cross-entropy chunk; 0 = as many as fit 32 MiB of logits
 };
 
+// One evaluation set (eval.sets[i]), scored once after the final evaluation
+// (harness/train/set_eval.cpp). Keys and errors: harness/core/eval_set_config.cpp.
+struct EvalSetConfig {
+  std::string name;              // [a-z][a-z0-9_]*: metrics.json eval.<name>
+  EvalSetKind kind = EvalSetKind::kNll;
+  std::string task;              // a built-in task's held-out examples; "all" = the run's held-out set
+  std::string file;              // or a JSONL file (exactly one of task / file)
+  std::string template_name;     // chat template (key: template); "" = data.template
+  int max_examples = 0;          // the first N examples; 0 = all
+  std::vector<std::string> wordings = {"{prompt}"};  // user-prompt paraphrases; "{prompt}" = the original
+  // generate only (harness/train/generate.hpp DecodeOptions):
+  int max_new_tokens = 32;
+  double temperature = 0;        // 0 = greedy
+  double top_p = 1.0;
+  int seed = 1;                  // sampled decoding's seed
+  std::vector<std::string> stop;
+  std::string origin;            // "exp.yaml:14" where the set was written, for data errors; not saved
+};
+
 struct EvalConfig {
   int batch_size = 64;           // examples per eval forward pass
   int samples = 2;               // held-out examples per task greedy-decoded into samples.jsonl
+  std::vector<EvalSetConfig> sets;  // extra sets, scored at the end only; none = the held-out set alone
 };
 
 struct Config {
@@ -185,6 +211,14 @@ void apply_value(Config& config, const std::string& key, const std::string& valu
                  const std::string& origin);
 // Sets one key from a YAML node (scalar or list); `origin` names the source in errors.
 void apply_node(Config& config, const std::string& key, const YAML::Node& value, const std::string& origin);
+
+// eval.sets from YAML (a list of mappings) and back (eval_set_config.cpp).
+// `source` names the file (or "--set eval.sets"); each error names
+// "source:line: eval.sets[i].key: reason".
+std::vector<EvalSetConfig> parse_eval_sets(const YAML::Node& node, const std::string& source);
+YAML::Node eval_sets_node(const std::vector<EvalSetConfig>& sets);
+// The names metrics.json's "eval" object already holds for the default held-out set.
+const std::vector<std::string>& held_out_metric_names();
 
 // Checks ranges and cross-field rules (d_model % n_heads, pack_len <= max_seq_len, ...).
 void validate(const Config& config);

@@ -523,6 +523,10 @@ Dataset build_dataset(const Config& config) {
   return ds;
 }
 
+std::vector<Example> held_out_examples(const DataConfig& dc) {
+  return dc.train.empty() ? builtin_task_examples(dc).eval : file_examples(dc, nullptr).eval;
+}
+
 std::string dataset_fingerprint(const Dataset& ds) {
   Fnv1a h;
   h.add(ds.tokenizer->fingerprint());

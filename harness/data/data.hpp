@@ -81,6 +81,11 @@ struct Dataset {
 // rendered with data.template, tokenized with data.tokenizer.
 Dataset build_dataset(const Config& config);
 
+// The run's held-out examples before tokenization: the built-in tasks'
+// held-out split, or data.eval (else the seeded data.eval_fraction split of
+// data.train), in the order build_dataset tokenizes them.
+std::vector<Example> held_out_examples(const DataConfig& data);
+
 // The content hash of a dataset's tokenizer, tasks and examples
 // (Dataset::fingerprint); the dataset cache checks a loaded entry against it.
 std::string dataset_fingerprint(const Dataset& ds);

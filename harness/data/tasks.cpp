@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <functional>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
+#include <sstream>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -243,6 +246,136 @@ std::vector<WorldStatement> task_world_text(const std::string& name, int documen
     const PromptCompletion pc = entry.generate(draw);
     if (excluded_prompts.count(pc.prompt) || !seen_prompts.insert(pc.prompt).second) continue;
     out.push_back({entry.state(pc), pc.prompt});
+  }
+  return out;
+}
+
+}  // namespace masklab
+
+namespace masklab {
+namespace {
+
+// Candidate wrong answers for each task, nearest first; duplicates and the
+// answer itself are dropped by task_choice_variant.
+std::vector<std::string> swapped_neighbours(const std::string& s, Draw& d) {
+  std::vector<std::string> out;
+  std::vector<size_t> at;
+  for (size_t i = 0; i + 1 < s.size(); ++i) at.push_back(i);
+  for (size_t k = at.size(); k > 1; --k) std::swap(at[k - 1], at[static_cast<size_t>(d.between(0, static_cast<int>(k) - 1))]);
+  for (size_t i : at) {
+    std::string t = s;
+    std::swap(t[i], t[i + 1]);
+    out.push_back(t);
+  }
+  return out;
+}
+
+std::vector<std::string> one_misplaced(const std::string& s, Draw& d) {
+  std::vector<std::string> out;
+  const int n = static_cast<int>(s.size());
+  for (int tries = 0; n > 1 && tries < 40; ++tries) {
+    const int from = d.between(0, n - 1), to = d.between(0, n - 1);
+    std::string t = s;
+    const char c = t[static_cast<size_t>(from)];
+    t.erase(static_cast<size_t>(from), 1);
+    t.insert(static_cast<size_t>(to), 1, c);
+    out.push_back(t);
+  }
+  return out;
+}
+
+// "ab=123 cd=456 ... ? cd": every other key's value.
+std::vector<std::string> other_values(const std::string& prompt) {
+  std::vector<std::string> out;
+  std::istringstream in(prompt.substr(0, prompt.rfind("? ")));
+  for (std::string pair; in >> pair;) out.push_back(pair.substr(pair.find('=') + 1));
+  return out;
+}
+
+// "item 2 of: owl fig yak": every word of the list.
+std::vector<std::string> list_words(const std::string& prompt) {
+  std::vector<std::string> out;
+  std::istringstream in(prompt.substr(prompt.find(':') + 1));
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+// "expand a3b2": the decoding with one run one letter longer or shorter.
+std::vector<std::string> wrong_runs(const std::string& prompt) {
+  const std::string code = operand(prompt);
+  std::vector<std::string> out;
+  for (size_t run = 0; run + 1 < code.size(); run += 2) {
+    for (int delta : {1, -1}) {
+      std::string answer;
+      for (size_t i = 0; i + 1 < code.size(); i += 2) {
+        const int times = (code[i + 1] - '0') + (i == run ? delta : 0);
+        answer += std::string(static_cast<size_t>(std::max(0, times)), code[i]);
+      }
+      out.push_back(answer);
+    }
+  }
+  return out;
+}
+
+// "count 417 to 421": the same run shifted by one or two.
+std::vector<std::string> shifted_counts(const std::string& prompt) {
+  int start = 0, end = 0;
+  if (std::sscanf(prompt.c_str(), "count %d to %d", &start, &end) != 2) return {};
+  std::vector<std::string> out;
+  for (int shift : {1, -1, 2, -2}) {
+    std::string answer;
+    for (int v = start + shift; v <= end + shift; ++v) answer += (v == start + shift ? "" : " ") + std::to_string(v);
+    out.push_back(answer);
+  }
+  return out;
+}
+
+std::vector<std::string> near_sums(const std::string& completion) {
+  const long sum = std::atol(completion.c_str());
+  std::vector<std::string> out;
+  for (long delta : {1L, -1L, 10L, -10L, 100L, 2L}) {
+    if (sum + delta >= 0) out.push_back(std::to_string(sum + delta));
+  }
+  return out;
+}
+
+std::vector<std::string> distractor_candidates(const std::string& task, const std::string& prompt,
+                                               const std::string& completion, Draw& d) {
+  if (task == "reverse") return swapped_neighbours(completion, d);
+  if (task == "sort") return one_misplaced(completion, d);
+  if (task == "lookup") return other_values(prompt);
+  if (task == "select") return list_words(prompt);
+  if (task == "expand") return wrong_runs(prompt);
+  if (task == "count") return shifted_counts(prompt);
+  if (task == "add") return near_sums(completion);
+  return swapped_neighbours(completion, d);
+}
+
+}  // namespace
+
+ChoiceVariant task_choice_variant(const std::string& task, const std::string& prompt, const std::string& completion,
+                                  std::uint64_t seed) {
+  constexpr size_t kChoices = 4;
+  Draw draw(derive_seed(seed, "choices:" + task + ":" + prompt));
+  std::vector<std::string> choices = {completion};
+  auto offer = [&](const std::string& c) {
+    if (!c.empty() && choices.size() < kChoices && std::find(choices.begin(), choices.end(), c) == choices.end()) choices.push_back(c);
+  };
+  auto candidates = distractor_candidates(task, prompt, completion, draw);
+  // Which near misses are used is drawn too, so that, e.g., lookup's are not always the first keys.
+  for (size_t k = candidates.size(); k > 1; --k) {
+    std::swap(candidates[k - 1], candidates[static_cast<size_t>(draw.between(0, static_cast<int>(k) - 1))]);
+  }
+  for (const auto& c : candidates) offer(c);
+  // Too few distinct near misses (a short or uniform answer): one extra letter always differs.
+  for (char c = 'a'; choices.size() < kChoices; ++c) offer(completion + c);
+  std::vector<size_t> order(kChoices);
+  for (size_t i = 0; i < kChoices; ++i) order[i] = i;
+  for (size_t k = kChoices; k > 1; --k) std::swap(order[k - 1], order[static_cast<size_t>(draw.between(0, static_cast<int>(k) - 1))]);
+  ChoiceVariant out;
+  for (size_t i = 0; i < kChoices; ++i) {
+    out.choices.push_back(choices[order[i]]);
+    if (order[i] == 0) out.answer = static_cast<int>(i);
   }
   return out;
 }

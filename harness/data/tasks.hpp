@@ -45,4 +45,20 @@ struct WorldStatement {
 std::vector<WorldStatement> task_world_text(const std::string& name, int documents, std::uint64_t seed,
                                             const std::unordered_set<std::string>& excluded_prompts);
 
+// The multiple-choice variant of a task's instance: its completion and 3
+// distractors, near misses made from the task's own structure (reverse: the
+// reversal with one adjacent pair swapped; sort: one letter out of place;
+// lookup: another key's value; select: another word of the list; expand: one
+// run one letter longer or shorter; count: the run shifted by one; add: the
+// sum off by a digit), shuffled so the answer's position is drawn from
+// (seed, prompt). The choices are distinct; choices[answer] == completion.
+// A task without a structure of its own (a file's) gets character-level near
+// misses. Deterministic from (task, prompt, completion, seed).
+struct ChoiceVariant {
+  std::vector<std::string> choices;
+  int answer = 0;
+};
+ChoiceVariant task_choice_variant(const std::string& task, const std::string& prompt, const std::string& completion,
+                                  std::uint64_t seed);
+
 }  // namespace masklab

@@ -59,18 +59,26 @@ nlohmann::json EvalMetrics::to_json() const {
 
 namespace {
 
-// Examples sorted by length: less padding, and the order is fixed by the data alone.
-std::vector<const TokenizedExample*> by_length(const std::vector<const TokenizedExample*>& examples) {
-  std::vector<const TokenizedExample*> sorted = examples;
+// Example positions sorted by length: less padding, and the order is fixed by the data alone.
+std::vector<size_t> by_length(const std::vector<const TokenizedExample*>& examples) {
+  std::vector<size_t> sorted(examples.size());
+  std::iota(sorted.begin(), sorted.end(), size_t{0});
   std::stable_sort(sorted.begin(), sorted.end(),
-                   [](const TokenizedExample* a, const TokenizedExample* b) { return a->ids.size() < b->ids.size(); });
+                   [&](size_t a, size_t b) { return examples[a]->ids.size() < examples[b]->ids.size(); });
   return sorted;
 }
 
+// Where one padded batch's rows go: the examples and, for per-example scores, their slots.
+struct BatchRows {
+  std::vector<const TokenizedExample*> examples;
+  std::vector<ExampleScores*> scores;  // null entries when per-example scores are not wanted
+};
+
 // Scores one padded batch into the per-task tallies: every completion and
 // prompt position's NLL and argmax, and exact match of the final completion.
-void score_batch(Transformer& model, const std::vector<const TokenizedExample*>& group, int pad_id,
-                 int64_t chunk_size, const torch::Device& device, std::vector<Tally>& tally) {
+void score_batch(Transformer& model, const BatchRows& rows_of, int pad_id, int64_t chunk_size,
+                 const torch::Device& device, std::vector<Tally>& tally) {
+  const std::vector<const TokenizedExample*>& group = rows_of.examples;
   const Batch batch = make_padded_batch(group, pad_id);
   const int64_t B = batch.input_ids.size(0), T = batch.input_ids.size(1);
 
@@ -96,22 +104,34 @@ void score_batch(Transformer& model, const std::vector<const TokenizedExample*>&
     const int64_t row = selected[k] / T, t = selected[k] % T;
     const TokenizedExample& ex = *group[row];
     Tally& tl = tally[ex.task];
+    ExampleScores* one = rows_of.scores[row];
     if (is_completion(static_cast<Role>(role[selected[k]]))) {
       tl.completion_nll += nll_p[k];
       tl.completion_correct += correct_p[k];
       ++tl.completion_tokens;
+      if (one) {
+        one->completion_nll += nll_p[k];
+        one->completion_correct += correct_p[k];
+        ++one->completion_tokens;
+      }
       // Position t predicts token t+1: part of the final completion?
       if (t + 1 >= ex.completion_begin && t + 1 < ex.completion_end && !correct_p[k]) ++final_wrong[row];
     } else {
       tl.prompt_nll += nll_p[k];
       ++tl.prompt_tokens;
+      if (one) {
+        one->prompt_nll += nll_p[k];
+        ++one->prompt_tokens;
+      }
     }
   }
   for (size_t row = 0; row < group.size(); ++row) {
     Tally& tl = tally[group[row]->task];
     ++tl.examples;
     const bool has_completion = group[row]->completion_end > group[row]->completion_begin;
-    tl.exact += (has_completion && final_wrong[row] == 0) ? 1 : 0;
+    const bool exact = has_completion && final_wrong[row] == 0;
+    tl.exact += exact ? 1 : 0;
+    if (rows_of.scores[row]) rows_of.scores[row]->exact = exact;
   }
 }
 
@@ -119,16 +139,21 @@ void score_batch(Transformer& model, const std::vector<const TokenizedExample*>&
 
 EvalResult evaluate(Transformer& model, const std::vector<const TokenizedExample*>& examples,
                     std::size_t n_tasks, int pad_id, int batch_size, int64_t chunk_size,
-                    const torch::Device& device) {
+                    const torch::Device& device, std::vector<ExampleScores>* per_example) {
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard no_grad;
 
   const auto sorted = by_length(examples);
+  if (per_example) per_example->assign(examples.size(), ExampleScores{});
   std::vector<Tally> tally(n_tasks);
   for (size_t start = 0; start < sorted.size(); start += static_cast<size_t>(batch_size)) {
-    const auto end = sorted.begin() + static_cast<long>(std::min(sorted.size(), start + batch_size));
-    score_batch(model, {sorted.begin() + static_cast<long>(start), end}, pad_id, chunk_size, device, tally);
+    BatchRows rows;
+    for (size_t k = start; k < std::min(sorted.size(), start + batch_size); ++k) {
+      rows.examples.push_back(examples[sorted[k]]);
+      rows.scores.push_back(per_example ? &(*per_example)[sorted[k]] : nullptr);
+    }
+    score_batch(model, rows, pad_id, chunk_size, device, tally);
   }
 
   EvalResult result;

@@ -25,6 +25,17 @@ struct EvalMetrics {
   nlohmann::json to_json() const;
 };
 
+// One example's sums over its tokens, for the per-example lines of
+// eval_examples.jsonl: pooled over examples (Σ nll / Σ tokens) they give the
+// set's own figures.
+struct ExampleScores {
+  double completion_nll = 0;      // Σ NLL over completion tokens (assistant text + end marker)
+  double completion_correct = 0;  // completion tokens whose teacher-forced argmax is the target
+  double prompt_nll = 0;          // Σ NLL over prompt tokens (user and system text)
+  long completion_tokens = 0, prompt_tokens = 0;
+  bool exact = false;             // greedy decoding reproduces the final completion
+};
+
 struct EvalResult {
   EvalMetrics overall;                 // pooled over every token / example
   std::vector<EvalMetrics> per_task;   // indexed like Dataset::tasks
@@ -34,8 +45,9 @@ struct EvalResult {
 // pass: greedy decoding reproduces a reference exactly iff every reference
 // token is the argmax given the reference prefix, so no decoding loop is
 // needed (the tests check the identity against generate(), harness/train/generate.hpp).
+// `per_example`, when given, receives each example's sums, indexed like `examples`.
 EvalResult evaluate(Transformer& model, const std::vector<const TokenizedExample*>& examples,
                     std::size_t n_tasks, int pad_id, int batch_size, int64_t chunk_size,
-                    const torch::Device& device);
+                    const torch::Device& device, std::vector<ExampleScores>* per_example = nullptr);
 
 }  // namespace masklab

@@ -17,6 +17,7 @@
 #include "harness/train/evaluator.hpp"
 #include "harness/train/generate.hpp"
 #include "harness/train/model.hpp"
+#include "harness/train/set_eval.hpp"
 #include "harness/train/trainer.hpp"
 
 namespace masklab {
@@ -119,14 +120,16 @@ class EvalSets {
     for (const auto& ex : dataset.eval) held_out_.push_back(&ex);
     for (auto i : dataset.train_eval) train_subset_.push_back(&dataset.train[i]);
   }
-  nlohmann::json run(Transformer& model) const {
-    return eval_json(score(model, held_out_), score(model, train_subset_), dataset_.tasks);
+  // `held_out_scores`, when given, receives each held-out example's sums (the final evaluation's lines).
+  nlohmann::json run(Transformer& model, std::vector<ExampleScores>* held_out_scores = nullptr) const {
+    return eval_json(score(model, held_out_, held_out_scores), score(model, train_subset_), dataset_.tasks);
   }
 
  private:
-  EvalResult score(Transformer& model, const std::vector<const TokenizedExample*>& examples) const {
+  EvalResult score(Transformer& model, const std::vector<const TokenizedExample*>& examples,
+                   std::vector<ExampleScores>* per_example = nullptr) const {
     return evaluate(model, examples, dataset_.tasks.size(), dataset_.tokenizer->pad_id(), config_.eval.batch_size,
-                    config_.loss.chunk_size, device_);
+                    config_.loss.chunk_size, device_, per_example);
   }
   const Config& config_;
   const Dataset& dataset_;
@@ -147,6 +150,9 @@ struct RunState {
   nlohmann::json final_eval;
   nlohmann::json base;         // the checkpoint the run started from, hashed at setup (null: random init)
   nlohmann::json saved_model;  // --save-model: where, under which architecture
+  nlohmann::json eval_sets;    // eval.sets: how each set was scored (null: the run ended before)
+  double decode_seconds = 0;
+  long decode_tokens = 0;
 };
 
 void append_point(CurveWriter& curve, nlohmann::json point, int step, nlohmann::json train_loss, double lr) {
@@ -254,6 +260,9 @@ nlohmann::json run_metrics(const TrainJob& job, const Dataset& dataset, const Ru
   if (!s.final_eval.is_null()) {
     for (const auto& [k, v] : s.final_eval.items()) m[k] = v;
   }
+  if (!s.eval_sets.is_null()) m["eval_sets"] = s.eval_sets;
+  m["decode_seconds"] = s.decode_seconds;
+  m["decode_tokens_per_second"] = s.decode_seconds > 0 ? s.decode_tokens / s.decode_seconds : 0.0;
   m["data"] = data_record(dataset);
   m["same_job"] = {{"init_hash", job.init_hash},
                    {"order_hash", job.order_hash.hex()},
@@ -272,6 +281,18 @@ nlohmann::json save_model(const TransformerImpl& model, const Tokenizer& tokeniz
   tokenizer.save_pretrained(dir + "model");
   // The record holds no path, so that identical runs in two folders record the same.
   return {{"dir", "model"}, {"architecture", save_architecture(model.config)}};
+}
+
+// The sets of eval.sets, after the final evaluation (never on the curve), and
+// DIR/eval_examples.jsonl with the held-out set's lines first.
+void score_sets(TrainJob& job, const Dataset& dataset, const std::vector<EvalSet>& sets,
+                const std::vector<ExampleScores>& held_out_scores, RunState& s, const std::string& dir) {
+  SetRecords records = score_eval_sets(job.model, sets, job.config, *dataset.tokenizer, job.device);
+  for (auto& [name, metrics] : records.eval.items()) s.final_eval["eval"][name] = metrics;
+  if (!sets.empty()) s.eval_sets = records.eval_sets;
+  s.decode_seconds = records.decode_seconds;
+  s.decode_tokens = records.generated_tokens;
+  write_file_atomic(dir + "eval_examples.jsonl", held_out_lines(dataset, held_out_scores) + records.lines);
 }
 
 // A pretrained checkpoint fixes the vocabulary: the tokenizer's ids must be rows of it.
@@ -293,6 +314,9 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
 
   // Setup: everything that can fail because of the config fails here, before any file is written.
   check_vocab_fits(config, dataset);
+  const std::vector<EvalSet> own_sets =
+      options.eval_sets ? std::vector<EvalSet>{} : load_eval_sets(config, *dataset.tokenizer);  // a bad set fails here
+  const std::vector<EvalSet>& sets = options.eval_sets ? *options.eval_sets : own_sets;
   TrainJob job = make_train_job(config, dataset);
   nlohmann::json base = base_record(config.model);  // the weights the job just loaded, hashed once
   std::filesystem::create_directories(options.out_dir);
@@ -310,11 +334,13 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
     train_loop(job, dataset, eval, curve, s, options.progress);
     if (options.progress) options.progress->finish();
     if (s.status == "ok") {
-      s.final_eval = eval.run(job.model);
+      std::vector<ExampleScores> held_out_scores;
+      s.final_eval = eval.run(job.model, &held_out_scores);
       append_point(curve, s.final_eval, s.steps_done, s.last_logged_loss,
                    learning_rate_at(tc, std::max(0, s.steps_done - 1)));
       if (options.save_model) s.saved_model = save_model(*job.model, *dataset.tokenizer, dir);
       write_samples(job.model, dataset, config.eval.samples, config.eval.batch_size, job.device, dir + "samples.jsonl");
+      score_sets(job, dataset, sets, held_out_scores, s, dir);
     }
   } catch (const UserError&) {
     throw;

@@ -8,6 +8,7 @@
 
 #include "harness/core/config.hpp"
 #include "harness/data/data.hpp"
+#include "harness/data/eval_sets.hpp"
 #include "harness/core/progress.hpp"
 
 namespace masklab {
@@ -26,6 +27,9 @@ struct TrainOptions {
   std::string out_dir;          // the run record goes here (created if missing)
   bool save_model = false;      // write DIR/model.pt and the Hugging Face folder DIR/model/
   Progress* progress = nullptr; // where to report; null = silent
+  // config.eval.sets, loaded by a caller that must fail on a bad set before it
+  // prints anything (cmd_train); null = train_run loads them itself.
+  const std::vector<EvalSet>* eval_sets = nullptr;
 };
 
 // Runs the job and writes the record. Returns the contents of metrics.json.

@@ -139,3 +139,44 @@ TEST_CASE("bench --strategies keeps the commas inside a spec (numbers and key=va
   std::sort(specs.begin(), specs.end());
   CHECK(specs == std::vector<std::string>{"full", "scheduled:1,0,cosine", "weighted:0.1,system=0"});
 }
+
+TEST_CASE("bad evaluation sets: one line naming file:line or the key, exit 2, nothing written",
+          "[slow][cli][eval-sets][errors]") {
+  test::TempDir dir;
+  const std::string base =
+      "model: {n_layers: 1, d_model: 32, n_heads: 2, max_seq_len: 96}\n"
+      "train: {steps: 2, batch_size: 4, threads: 1, device: cpu}\n"
+      "data: {tasks: [count], train_size: 32, eval_size: 4}\n"
+      "eval:\n  sets:\n";
+  test::write_text(dir.file("mc.jsonl"), "{\"prompt\": \"p\", \"choices\": [\"a\", \"b\"], \"answer\": 0}\n"
+                                         "{\"prompt\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 2}\n");
+  test::write_text(dir.file("empty.jsonl"), "{\"prompt\": \"q\", \"choices\": [], \"answer\": 0}\n");
+  test::write_text(dir.file("gen.jsonl"),
+                   "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": "
+                   "\"a\"}, {\"role\": \"user\", \"content\": \"and?\"}]}\n");
+  struct Case {
+    std::string sets, expected;
+  };
+  const std::string config = dir.file("c.yaml");
+  const std::vector<Case> cases = {
+      {"    - {name: mc, kind: choice, file: " + dir.file("mc.jsonl") + "}\n",
+       dir.file("mc.jsonl") + ":2: answer 2 is out of range: 2 choices (0 to 1)"},
+      {"    - {name: mc, kind: choice, file: " + dir.file("empty.jsonl") + "}\n",
+       dir.file("empty.jsonl") + ":1: empty choices list"},
+      {"    - {name: gen, kind: generate, file: " + dir.file("gen.jsonl") + "}\n",
+       dir.file("gen.jsonl") + ":1: generate set 'gen': the example does not end in an assistant reply"},
+      {"    - {name: x, kind: essay, task: count}\n", config + ":6: eval.sets[0].kind: unknown kind 'essay'"},
+      {"    - {name: x, kind: nll, task: count}\n    - {name: x, kind: choice, task: count}\n",
+       config + ":7: eval.sets[1].name: duplicate set name 'x'"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.sets);
+    test::write_text(config, base + c.sets);
+    const auto r = test::run_masklab("train --config " + config + " --out " + dir.file("run"));
+    INFO(r.out);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.out, Catch::Contains("masklab: error: " + c.expected));
+    CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+    CHECK_FALSE(std::filesystem::exists(dir.file("run")));
+  }
+}

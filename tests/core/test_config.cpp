@@ -1,6 +1,8 @@
 // Config: one typed struct; YAML and --set fill it; errors name the key.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <yaml-cpp/yaml.h>
 
 #include "harness/core/config.hpp"
@@ -134,4 +136,94 @@ TEST_CASE("enumerated settings parse from their name table and errors list the n
   // Every name in every table reads back to its value.
   for (const auto& [value, name] : EnumNames<Normalization>::kNames) CHECK(enum_from_name<Normalization>(name) == value);
   for (const auto& [value, name] : EnumNames<DataFormat>::kNames) CHECK(enum_from_name<DataFormat>(name) == value);
+}
+
+TEST_CASE("eval.sets: every key read, written by to_yaml and read back; none by default", "[fast][config][eval-sets]") {
+  CHECK(to_yaml(Config{}).find("sets") == std::string::npos);  // no sets: config.yaml as before
+  test::TempDir dir;
+  test::write_text(dir.file("c.yaml"),
+                   "eval:\n"
+                   "  sets:\n"
+                   "    - {name: mc, kind: choice, task: reverse, max_examples: 5}\n"
+                   "    - name: gen\n"
+                   "      kind: generate\n"
+                   "      file: data/gen.jsonl\n"
+                   "      template: chatml\n"
+                   "      wordings: [\"{prompt}\", \"Question: {prompt}\\nAnswer:\"]\n"
+                   "      max_new_tokens: 12\n"
+                   "      temperature: 0.7\n"
+                   "      top_p: 0.9\n"
+                   "      seed: 4\n"
+                   "      stop: [\"\\n\"]\n");
+  Config c;
+  load_config_file(c, dir.file("c.yaml"));
+  REQUIRE(c.eval.sets.size() == 2);
+  const EvalSetConfig& mc = c.eval.sets[0];
+  CHECK(mc.name == "mc");
+  CHECK(mc.kind == EvalSetKind::kChoice);
+  CHECK(mc.task == "reverse");
+  CHECK(mc.file.empty());
+  CHECK(mc.max_examples == 5);
+  CHECK(mc.wordings == std::vector<std::string>{"{prompt}"});
+  CHECK(mc.origin == dir.file("c.yaml") + ":3");
+  const EvalSetConfig& gen = c.eval.sets[1];
+  CHECK(gen.kind == EvalSetKind::kGenerate);
+  CHECK(gen.file == "data/gen.jsonl");
+  CHECK(gen.template_name == "chatml");
+  CHECK(gen.wordings == std::vector<std::string>{"{prompt}", "Question: {prompt}\nAnswer:"});
+  CHECK(gen.max_new_tokens == 12);
+  CHECK(gen.temperature == 0.7);
+  CHECK(gen.top_p == 0.9);
+  CHECK(gen.seed == 4);
+  CHECK(gen.stop == std::vector<std::string>{"\n"});
+  CHECK(gen.origin == dir.file("c.yaml") + ":4");
+
+  const std::string yaml = to_yaml(c);
+  Config back;
+  apply_yaml(back, YAML::Load(yaml), "config.yaml");
+  CHECK(to_yaml(back) == yaml);
+  REQUIRE(back.eval.sets.size() == 2);
+  CHECK(back.eval.sets[1].wordings == gen.wordings);
+  CHECK(back.eval.sets[1].temperature == 0.7);
+  // A choice set writes no decoding options (they would not read back).
+  CHECK(YAML::Load(yaml)["eval"]["sets"][0]["max_new_tokens"].IsDefined() == false);
+  const auto keys = config_keys();
+  CHECK(std::any_of(keys.begin(), keys.end(), [](const ConfigKeyHelp& k) {
+    return k.key == "eval.sets" && k.help.find("not on the curve") != std::string::npos;
+  }));
+}
+
+TEST_CASE("eval.sets errors name file:line and the set's key", "[fast][config][eval-sets][errors]") {
+  test::TempDir dir;
+  auto error_of = [&](const std::string& sets) {
+    test::write_text(dir.file("c.yaml"), "train: {steps: 3}\neval:\n  sets:\n" + sets);
+    Config c;
+    return test::user_error_of([&] { load_config_file(c, dir.file("c.yaml")); });
+  };
+  const std::string at4 = dir.file("c.yaml") + ":4: eval.sets[0].";
+  CHECK_THAT(error_of("    - {name: a, kind: nll, task: sort, colour: red}\n"),
+             Catch::StartsWith(at4 + "colour: unknown key"));
+  CHECK_THAT(error_of("    - {name: a, kind: essay, task: sort}\n"),
+             Catch::StartsWith(at4 + "kind: unknown kind 'essay'") && Catch::Contains("nll | generate | choice"));
+  CHECK_THAT(error_of("    - {name: A-1, kind: nll, task: sort}\n"), Catch::StartsWith(at4 + "name: 'A-1' must match"));
+  CHECK_THAT(error_of("    - {name: exact_match, kind: nll, task: sort}\n"),
+             Catch::StartsWith(at4 + "name: 'exact_match' is a metric of the default held-out set"));
+  CHECK_THAT(error_of("    - {name: a, kind: nll, task: sort}\n    - {name: a, kind: choice, task: sort}\n"),
+             Catch::StartsWith(dir.file("c.yaml") + ":5: eval.sets[1].name: duplicate set name 'a'"));
+  CHECK_THAT(error_of("    - {name: a, kind: nll, task: sort, file: x.jsonl}\n"),
+             Catch::StartsWith(at4 + "file: give exactly one of task and file"));
+  CHECK_THAT(error_of("    - {name: a, kind: nll}\n"), Catch::StartsWith(at4 + "task: give exactly one of task and file"));
+  CHECK_THAT(error_of("    - {name: a, kind: nll, task: sort, wordings: [\"Q: {prompt}\", \"Q:\"]}\n"),
+             Catch::StartsWith(at4 + "wordings: 'Q:' does not hold {prompt}"));
+  CHECK_THAT(error_of("    - {name: a, kind: choice, task: sort, max_new_tokens: 8}\n"),
+             Catch::StartsWith(at4 + "max_new_tokens: applies to generate sets only, not to a choice set"));
+  CHECK_THAT(error_of("    - {name: a, kind: generate, task: sort, max_new_tokens: 0}\n"),
+             Catch::StartsWith(at4 + "max_new_tokens: must be positive"));
+  CHECK_THAT(error_of("    - {name: a, kind: generate, task: sort, top_p: 0}\n"), Catch::StartsWith(at4 + "top_p: must be in (0, 1]"));
+  CHECK_THAT(error_of("    - {name: a, kind: nll, task: sort, max_examples: x}\n"),
+             Catch::StartsWith(at4 + "max_examples: expects an integer"));
+  CHECK_THAT(error_of("    - just a string\n"), Catch::StartsWith(at4.substr(0, at4.size() - 1) + ": expects a mapping"));
+  Config c;
+  CHECK_THAT(test::user_error_of([&] { apply_override(c, "eval.sets=3"); }),
+             Catch::Contains("eval.sets: expects a list of sets"));
 }
