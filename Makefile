@@ -38,12 +38,16 @@ test: test-deps build
 	$(CTEST)
 
 # The quickstart sweep (full, completion_only, weighted:0.1 x 3 seeds) and its
-# report. Rerunning resumes: finished runs are kept.
+# report. Rerunning resumes: finished runs are kept. The headline and the CSVs
+# are copied to docs/results/quickstart/, the files the README quotes.
 DEMO_DIR ?= results/quickstart
+DEMO_RESULTS := docs/results/quickstart
 demo: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) --target masklab masklab_spm
 	@$(MASKLAB) sweep experiments/quickstart.yaml --out $(DEMO_DIR) --jobs 2; status=$$?; \
-	  $(MASKLAB) report $(DEMO_DIR) > /dev/null && echo "report: $(DEMO_DIR)/report.html"; exit $$status
+	  $(MASKLAB) report $(DEMO_DIR) > /dev/null && echo "report: $(DEMO_DIR)/report.html" && \
+	  cp $(addprefix $(DEMO_DIR)/,headline.md summary.csv comparisons.csv runs.csv) $(DEMO_RESULTS)/ && \
+	  echo "headline: $(DEMO_RESULTS)/headline.md"; exit $$status
 
 # masklab against a PyTorch reference on identical jobs; writes bench/results.json.
 bench: build

@@ -131,10 +131,14 @@ std::string stopping_rule_sentence(const SweepInfo& sweep) {
     if (v.is_number()) return headline_number(v.get<double>());
     return std::string("n/a");
   };
-  return fmt::format("Seeds were added in rounds until the 95% interval of {} had a half-width of at most {} for every "
-                     "strategy, with at most {} seeds; the sweep stopped after {} rounds, stopped by {} (widest half-width "
-                     "{}).",
-                     field("metric"), field("half_width"), field("max_seeds"), field("rounds"), field("stopped_by"),
+  const std::string stopped = field("stopped_by");
+  const std::string why = stopped == "half_width" ? "because every interval was that narrow"
+                          : stopped == "max_seeds" ? "because it reached the seed limit, with intervals still wider"
+                                                   : "by " + stopped;
+  return fmt::format("Seeds were added in rounds until the 95% interval of every pairwise difference between strategies "
+                     "on {} had a half-width of at most {}, with at most {} seeds; the sweep stopped after {} rounds at {} "
+                     "seeds, {} (widest half-width {}).",
+                     field("metric"), field("half_width"), field("max_seeds"), field("rounds"), field("seeds"), why,
                      field("widest_half_width"));
 }
 

@@ -26,7 +26,7 @@ TEST_CASE("the findings page: sweep, headline, λ fits per set kind, comparisons
   shape.strategies = {"completion_only", "weighted:0.01", "weighted:0.1", "full"};
   shape.role_weights = true;
   const json until_ci = {{"metric", "eval.mc.acc"}, {"half_width", 0.05}, {"max_seeds", 3}, {"rounds", 2},
-                         {"stopped_by", "max_seeds"}, {"widest_half_width", 0.2}};
+                         {"seeds", 3}, {"stopped_by", "max_seeds"}, {"widest_half_width", 0.2}};
   test::write_eval_sweep(dir.path(), shape, {{"until_ci", until_ci}});
   ReportInputs inputs = load_sweep(dir.path());
   inputs.findings_path = dir.file("findings.md");
@@ -38,7 +38,7 @@ TEST_CASE("the findings page: sweep, headline, λ fits per set kind, comparisons
   CHECK_THAT(page, Catch::StartsWith("# Findings: eval_sets\n"));
   CHECK_THAT(page, Catch::Contains("| strategy | `completion_only`, `weighted:0.01`, `weighted:0.1`, `full` |"));
   CHECK_THAT(page, Catch::Contains("- Evaluation set `mc`: kind choice, 12 examples, 2 wordings."));
-  CHECK_THAT(page, Catch::Contains("stopped by max_seeds (widest half-width 0.2)."));
+  CHECK_THAT(page, Catch::Contains("because it reached the seed limit, with intervals still wider (widest half-width 0.2)."));
   const Analysis a = analyze(inputs);
   for (const auto& sentence : headline_sentences(a)) CHECK_THAT(page, Catch::Contains("- " + sentence + "\n"));
 
@@ -75,8 +75,8 @@ TEST_CASE("the findings page: sweep, headline, λ fits per set kind, comparisons
   CHECK_THAT(page, !Catch::Contains("wording1.acc |"));
 
   // The page states the stopping rule too, and headline.md beside it.
-  CHECK_THAT(test::read_text(dir.file("report/report.html")), Catch::Contains("stopped by max_seeds"));
-  CHECK_THAT(test::read_text(dir.file("report/headline.md")), Catch::Contains("stopped by max_seeds"));
+  CHECK_THAT(test::read_text(dir.file("report/report.html")), Catch::Contains("because it reached the seed limit"));
+  CHECK_THAT(test::read_text(dir.file("report/headline.md")), Catch::Contains("because it reached the seed limit"));
   // Deterministic: a second report writes the same page.
   write_report(inputs, dir.file("report"));
   CHECK(test::read_text(inputs.findings_path) == page);

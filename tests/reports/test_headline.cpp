@@ -93,13 +93,13 @@ TEST_CASE("the headline says an underpowered comparison is underpowered", "[fast
 TEST_CASE("headline.md states an until_ci stopping rule and is the same text every time", "[fast][reports]") {
   ReportInputs inputs = two_strategies({0.21, 0.19, 0.22, 0.18, 0.2});
   inputs.sweep.until_ci = {{"metric", "eval.exact_match"}, {"half_width", 0.02}, {"max_seeds", 10}, {"rounds", 3},
-                           {"stopped_by", "half_width"}, {"widest_half_width", 0.0185}};
+                           {"seeds", 5}, {"stopped_by", "half_width"}, {"widest_half_width", 0.0185}};
   const Analysis a = analyze(inputs);
   const std::string md = headline_markdown(inputs, a);
   CHECK_THAT(md, Catch::StartsWith("# Headline: fixed\n\nSeeds were added in rounds until the 95% interval of "
-                                   "eval.exact_match had a half-width of at most 0.02 for every strategy, with at most 10 "
-                                   "seeds; the sweep stopped after 3 rounds, stopped by half_width (widest half-width "
-                                   "0.0185).\n\n- full beats completion_only"));
+                                   "every pairwise difference between strategies on eval.exact_match had a half-width of "
+                                   "at most 0.02, with at most 10 seeds; the sweep stopped after 3 rounds at 5 seeds, "
+                                   "because every interval was that narrow (widest half-width 0.0185).\n\n- full beats completion_only"));
   CHECK(md == headline_markdown(inputs, analyze(inputs)));
   inputs.sweep.until_ci = nullptr;
   CHECK(stopping_rule_sentence(inputs.sweep).empty());
