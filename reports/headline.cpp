@@ -38,6 +38,15 @@ std::string resolved_sentences(const std::vector<const ComparisonRow*>& resolved
   return out;
 }
 
+// "a", "a and b", "a, b and c".
+std::string joined_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    out += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + names[i];
+  }
+  return out;
+}
+
 // For the comparisons Holm does not resolve: that nothing is, and which are underpowered.
 std::string unresolved_sentences(const std::vector<const ComparisonRow*>& rows, bool any_resolved,
                                  const std::string& baseline, const std::string& metric) {
@@ -53,11 +62,13 @@ std::string unresolved_sentences(const std::vector<const ComparisonRow*>& rows, 
                        metric, baseline, kAlpha, headline_number(smallest_p));
   }
   if (underpowered.empty()) return out;
+  std::vector<std::string> names;
+  for (const ComparisonRow* c : underpowered) names.push_back(c->strategy);
+  const std::string who = joined_names(names) + " against " + baseline;
   long untestable = std::count_if(underpowered.begin(), underpowered.end(), [](const ComparisonRow* c) { return c->test.n < 2; });
   if (untestable == static_cast<long>(underpowered.size())) {
-    return out + fmt::format("{} of {} comparisons have fewer than two seeds paired with {} and cannot be tested: they are "
-                             "underpowered. ",
-                             untestable, rows.size(), baseline);
+    return out + fmt::format("Underpowered: {} {} fewer than two paired seeds and cannot be tested. ", who,
+                             names.size() == 1 ? "has" : "have");
   }
   double mde_low = INFINITY, mde_high = 0;
   for (const ComparisonRow* c : underpowered) {
@@ -67,9 +78,9 @@ std::string unresolved_sentences(const std::vector<const ComparisonRow*>& rows, 
   }
   const std::string range = mde_low == mde_high ? headline_number(mde_low)
                                                 : headline_number(mde_low) + " to " + headline_number(mde_high);
-  return out + fmt::format("{} of {} unresolved comparisons are underpowered: with their seeds the paired t-test detects "
-                           "a difference of {} with {:.0f}% power after Holm, and the observed difference is smaller{}. ",
-                           underpowered.size(), rows.size(), range, 100 * kPower,
+  return out + fmt::format("Underpowered: {}: with their seeds the paired t-test detects a difference of {} with {:.0f}% "
+                           "power after Holm, and the observed difference is smaller{}. ",
+                           who, range, 100 * kPower,
                            untestable > 0 ? fmt::format(" (or has fewer than two seeds: {})", untestable) : "");
 }
 

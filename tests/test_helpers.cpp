@@ -7,6 +7,10 @@
 #include "strategies/labels.hpp"
 #include "strategies/registry.hpp"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -16,6 +20,8 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+extern char** environ;
 
 namespace masklab::test {
 
@@ -167,5 +173,46 @@ const char* const kThreeTurns =
     " {\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"A1\"},"
     " {\"role\": \"user\", \"content\": \"你好\"}, {\"role\": \"assistant\", \"content\": \"A2 🙂\"},"
     " {\"role\": \"user\", \"content\": \"bye\"}, {\"role\": \"assistant\", \"content\": \"A3\"}]}\n";
+
+CommandResult interrupt_masklab_when(const std::vector<std::string>& masklab_args, const std::string& log,
+                                    const std::function<bool()>& ready) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  std::vector<std::string> args = {MASKLAB_BINARY};
+  args.insert(args.end(), masklab_args.begin(), masklab_args.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, MASKLAB_BINARY, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  REQUIRE(spawned == 0);
+
+  int status = 0;
+  bool exited = false;
+  auto reap = [&] {
+    if (!exited && ::waitpid(pid, &status, WNOHANG) == pid) exited = true;
+    return exited;
+  };
+  const bool got_ready = wait_until([&] { return ready() || reap(); }, std::chrono::seconds(120));
+  if (!got_ready || exited) {
+    if (!exited) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
+    FAIL((exited ? "the sweep exited before it was ready to interrupt: " : "the sweep was not ready within 120 s: ") +
+         read_text(log));
+  }
+  ::kill(pid, SIGINT);
+  if (!wait_until(reap, std::chrono::seconds(60))) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    FAIL("the sweep did not stop within 60 s of SIGINT: " + read_text(log));
+  }
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(log)};
+}
+
 
 }  // namespace masklab::test

@@ -40,6 +40,12 @@ struct CommandResult {
 // Runs the masklab binary with `args` (a shell-quoted string).
 CommandResult run_masklab(const std::string& args);
 CommandResult run_shell(const std::string& command);
+// Runs the masklab binary with `args` in the background (output to `log`),
+// sends it SIGINT as soon as `ready` holds, and returns its exit status and
+// output. Each wait has a deadline; a process that never gets ready or never
+// stops fails the test.
+CommandResult interrupt_masklab_when(const std::vector<std::string>& args, const std::string& log,
+                                     const std::function<bool()>& ready);
 
 // metrics.json without the fields that legitimately differ between
 // identical runs (timing, start/end time) or between strategies (the name).

@@ -162,3 +162,35 @@ TEST_CASE("until-ci stops by its rule, respects --max-seeds and resumes without 
         test::comparable_metrics(nlohmann::json::parse(victim_before), false));
   CHECK(read_json_file(tight + "/sweep.json")["until_ci"]["stopped_by"] == "max_seeds");
 }
+
+TEST_CASE("until-ci interrupted by SIGINT in its second round resumes where it stopped", "[slow][until_ci]") {
+  test::TempDir dir;
+  test::write_text(dir.file("s.yaml"), kTinySpec);
+  const std::string out = dir.file("out");
+  const std::vector<std::string> args = {"sweep", dir.file("s.yaml"), "--out", out,
+                                         "--until-ci", "eval.completion_nll:1e-9", "--max-seeds", "4"};
+  // Interrupted once round 2 (seed 3) is listed in sweep.json.
+  const auto killed = test::interrupt_masklab_when(args, dir.file("log"), [&] {
+    const auto text = test::read_text(out + "/sweep.json")  // "" while absent;
+    return text.find("\"seed\": \"3\"") != std::string::npos;
+  });
+  INFO(killed.out);
+  CHECK(killed.exit_code == 130);
+  std::map<std::string, std::string> finished;  // run dir -> its metrics.json, as the interrupt left them
+  for (const auto& entry : fs::directory_iterator(out + "/runs")) {
+    const std::string record = entry.path().string() + "/metrics.json";
+    if (fs::exists(record)) finished[entry.path().string()] = test::read_text(record);
+  }
+  CHECK(finished.size() >= 4);  // round 1 was done
+
+  std::string command = "";
+  for (const auto& a : args) command += (command.empty() ? "" : " ") + a;
+  const auto resumed = test::run_masklab(command);
+  INFO(resumed.out);
+  REQUIRE(resumed.exit_code == 0);
+  CHECK(resumed.out.find("4 runs, 4 done, 0 to run") != std::string::npos);
+  for (const auto& [run, record] : finished) CHECK(test::read_text(run + "/metrics.json") == record);
+  const auto manifest = read_json_file(out + "/sweep.json");
+  CHECK(manifest["runs"].size() == 8);
+  CHECK(manifest["until_ci"]["stopped_by"] == "max_seeds");
+}

@@ -1,10 +1,7 @@
 // Sweeps: expansion, run ids, resume, interruption, shards, failures.
 #include <catch2/catch.hpp>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -17,8 +14,6 @@
 #include "harness/core/run_record.hpp"
 #include "harness/sweep/sweep.hpp"
 #include "tests/test_helpers.hpp"
-
-extern char** environ;
 
 using namespace masklab;
 namespace fs = std::filesystem;
@@ -40,49 +35,6 @@ std::string tiny_spec(int steps, const std::string& rest) {
 
 
 fs::file_time_type mtime(const std::string& p) { return fs::last_write_time(p); }
-
-// Runs `masklab sweep SPEC --out OUT` in the background, sends it SIGINT as
-// soon as `ready` holds, and returns its exit status and output. Each wait
-// has a deadline; a sweep that never gets ready or never stops fails the test.
-test::CommandResult interrupt_sweep_when(const std::string& spec, const std::string& out,
-                                         const std::function<bool()>& ready) {
-  const std::string log = out + ".log";
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  std::vector<std::string> args = {MASKLAB_BINARY, "sweep", spec, "--out", out};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, MASKLAB_BINARY, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  REQUIRE(spawned == 0);
-
-  int status = 0;
-  bool exited = false;
-  auto reap = [&] {
-    if (!exited && ::waitpid(pid, &status, WNOHANG) == pid) exited = true;
-    return exited;
-  };
-  const bool got_ready = test::wait_until([&] { return ready() || reap(); }, std::chrono::seconds(120));
-  if (!got_ready || exited) {
-    if (!exited) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-    }
-    FAIL((exited ? "the sweep exited before it was ready to interrupt: " : "the sweep was not ready within 120 s: ") +
-         test::read_text(log));
-  }
-  ::kill(pid, SIGINT);
-  if (!test::wait_until(reap, std::chrono::seconds(60))) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-    FAIL("the sweep did not stop within 60 s of SIGINT: " + test::read_text(log));
-  }
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, test::read_text(log)};
-}
 
 }  // namespace
 
@@ -217,8 +169,8 @@ TEST_CASE("an interrupted sweep leaves no metrics.json for unfinished runs and r
   const std::string out = dir.file("out");
   const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
   // Interrupt once the first run is training (its curve.jsonl exists), not after a guessed delay.
-  const auto killed = interrupt_sweep_when(
-      dir.file("s.yaml"), out, [&] { return fs::exists(out + "/runs/" + spec.runs[0].id + "/curve.jsonl"); });
+  const auto killed = test::interrupt_masklab_when(
+      {"sweep", dir.file("s.yaml"), "--out", out}, out + ".log", [&] { return fs::exists(out + "/runs/" + spec.runs[0].id + "/curve.jsonl"); });
   INFO(killed.out);
   CHECK(killed.exit_code == 130);
   CHECK_THAT(killed.out, Catch::Contains("sweep interrupted"));
