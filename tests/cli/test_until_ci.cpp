@@ -171,7 +171,7 @@ TEST_CASE("until-ci interrupted by SIGINT in its second round resumes where it s
                                          "--until-ci", "eval.completion_nll:1e-9", "--max-seeds", "4"};
   // Interrupted once round 2 (seed 3) is listed in sweep.json.
   const auto killed = test::interrupt_masklab_when(args, dir.file("log"), [&] {
-    const auto text = test::read_text(out + "/sweep.json")  // "" while absent;
+    const auto text = test::read_text(out + "/sweep.json");  // "" while absent
     return text.find("\"seed\": \"3\"") != std::string::npos;
   });
   INFO(killed.out);
