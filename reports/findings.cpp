@@ -125,7 +125,7 @@ std::string comparisons_section(const Analysis& a) {
            fmt::format(" | {} | {} | {} | {} | {} | {} | {} |\n", c.test.n, num(c.test.mean_diff),
                        interval(c.test.low, c.test.high),
                        c.bootstrap.seeds > 0 ? interval(c.bootstrap.low, c.bootstrap.high) : std::string("n/a"),
-                       num(c.p_holm), num(c.mde), c.underpowered() ? "underpowered" : "adequate");
+                       num(c.p_holm), num(c.mde), c.power_label());
   }
   if (rows == 0) out += "\nNo comparison of a held-out metric.\n";
   return out + "\n";

@@ -57,6 +57,11 @@ std::string unresolved_sentences(const std::vector<const ComparisonRow*>& rows, 
     if (c->underpowered()) underpowered.push_back(c);
   }
   std::string out;
+  const bool all_flat = std::all_of(rows.begin(), rows.end(), [](const ComparisonRow* c) { return c->no_variation(); });
+  if (!any_resolved && all_flat) {
+    return fmt::format("On {}, every strategy scores exactly as {} does on every seed: there is no difference to test. ",
+                       metric, baseline);
+  }
   if (!any_resolved) {
     out += fmt::format("On {}, nothing is resolved: no strategy differs from {} at Holm p < {} (smallest Holm p {}). ",
                        metric, baseline, kAlpha, headline_number(smallest_p));

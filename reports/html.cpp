@@ -196,6 +196,7 @@ std::string headline_row(const ReportInputs& inputs, const Analysis& a, size_t s
 // A plain sentence on what a comparison can show, for the MDE column.
 std::string power_note(const ComparisonRow& c) {
   if (c.test.n < 2) return "fewer than two seeds: untestable, underpowered";
+  if (c.no_variation()) return "no variation: every paired difference is 0";
   if (c.underpowered()) return "underpowered: the observed |difference| is below the MDE";
   return "";
 }

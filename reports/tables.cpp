@@ -373,7 +373,15 @@ std::string transform_formula(PlwTransform transform) {
   return "";
 }
 
-bool ComparisonRow::underpowered() const { return test.n < 2 || !(std::fabs(test.mean_diff) >= mde); }
+bool ComparisonRow::underpowered() const {
+  return !no_variation() && (test.n < 2 || !(std::fabs(test.mean_diff) >= mde));
+}
+
+bool ComparisonRow::no_variation() const { return test.n >= 2 && test.mean_diff == 0 && test.sd_diff == 0; }
+
+std::string ComparisonRow::power_label() const {
+  return no_variation() ? "no variation" : underpowered() ? "underpowered" : "adequate";
+}
 
 std::vector<std::string> set_metric_columns(const Analysis& analysis, const std::string& set) {
   std::vector<std::string> out;

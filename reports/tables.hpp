@@ -83,6 +83,10 @@ struct ComparisonRow {
   double mde = 0;
   // n < 2, or the observed |difference| below the MDE: a null result here says little.
   bool underpowered() const;
+  // Every paired difference is 0 (e.g. both sides score 0 on every seed): nothing to detect.
+  bool no_variation() const;
+  // "no variation", "underpowered" or "adequate", for the findings and the HTML.
+  std::string power_label() const;
 };
 
 // An evaluation set of the sweep, as metrics.json "eval_sets" describes it.

@@ -71,7 +71,7 @@ TEST_CASE("the findings page: sweep, headline, λ fits per set kind, comparisons
                                                headline_number(acc->test.high), headline_number(acc->bootstrap.low),
                                                headline_number(acc->bootstrap.high), headline_number(acc->p_holm),
                                                headline_number(acc->mde),
-                                               acc->underpowered() ? "underpowered" : "adequate")));
+                                               acc->power_label())));
   CHECK_THAT(page, !Catch::Contains("wording1.acc |"));
 
   // The page states the stopping rule too, and headline.md beside it.

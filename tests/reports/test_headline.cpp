@@ -104,3 +104,18 @@ TEST_CASE("headline.md states an until_ci stopping rule and is the same text eve
   inputs.sweep.until_ci = nullptr;
   CHECK(stopping_rule_sentence(inputs.sweep).empty());
 }
+
+TEST_CASE("a metric on which every paired difference is 0 is said to have no variation, not to be underpowered",
+          "[fast][reports]") {
+  const ReportInputs flat = two_strategies({0, 0, 0});
+  const std::string sentence = only_sentence(flat);
+  INFO(sentence);
+  CHECK(sentence == "On eval.exact_match, every strategy scores exactly as completion_only does on every seed: there is "
+                    "no difference to test.");
+  const ComparisonRow& row = analyze(flat).comparisons.at(0);
+  CHECK(row.no_variation());
+  CHECK_FALSE(row.underpowered());
+  CHECK(row.power_label() == "no variation");
+  // One nonzero difference is variation: then the usual power statement applies.
+  CHECK(analyze(two_strategies({0, 0, 0.01})).comparisons.at(0).power_label() == "underpowered");
+}
