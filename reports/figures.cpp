@@ -16,6 +16,25 @@ namespace {
 using nlohmann::json;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// One strategy's bars: the mean over seeds of each metric with its 95% t
+// interval, NaN where the summary has no ok run.
+void add_summary_bars(const Analysis& a, size_t setting, const std::string& strategy,
+                      const std::vector<std::string>& metrics, BarChart& chart) {
+  std::vector<double> values, low, high;
+  for (const auto& metric : metrics) {
+    const SummaryRow* row = a.find_summary(setting, strategy, metric);
+    const bool present = row && row->stats.n > 0;
+    values.push_back(present ? row->stats.mean : kNaN);
+    low.push_back(present ? row->stats.low : kNaN);
+    high.push_back(present ? row->stats.high : kNaN);
+  }
+  chart.series.push_back(strategy);
+  chart.values.push_back(std::move(values));
+  chart.low.push_back(std::move(low));
+  chart.high.push_back(std::move(high));
+}
+
 constexpr int kFitCurvePoints = 60;
 
 // Readable axis names for the headline metrics; others use the metric's own name.
@@ -214,18 +233,9 @@ std::vector<Figure> task_bars(const Analysis& a) {
       chart.y_label = metric_title(std::string("eval.") + leaf);
       chart.groups = tasks;
       for (const auto& strategy : a.strategies) {
-        std::vector<double> values, low, high;
-        for (const auto& task : tasks) {
-          const SummaryRow* row = a.find_summary(setting, strategy, "per_task." + task + "." + leaf);
-          const bool present = row && row->stats.n > 0;
-          values.push_back(present ? row->stats.mean : kNaN);
-          low.push_back(present ? row->stats.low : kNaN);
-          high.push_back(present ? row->stats.high : kNaN);
-        }
-        chart.series.push_back(strategy);
-        chart.values.push_back(std::move(values));
-        chart.low.push_back(std::move(low));
-        chart.high.push_back(std::move(high));
+        std::vector<std::string> metrics;
+        for (const auto& task : tasks) metrics.push_back("per_task." + task + "." + leaf);
+        add_summary_bars(a, setting, strategy, metrics, chart);
       }
       if (!has_data(chart)) continue;
       out.push_back({std::string("figures/tasks_") + leaf + setting_stem(a, setting) + ".svg", "tasks",
@@ -258,19 +268,11 @@ std::vector<Figure> wording_bars(const Analysis& a) {
         chart.y_label = leaf;
         for (size_t w = 0; w < set.wordings.size(); ++w) chart.groups.push_back("wording " + std::to_string(w));
         for (const auto& strategy : a.strategies) {
-          std::vector<double> values, low, high;
+          std::vector<std::string> metrics;
           for (size_t w = 0; w < set.wordings.size(); ++w) {
-            const SummaryRow* row =
-                a.find_summary(setting, strategy, "eval." + set.name + ".wording" + std::to_string(w) + "." + leaf);
-            const bool present = row && row->stats.n > 0;
-            values.push_back(present ? row->stats.mean : kNaN);
-            low.push_back(present ? row->stats.low : kNaN);
-            high.push_back(present ? row->stats.high : kNaN);
+            metrics.push_back("eval." + set.name + ".wording" + std::to_string(w) + "." + leaf);
           }
-          chart.series.push_back(strategy);
-          chart.values.push_back(std::move(values));
-          chart.low.push_back(std::move(low));
-          chart.high.push_back(std::move(high));
+          add_summary_bars(a, setting, strategy, metrics, chart);
         }
         if (!has_data(chart)) continue;
         out.push_back({"figures/wordings_" + set.name + "_" + leaf + setting_stem(a, setting) + ".svg", "set:" + set.name,

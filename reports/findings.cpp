@@ -42,13 +42,7 @@ std::string sweep_section(const ReportInputs& inputs, const Analysis& a) {
                                 inputs.sweep.spec_path, inputs.runs.size(), ok, a.baseline);
   out += "| factor | values |\n| --- | --- |\n";
   for (const auto& factor : inputs.sweep.factors) {
-    std::vector<std::string> levels;
-    for (const auto& run : inputs.runs) {
-      const auto it = run.factors.find(factor);
-      if (it != run.factors.end() && std::find(levels.begin(), levels.end(), it->second) == levels.end()) {
-        levels.push_back(it->second);
-      }
-    }
+    const std::vector<std::string> levels = factor_levels(inputs, factor);
     std::string joined;
     for (const auto& level : levels) joined += (joined.empty() ? "`" : ", `") + level + "`";
     out += "| " + cell(factor) + " | " + cell(joined) + " |\n";

@@ -107,13 +107,7 @@ std::string what_was_run(const ReportInputs& inputs, const Analysis& a) {
   }
   out += "</p>\n<table><tr><th>factor</th><th>values</th></tr>\n";
   for (const auto& factor : inputs.sweep.factors) {
-    std::vector<std::string> levels;
-    for (const auto& run : inputs.runs) {
-      const auto it = run.factors.find(factor);
-      if (it != run.factors.end() && std::find(levels.begin(), levels.end(), it->second) == levels.end()) {
-        levels.push_back(it->second);
-      }
-    }
+    const std::vector<std::string> levels = factor_levels(inputs, factor);
     std::string joined;
     for (const auto& level : levels) joined += (joined.empty() ? "" : ", ") + std::string("<code>") + esc(level) + "</code>";
     out += "<tr><td>" + esc(factor) + "</td><td>" + joined + "</td></tr>\n";

@@ -373,6 +373,17 @@ std::string transform_formula(PlwTransform transform) {
   return "";
 }
 
+std::vector<std::string> factor_levels(const ReportInputs& inputs, const std::string& factor) {
+  std::vector<std::string> levels;
+  for (const auto& run : inputs.runs) {
+    const auto it = run.factors.find(factor);
+    if (it != run.factors.end() && std::find(levels.begin(), levels.end(), it->second) == levels.end()) {
+      levels.push_back(it->second);
+    }
+  }
+  return levels;
+}
+
 bool ComparisonRow::underpowered() const {
   return !no_variation() && (test.n < 2 || !(std::fabs(test.mean_diff) >= mde));
 }

@@ -159,6 +159,9 @@ struct Analysis {
 
 Analysis analyze(const ReportInputs& inputs);
 
+// The distinct values of `factor` over the runs, first seen first.
+std::vector<std::string> factor_levels(const ReportInputs& inputs, const std::string& factor);
+
 // The CSV files, as text (see write_report for their columns).
 std::string runs_csv(const ReportInputs& inputs, const Analysis& analysis);
 std::string summary_csv(const Analysis& analysis);
