@@ -3,11 +3,14 @@
 #   make check   the fast tier (unit tests, CTest label `fast`)
 #   make test    every test: the fast and the slow tier (end-to-end, browser,
 #                PyTorch parity); also installs the test-only packages
+#   make cuda    a second build, build-cuda/, against LibTorch 2.x with CUDA
+#                (the PyPI torch wheel of scripts/python-env.sh)
+#   make check-cuda  the fast tier against that build, on whatever device is here
 BUILD_DIR ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 MASKLAB := $(BUILD_DIR)/masklab
 
-.PHONY: all deps test-deps build check test demo bench clean
+.PHONY: all deps test-deps build check test cuda check-cuda demo bench clean
 
 all: build
 
@@ -29,13 +32,31 @@ build: deps $(BUILD_DIR)/build.ninja
 
 # Each test has its own TIMEOUT (tests/CMakeLists.txt); --timeout only covers
 # a test registered without one.
-CTEST := ctest --test-dir $(BUILD_DIR) --output-on-failure -j2 --timeout 600
+CTEST_ARGS := --output-on-failure -j2 --timeout 600
+CTEST := ctest --test-dir $(BUILD_DIR) $(CTEST_ARGS)
 
 check: build
 	$(CTEST) -L '^fast$$'
 
 test: test-deps build
 	$(CTEST)
+
+# LibTorch 2.x + CUDA from the torch wheel of the Python environment (outside
+# the clone, reused). Its libtorch must win over Debian's in /usr/lib: the
+# wheel's folder goes first in CMAKE_PREFIX_PATH. The binaries find the
+# wheel's libraries by RPATH; without a GPU they run on the CPU.
+CUDA_BUILD_DIR ?= build-cuda
+TORCH_CUDA_ARCH_LIST ?= 9.0
+cuda: deps
+	@torch_dir=$$($$(scripts/python-env.sh) -c 'import os, torch; print(os.path.dirname(torch.__file__))') && \
+	  mkdir -p $(CUDA_BUILD_DIR) && \
+	  cmake -S . -B $(CUDA_BUILD_DIR) -G Ninja $(CMAKE_FLAGS) -DCMAKE_PREFIX_PATH="$$torch_dir;$$torch_dir/share/cmake" \
+	    -DTORCH_CUDA_ARCH_LIST="$(TORCH_CUDA_ARCH_LIST)" > $(CUDA_BUILD_DIR)/configure.log || \
+	  { cat $(CUDA_BUILD_DIR)/configure.log; exit 1; }
+	cmake --build $(CUDA_BUILD_DIR)
+
+check-cuda: test-deps cuda
+	ctest --test-dir $(CUDA_BUILD_DIR) $(CTEST_ARGS) -L '^fast$$'
 
 # The quickstart sweep (full, completion_only, weighted:0.1 x 3 seeds) and its
 # report. Rerunning resumes: finished runs are kept. The headline and the CSVs
@@ -54,4 +75,4 @@ bench: build
 	bench/run.sh
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(CUDA_BUILD_DIR)
