@@ -109,30 +109,6 @@ std::string config_keys_help() {
   return out;
 }
 
-// --nproc N starts N ranks here; inside a launched rank (srun, torchrun,
-// or --nproc's own children) it would start ranks of ranks.
-void check_nproc(int nproc, const DistEnv& dist) {
-  if (nproc < 1) throw UserError(fmt::format("--nproc {}: expected a number of processes >= 1", nproc));
-  if (nproc > 1 && dist.world > 1) {
-    throw UserError(fmt::format("--nproc {} inside rank {} of {} ({}): launch either with --nproc or with {}", nproc,
-                                dist.rank, dist.world, dist.launcher, dist.launcher));
-  }
-}
-
-// `args` without `name VALUE` / `name=VALUE`.
-std::vector<std::string> without_option(const std::vector<std::string>& args, const std::string& name) {
-  std::vector<std::string> out;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == name) {
-      ++i;
-      continue;
-    }
-    if (args[i].rfind(name + "=", 0) == 0) continue;
-    out.push_back(args[i]);
-  }
-  return out;
-}
-
 // A data-parallel rank past 0: trains its share, prints nothing, and exits
 // as the run does (rank 0 writes the record and reports).
 int train_follower(const Config& config, const Dataset& dataset, const std::vector<EvalSet>& eval_sets,

@@ -140,6 +140,30 @@ int wait_ranks(std::vector<pid_t>& pids) {
 
 }  // namespace
 
+// --nproc N starts N ranks here; inside a launched rank (srun, torchrun,
+// or --nproc's own children) it would start ranks of ranks.
+void check_nproc(int nproc, const DistEnv& dist) {
+  if (nproc < 1) throw UserError(fmt::format("--nproc {}: expected a number of processes >= 1", nproc));
+  if (nproc > 1 && dist.world > 1) {
+    throw UserError(fmt::format("--nproc {} inside rank {} of {} (from {}): start the ranks one way, not both", nproc,
+                                dist.rank, dist.world, dist.launcher));
+  }
+}
+
+// `args` without `name VALUE` / `name=VALUE`.
+std::vector<std::string> without_option(const std::vector<std::string>& args, const std::string& name) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == name) {
+      ++i;
+      continue;
+    }
+    if (args[i].rfind(name + "=", 0) == 0) continue;
+    out.push_back(args[i]);
+  }
+  return out;
+}
+
 int launch_ranks(const std::vector<std::string>& train_args, int nproc, int threads_per_rank) {
   if (nproc > kMaxRanks) throw UserError(fmt::format("--nproc {}: at most {} ranks on one machine", nproc, kMaxRanks));
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();

@@ -7,7 +7,16 @@
 #include <string>
 #include <vector>
 
+#include "harness/train/distributed.hpp"
+
 namespace masklab {
+
+// --nproc N starts N ranks here: UserError when N < 1, or when this process
+// already is a rank (srun, torchrun, --nproc's own children).
+void check_nproc(int nproc, const DistEnv& dist);
+
+// `args` without `name VALUE` and `name=VALUE`.
+std::vector<std::string> without_option(const std::vector<std::string>& args, const std::string& name);
 
 // Runs the ranks and returns the run's exit status: 0 when every rank
 // succeeded; else the status of the first rank that failed (1 for a rank

@@ -113,7 +113,7 @@ DistEnv dist_env_from_environment() {
     env.world = env_int("WORLD_SIZE", 1, 1);
     env.rank = env_int("RANK", 0, 0);
     env.local_rank = env_int("LOCAL_RANK", env.rank, 0);
-    env.launcher = "torchrun";
+    env.launcher = "RANK/WORLD_SIZE";
   } else if (env_int("SLURM_NTASKS", 1, 1) > 1) {
     env.world = env_int("SLURM_NTASKS", 1, 1);
     env.rank = env_int("SLURM_PROCID", 0, 0);

@@ -34,7 +34,7 @@ struct DistEnv {
   std::string master_addr;   // else: TCPStore at master_addr:master_port
   int master_port = 29500;
   int timeout_seconds = 300;
-  std::string launcher;      // "torchrun", "srun" or "" (one process); for messages
+  std::string launcher;      // "RANK/WORLD_SIZE", "srun" or "" (one process); for messages
 };
 
 // The rank this process is, from the variables above; a single process when

@@ -16,9 +16,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "harness/core/errors.hpp"
 #include "harness/core/safetensors.hpp"
+#include "harness/train/distributed.hpp"
 #include "harness/train/loss.hpp"
-#include "test_helpers.hpp"
+#include "tests/test_helpers.hpp"
 
 using namespace masklab;
 
@@ -26,12 +28,17 @@ namespace {
 
 // A grad_accum > 1 job over examples of uneven lengths (two tasks, padded
 // batches), an evaluation point (with its train_loss) after every step.
+// train.eps=1e-6: AdamW divides by sqrt(v) + eps, so with the default 1e-8 a
+// weight whose gradient cancels to ~1e-9 moves by lr x (its rounding noise /
+// its size): a different summation order (two ranks' shares) then shows up
+// as ~3e-6 in that one weight while every loss agrees to 2e-7. An eps above
+// that noise keeps the comparison about the sums, not AdamW's conditioning.
 std::string ddp_args(const std::string& out, const std::string& normalization, int batch_size) {
   return fmt::format(
       "train --strategy weighted:0.3 --seed 3 --out {} --save-model"
       " --set model.n_layers=1 --set model.d_model=32 --set model.n_heads=2 --set model.max_seq_len=96"
       " --set train.steps=20 --set train.batch_size={} --set train.grad_accum=2 --set train.warmup_steps=2"
-      " --set train.eval_every=1 --set train.log_every=1 --set train.threads=1 --set train.device=cpu"
+      " --set train.eval_every=1 --set train.log_every=1 --set train.threads=1 --set train.device=cpu --set train.eps=1e-6"
       " --set loss.normalization={} --set data.tasks=count,lookup --set data.train_size=64"
       " --set data.eval_size=4 --set data.train_eval_size=4 --set eval.samples=1",
       out, batch_size, normalization);
@@ -99,6 +106,17 @@ pid_t rank_child(pid_t parent, int rank) {
   return 0;
 }
 
+void clear_dist_env() {
+  for (const char* name : {"WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_NTASKS",
+                           "SLURM_PROCID", "SLURM_LOCALID", "MASKLAB_DIST_STORE", "MASKLAB_DIST_TIMEOUT"}) {
+    ::unsetenv(name);
+  }
+}
+
+std::string user_error_of_env() {
+  return test::user_error_of([] { dist_env_from_environment(); });
+}
+
 }  // namespace
 
 TEST_CASE("normalize_step with the step's global denominator gives each rank the unsplit step's coefficients",
@@ -138,6 +156,79 @@ TEST_CASE("normalize_step with the step's global denominator gives each rank the
     // Without the global denominator a rank would normalize over its share alone.
     CHECK_FALSE(torch::equal(normalize_step(r1_w, r1_s, mode)[0], rank1[0]));
   }
+}
+
+TEST_CASE("DistContext: two ranks sum, broadcast and meet; one process is untouched", "[fast][distributed]") {
+  test::TempDir dir;
+  // Two ranks as two threads of this process, over one FileStore.
+  std::vector<torch::Tensor> sums(2), broadcasts(2);
+  std::vector<std::string> errors(2);
+  auto rank_main = [&](int rank) {
+    try {
+      DistEnv env;
+      env.rank = rank;
+      env.world = 2;
+      env.store_file = dir.file("store");
+      env.timeout_seconds = 30;
+      const DistContext dist = DistContext::connect(env, /*cuda=*/false);
+      sums[rank] = torch::tensor({1.0 + rank, 10.0 * (rank + 1), -0.5}, torch::kDouble);
+      dist.allreduce_sum(sums[rank]);
+      broadcasts[rank] = torch::full({4}, static_cast<float>(7 + rank));
+      dist.broadcast(broadcasts[rank], /*root=*/0);
+      dist.barrier();
+    } catch (const std::exception& e) {
+      errors[rank] = e.what();
+    }
+  };
+  std::thread other(rank_main, 1);
+  rank_main(0);
+  other.join();
+  CHECK(errors[0].empty());
+  CHECK(errors[1].empty());
+  for (int rank = 0; rank < 2; ++rank) {
+    CHECK(torch::equal(sums[rank], torch::tensor({3.0, 30.0, -1.0}, torch::kDouble)));  // (1+2, 10+20, -0.5-0.5)
+    CHECK(torch::equal(broadcasts[rank], torch::full({4}, 7.0f)));                      // rank 0's
+  }
+  // World 1: no group, nothing changes.
+  const DistContext single;
+  const auto t = torch::tensor({2.0f, 3.0f});
+  single.allreduce_sum(t);
+  single.barrier();
+  CHECK(torch::equal(t, torch::tensor({2.0f, 3.0f})));
+  CHECK(single.world() == 1);
+  CHECK(single.is_main());
+}
+
+TEST_CASE("the rank comes from RANK/WORLD_SIZE or srun's SLURM_* variables", "[fast][distributed]") {
+  clear_dist_env();  // start clean: a test run under srun or torchrun has these
+  struct Restore {
+    ~Restore() { clear_dist_env(); }
+  } restore;
+  CHECK(dist_env_from_environment().world == 1);
+  ::setenv("SLURM_NTASKS", "4", 1);
+  ::setenv("SLURM_PROCID", "3", 1);
+  ::setenv("SLURM_LOCALID", "1", 1);
+  CHECK(user_error_of_env().find("srun with 4 ranks: set MASTER_ADDR") != std::string::npos);
+  ::setenv("MASTER_ADDR", "node7", 1);
+  DistEnv env = dist_env_from_environment();
+  CHECK(env.rank == 3);
+  CHECK(env.world == 4);
+  CHECK(env.local_rank == 1);
+  CHECK(env.master_addr == "node7");
+  CHECK(env.master_port == 29500);
+  // torchrun's variables win over srun's.
+  ::setenv("WORLD_SIZE", "2", 1);
+  ::setenv("RANK", "1", 1);
+  ::setenv("MASTER_PORT", "12345", 1);
+  env = dist_env_from_environment();
+  CHECK(env.rank == 1);
+  CHECK(env.world == 2);
+  CHECK(env.local_rank == 1);
+  CHECK(env.master_port == 12345);
+  ::setenv("RANK", "2", 1);
+  CHECK(user_error_of_env().find("rank 2 of world size 2") != std::string::npos);
+  ::setenv("RANK", "x", 1);
+  CHECK(user_error_of_env().find("environment variable RANK='x'") != std::string::npos);
 }
 
 TEST_CASE("2-process data-parallel equals 1 process over 20 steps", "[slow][distributed]") {
@@ -243,7 +334,7 @@ TEST_CASE("data-parallel: a rank whose peer dies fails with a line naming the co
   const std::string train = std::string(MASKLAB_BINARY) + " " + ddp_args(dir.file("run"), "weight_sum", 4) +
                             " --set train.steps=100000 --set train.eval_every=0";
   // Rank 1 dies after a few seconds of training; rank 0 must notice, record and exit.
-  const auto r = test::run_shell(fmt::format("{0} RANK=1 {1} > /dev/null 2>&1 & p1=$!; sleep 0; "
+  const auto r = test::run_shell(fmt::format("{0} RANK=1 {1} > /dev/null 2>&1 & p1=$!; "
                                              "(while [ ! -f {2}/run/config.yaml ]; do sleep 0.1; done; sleep 2; kill -9 $p1) & "
                                              "timeout 90 env {0} RANK=0 {1}; echo \"rc $?\"",
                                              common, train, dir.path()));
