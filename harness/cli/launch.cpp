@@ -177,10 +177,15 @@ int launch_ranks(const std::vector<std::string>& train_args, int nproc, int thre
   argv.push_back(fmt::format("train.threads={}", threads_per_rank));
 
   std::vector<pid_t> pids;
-  for (int rank = 0; rank < nproc; ++rank) {
-    pids.push_back(spawn_rank(argv, rank_env(rank, nproc, store.string())));
-    g_rank_pids[rank] = pids.back();
-    g_rank_count = rank + 1;
+  try {
+    for (int rank = 0; rank < nproc; ++rank) {
+      pids.push_back(spawn_rank(argv, rank_env(rank, nproc, store.string())));
+      g_rank_pids[rank] = pids.back();
+      g_rank_count = rank + 1;
+    }
+  } catch (...) {
+    for (pid_t p : pids) ::kill(p, SIGKILL);  // they would wait for the missing rank until the timeout
+    throw;
   }
   struct sigaction action {};
   action.sa_handler = forward_signal;

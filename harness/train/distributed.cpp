@@ -87,15 +87,17 @@ struct DistContext::Group {
   bool nccl = false;
   int timeout_seconds = 0;
 
-  // Runs one collective on `tensor` in place (through the host when Gloo
-  // meets a CUDA tensor) and waits for it.
+  torch::Device device = torch::kCPU;  // where the backend reduces: the CPU (Gloo), the rank's GPU (NCCL)
+
+  // Runs one collective on `tensor` in place and waits for it; a tensor
+  // elsewhere than the backend's device travels there and back.
   template <typename Op>
   void run(const char* what, int rank, const at::Tensor& tensor, Op op) const {
     try {
-      const bool via_host = !nccl && !tensor.device().is_cpu();
-      std::vector<at::Tensor> list{via_host ? tensor.to(torch::kCPU) : tensor};
+      const bool staged = tensor.device() != device;
+      std::vector<at::Tensor> list{staged ? tensor.to(device) : tensor};
       op(list)->wait();
-      if (via_host) tensor.copy_(list.front());
+      if (staged) tensor.copy_(list.front());
     } catch (const std::exception& e) {
       fail(what, rank, e);
     }
@@ -170,6 +172,9 @@ DistContext DistContext::connect(const DistEnv& env, bool cuda) {
       options->timeout = timeout;
       group->collectives = c10::make_intrusive<c10d::ProcessGroupNCCL>(group->store, env.rank, env.world, options);
       group->nccl = true;
+      // The rank's device, as make_train_job (trainer.cpp) picks it.
+      group->device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank %
+                                                                              torch::cuda::device_count()));
     }
 #endif
     if (!group->nccl) {
