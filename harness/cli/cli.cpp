@@ -30,6 +30,7 @@
 #include "reports/report.hpp"
 #include "harness/core/errors.hpp"
 #include "harness/cli/inspect.hpp"
+#include "harness/cli/launch.hpp"
 #include "harness/data/tokenizer_training.hpp"
 #include "harness/core/progress.hpp"
 #include "harness/core/text.hpp"
@@ -108,6 +109,38 @@ std::string config_keys_help() {
   return out;
 }
 
+// A data-parallel rank past 0: trains its share, prints nothing, and exits
+// as the run does (rank 0 writes the record and reports).
+int train_follower(const Config& config, const Dataset& dataset, const std::vector<EvalSet>& eval_sets,
+                   const DistEnv& dist) {
+  TrainOptions options;
+  options.dist = dist;
+  options.eval_sets = &eval_sets;
+  const auto result = train_run(config, dataset, options);
+  const std::string status = result["status"];
+  return status == "ok" ? 0 : status == "diverged" ? 3 : 1;
+}
+
+// The run's last lines and exit status: the held-out summary, or why it failed.
+int report_run(const nlohmann::json& metrics, const std::string& out_dir, Progress& progress) {
+  const std::string status = metrics["status"];
+  if (status == "ok") {
+    std::string per_task;
+    for (const auto& [task, m] : metrics["per_task"].items()) {
+      per_task += fmt::format("  {}={:.2f}", task, m["exact_match"].is_number() ? m["exact_match"].get<double>() : 0.0);
+    }
+    progress.line(fmt::format("done in {:.1f}s: held-out completion_nll {:.4f}  exact_match {:.3f} ({})",
+                              metrics["wall_seconds"].get<double>(), metrics["eval"]["completion_nll"].get<double>(),
+                              metrics["eval"]["exact_match"].get<double>(), per_task.substr(per_task.empty() ? 0 : 2)));
+    progress.line("record: " + out_dir + "/metrics.json");
+    return 0;
+  }
+  std::fprintf(stderr, "masklab: run %s: %s (recorded in %s/metrics.json)\n", status.c_str(),
+               metrics["error"].is_string() ? metrics["error"].get<std::string>().c_str() : "",
+               out_dir.c_str());
+  return status == "diverged" ? 3 : 1;
+}
+
 int cmd_train(const std::vector<std::string>& args) {
   po::options_description options("train options");
   options.add_options()("help,h", "show this help");
@@ -119,13 +152,17 @@ int cmd_train(const std::vector<std::string>& args) {
       ("out", po::value<std::string>()->required(), "run directory for the record")
       ("save-model", "also write the final model to DIR/model.pt and DIR/model/ (Hugging Face layout)")
       ("skip-invalid", "skip and count malformed data lines (same as --set data.skip_invalid=true)")
-      ("cache", po::value<std::string>(), "dataset cache directory (tokenized data keyed by content)");
+      ("cache", po::value<std::string>(), "dataset cache directory (tokenized data keyed by content)")
+      ("nproc", po::value<int>(), "N: train data-parallel over N processes on this machine (Gloo; NCCL on CUDA)");
   po::variables_map vm;
   const std::string usage =
-      "usage: masklab train [--config FILE.yaml] [--set key=value]... --strategy SPEC --seed N --out DIR\n"
+      "usage: masklab train [--config FILE.yaml] [--set key=value]... --strategy SPEC --seed N --out DIR [--nproc N]\n"
       "\n"
       "Trains one model under one loss-masking strategy and writes DIR/config.yaml,\n"
       "DIR/curve.jsonl, DIR/samples.jsonl and, last, DIR/metrics.json.\n"
+      "Data-parallel: --nproc N here, or one process per rank under srun (SLURM_NTASKS)\n"
+      "or torchrun (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); the global batch stays\n"
+      "train.batch_size * train.grad_accum, example i of each micro-batch on rank i % N.\n"
       "Exit status: 0 ok, 1 failed, 2 bad input, 3 diverged.\n\n" +
       config_keys_help();
   if (!parse_options(args, options, {}, vm, usage)) return 0;
@@ -138,9 +175,17 @@ int cmd_train(const std::vector<std::string>& args) {
   validate(config);
   make_strategy(config.strategy);  // a bad spec fails before any data work
 
-  Progress progress(Progress::stdout_is_terminal());
+  const DistEnv dist = dist_env_from_environment();
+  const int nproc = vm.count("nproc") ? vm["nproc"].as<int>() : 1;
+  check_nproc(nproc, dist);
+  check_world_fits(config.train, std::max(nproc, dist.world));
+
+  Progress progress(Progress::stdout_is_terminal() && dist.rank == 0);
   const Dataset dataset = load_dataset(config, vm.count("cache") ? vm["cache"].as<std::string>() : "");
   const std::vector<EvalSet> eval_sets = load_eval_sets(config, *dataset.tokenizer);  // a bad set: one line, exit 2
+  // The launcher has checked the config, the data (and filled the cache) once; the ranks do the training.
+  if (nproc > 1) return launch_ranks(without_option(args, "--nproc"), nproc, std::max(1, resolve_threads(config) / nproc));
+  if (dist.rank > 0) return train_follower(config, dataset, eval_sets, dist);
   progress.line(fmt::format("masklab train: strategy {}  seed {}  {} train / {} held-out examples  tasks {}",
                             make_strategy(config.strategy)->spec(), config.seed, dataset.train.size(),
                             dataset.eval.size(), fmt::join(dataset.tasks, ",")));
@@ -149,24 +194,8 @@ int cmd_train(const std::vector<std::string>& args) {
   train_options.save_model = vm.count("save-model") > 0;
   train_options.progress = &progress;
   train_options.eval_sets = &eval_sets;
-  const auto metrics = train_run(config, dataset, train_options);
-
-  const std::string status = metrics["status"];
-  if (status == "ok") {
-    std::string per_task;
-    for (const auto& [task, m] : metrics["per_task"].items()) {
-      per_task += fmt::format("  {}={:.2f}", task, m["exact_match"].is_number() ? m["exact_match"].get<double>() : 0.0);
-    }
-    progress.line(fmt::format("done in {:.1f}s: held-out completion_nll {:.4f}  exact_match {:.3f} ({})",
-                              metrics["wall_seconds"].get<double>(), metrics["eval"]["completion_nll"].get<double>(),
-                              metrics["eval"]["exact_match"].get<double>(), per_task.substr(per_task.empty() ? 0 : 2)));
-    progress.line("record: " + train_options.out_dir + "/metrics.json");
-    return 0;
-  }
-  std::fprintf(stderr, "masklab: run %s: %s (recorded in %s/metrics.json)\n", status.c_str(),
-               metrics["error"].is_string() ? metrics["error"].get<std::string>().c_str() : "",
-               train_options.out_dir.c_str());
-  return status == "diverged" ? 3 : 1;
+  train_options.dist = dist;
+  return report_run(train_run(config, dataset, train_options), train_options.out_dir, progress);
 }
 
 int cmd_sweep(const std::vector<std::string>& args) {

@@ -4,38 +4,50 @@
 
 namespace masklab {
 
+namespace {
+
+// Σ_t w over each example's positions of one micro-batch, in double: (examples).
+torch::Tensor example_weight_sums(const torch::Tensor& weights, const torch::Tensor& segment_ids) {
+  const auto w = weights.flatten();
+  const auto seg = segment_ids.flatten();
+  const int64_t n_seg = seg.numel() == 0 ? 0 : seg.max().item<int64_t>() + 1;
+  return torch::zeros({std::max<int64_t>(n_seg, 1)}, torch::kDouble)
+      .index_add_(0, seg.clamp_min(0), w.to(torch::kDouble) * seg.ge(0));
+}
+
+}  // namespace
+
+double step_denominator(const std::vector<torch::Tensor>& weights, const std::vector<torch::Tensor>& segment_ids,
+                        Normalization normalization) {
+  double denom = 0;
+  for (size_t m = 0; m < weights.size(); ++m) {
+    if (normalization == Normalization::kSequence) {
+      denom += example_weight_sums(weights[m], segment_ids[m]).gt(0).sum().item<double>();
+    } else if (normalization == Normalization::kWeightSum) {
+      denom += weights[m].sum(torch::kDouble).item<double>();
+    } else {
+      denom += weights[m].gt(0).sum().item<double>();
+    }
+  }
+  return denom;
+}
+
 std::vector<torch::Tensor> normalize_step(const std::vector<torch::Tensor>& weights,
                                           const std::vector<torch::Tensor>& segment_ids,
-                                          Normalization normalization) {
+                                          Normalization normalization, std::optional<double> global_denominator) {
+  const double denom = global_denominator ? *global_denominator : step_denominator(weights, segment_ids, normalization);
   std::vector<torch::Tensor> coeffs;
   if (normalization == Normalization::kSequence) {
     // Per example: w / Σ_t w; then one mean over every example of the step.
-    double examples = 0;
     for (size_t m = 0; m < weights.size(); ++m) {
-      const auto w = weights[m].flatten();
+      const auto w = weights[m].flatten().to(torch::kDouble);
       const auto seg = segment_ids[m].flatten();
-      const auto valid = seg.ge(0);
-      const auto seg_index = seg.clamp_min(0);
-      const int64_t n_seg = seg.numel() == 0 ? 0 : seg.max().item<int64_t>() + 1;
-      const auto per_example = torch::zeros({std::max<int64_t>(n_seg, 1)}, torch::kDouble)
-                                   .index_add_(0, seg_index, w.to(torch::kDouble) * valid);
-      examples += per_example.gt(0).sum().item<double>();
-      const auto denom = per_example.index_select(0, seg_index);
-      auto c = torch::where(valid.logical_and(denom.gt(0)), w.to(torch::kDouble) / denom,
-                            torch::zeros_like(denom));
-      coeffs.push_back(c);
-    }
-    for (size_t m = 0; m < coeffs.size(); ++m) {
-      coeffs[m] = (examples > 0 ? coeffs[m] / examples : coeffs[m] * 0)
-                      .to(torch::kFloat)
-                      .view(weights[m].sizes());
+      const auto per_example = example_weight_sums(weights[m], segment_ids[m]).index_select(0, seg.clamp_min(0));
+      const auto c = torch::where(seg.ge(0).logical_and(per_example.gt(0)), w / per_example,
+                                  torch::zeros_like(per_example));
+      coeffs.push_back((denom > 0 ? c / denom : c * 0).to(torch::kFloat).view(weights[m].sizes()));
     }
     return coeffs;
-  }
-  double denom = 0;
-  for (const auto& w : weights) {
-    denom += normalization == Normalization::kWeightSum ? w.sum(torch::kDouble).item<double>()
-                                                        : w.gt(0).sum().item<double>();
   }
   for (const auto& w : weights) {
     coeffs.push_back(denom > 0 ? (w.to(torch::kDouble) / denom).to(torch::kFloat) : torch::zeros_like(w));

@@ -6,6 +6,7 @@
 //
 // Shape legend: B rows, T positions, N selected positions, C d_model, V vocab.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,9 +22,20 @@ namespace masklab {
 // so accumulating 4 micro-batches of B equals one batch of 4B.
 // segment_ids (B, T) say which example each position belongs to (-1: none).
 // A step whose weights are all zero gets all-zero coefficients.
+// `global_denominator`, when given, replaces step_denominator() of these
+// micro-batches: a data-parallel rank holds only its share of the step and
+// passes the denominator summed over every rank, so that its coefficients are
+// those of the whole step.
 std::vector<torch::Tensor> normalize_step(const std::vector<torch::Tensor>& weights,
                                           const std::vector<torch::Tensor>& segment_ids,
-                                          Normalization normalization);
+                                          Normalization normalization,
+                                          std::optional<double> global_denominator = std::nullopt);
+
+// The denominator normalize_step divides by, over these micro-batches: Σw
+// (weight_sum), #{w>0} (token_count) or the number of examples with positive
+// weight (sequence). Additive over disjoint parts of a step.
+double step_denominator(const std::vector<torch::Tensor>& weights, const std::vector<torch::Tensor>& segment_ids,
+                        Normalization normalization);
 
 // The positions that carry loss, gathered on the CPU so that the device
 // never has to find them (no host sync).

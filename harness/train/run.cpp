@@ -203,7 +203,8 @@ void eval_point(RunState& s, const TrainConfig& tc, Transformer& model, const Ev
 
 // The optimizer steps, with logging and the curve's intermediate points.
 // Stops early, with the status set, when the loss diverges.
-void train_loop(TrainJob& job, const Dataset& dataset, const EvalSets& eval, CurveWriter& curve, RunState& s,
+// Without a curve (a data-parallel rank past 0) it evaluates nothing.
+void train_loop(TrainJob& job, const Dataset& dataset, const EvalSets& eval, CurveWriter* curve, RunState& s,
                 Progress* progress) {
   const TrainConfig& tc = job.config.train;
   const auto train_start = Clock::now();
@@ -221,7 +222,7 @@ void train_loop(TrainJob& job, const Dataset& dataset, const EvalSets& eval, Cur
     const bool log_now = job.device.is_cpu() || last || s.steps_done % tc.log_every == 0;
     const bool eval_now = tc.eval_every > 0 && s.steps_done % tc.eval_every == 0 && !last;
     if ((log_now || eval_now) && !log_loss(s, tc, step, train_start, progress)) break;
-    if (eval_now) eval_point(s, tc, job.model, eval, curve, progress);
+    if (eval_now && curve) eval_point(s, tc, job.model, eval, *curve, progress);
   }
   s.train_seconds = seconds_since(train_start);
 }
@@ -305,6 +306,17 @@ void check_vocab_fits(const Config& config, const Dataset& dataset) {
   }
 }
 
+// A data-parallel rank past 0: every step's collectives, in lockstep with
+// rank 0 (it stops where rank 0 stops, at the end or at the same non-finite
+// loss: every rank holds the whole step's loss); no evaluation, no files.
+nlohmann::json follow_rank0(TrainJob& job, const Dataset& dataset) {
+  const EvalSets eval(job.config, dataset, job.device);
+  RunState s;
+  s.loss_since_log = torch::zeros({}, torch::TensorOptions().device(job.device));
+  train_loop(job, dataset, eval, /*curve=*/nullptr, s, /*progress=*/nullptr);
+  return {{"status", s.status}, {"rank", job.dist.rank()}};
+}
+
 }  // namespace
 
 nlohmann::json train_run(const Config& config, const Dataset& dataset, const TrainOptions& options) {
@@ -317,7 +329,8 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
   const std::vector<EvalSet> own_sets =
       options.eval_sets ? std::vector<EvalSet>{} : load_eval_sets(config, *dataset.tokenizer);  // a bad set fails here
   const std::vector<EvalSet>& sets = options.eval_sets ? *options.eval_sets : own_sets;
-  TrainJob job = make_train_job(config, dataset);
+  TrainJob job = make_train_job(config, dataset, options.dist);
+  if (!job.dist.is_main()) return follow_rank0(job, dataset);  // data-parallel: rank 0 records
   nlohmann::json base = base_record(config.model);  // the weights the job just loaded, hashed once
   std::filesystem::create_directories(options.out_dir);
   const std::string dir = options.out_dir + "/";
@@ -331,7 +344,7 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
 
   try {
     if (tc.eval_every > 0) append_point(curve, eval.run(job.model), 0, nullptr, 0.0);
-    train_loop(job, dataset, eval, curve, s, options.progress);
+    train_loop(job, dataset, eval, &curve, s, options.progress);
     if (options.progress) options.progress->finish();
     if (s.status == "ok") {
       std::vector<ExampleScores> held_out_scores;
@@ -354,6 +367,7 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
   nlohmann::json metrics = run_metrics(job, dataset, s);
   metrics["provenance"]["start_time"] = start_time;
   metrics["provenance"]["end_time"] = iso_time_now();
+  metrics["provenance"]["world_size"] = job.dist.world();  // data-parallel ranks (1: one process)
   metrics["wall_seconds"] = seconds_since(wall_start);
   write_file_atomic(dir + "metrics.json", metrics.dump(2) + "\n");
   return metrics;

@@ -10,6 +10,7 @@
 #include "harness/data/data.hpp"
 #include "harness/data/eval_sets.hpp"
 #include "harness/core/progress.hpp"
+#include "harness/train/distributed.hpp"
 
 namespace masklab {
 
@@ -30,6 +31,7 @@ struct TrainOptions {
   // config.eval.sets, loaded by a caller that must fail on a bad set before it
   // prints anything (cmd_train); null = train_run loads them itself.
   const std::vector<EvalSet>* eval_sets = nullptr;
+  DistEnv dist;                 // which rank of a data-parallel run this process is (default: the only one)
 };
 
 // Runs the job and writes the record. Returns the contents of metrics.json.
@@ -37,6 +39,10 @@ struct TrainOptions {
 // (out of memory, a LibTorch error) with status "failed"; both are recorded
 // in metrics.json rather than thrown. Config and data errors found before
 // training starts throw UserError and write no metrics.json.
+// Data-parallel (options.dist of several ranks): rank 0 evaluates and writes
+// the record; every other rank trains its share of each step, writes nothing
+// and returns {"status", "rank"} when the steps are done (it does not wait
+// for rank 0's evaluation, which may outlast any collective's timeout).
 nlohmann::json train_run(const Config& config, const Dataset& dataset, const TrainOptions& options);
 
 }  // namespace masklab

@@ -76,18 +76,82 @@ torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device) {
   return t.pin_memory().to(device, /*non_blocking=*/true);
 }
 
+// A data-parallel rank's share of one micro-batch: example i goes to rank
+// i % world, so that uneven lengths spread over the ranks and a micro-batch
+// that does not divide by the ranks still trains every example once.
+std::vector<const TokenizedExample*> rank_share(const std::vector<const TokenizedExample*>& examples,
+                                                const DistContext& dist) {
+  if (dist.world() == 1) return examples;
+  std::vector<const TokenizedExample*> share;
+  for (size_t i = static_cast<size_t>(dist.rank()); i < examples.size(); i += static_cast<size_t>(dist.world())) {
+    share.push_back(examples[i]);
+  }
+  return share;
+}
+
+// Sums over the ranks what each computed on its share: the gradients (one
+// flat buffer, so one all-reduce), the loss and the token counts. A parameter
+// whose gradient no rank formed stays without one, as in a single process
+// (AdamW then skips it).
+void sum_over_ranks(const DistContext& dist, const std::vector<torch::Tensor>& params, StepResult& out) {
+  if (dist.world() == 1) return;
+  std::vector<torch::Tensor> parts;
+  for (const auto& p : params) {
+    parts.push_back(p.grad().defined() ? p.grad().flatten().to(torch::kFloat)
+                                       : torch::zeros({p.numel()}, p.options().dtype(torch::kFloat)));
+  }
+  std::vector<float> formed;
+  for (const auto& p : params) formed.push_back(p.grad().defined() ? 1.0f : 0.0f);
+  parts.push_back(out.loss.to(torch::kFloat).view({1}));
+  parts.push_back(torch::tensor(formed).to(out.loss.device()));
+  const auto flat = torch::cat(parts);
+  dist.allreduce_sum(flat);
+  const auto formed_anywhere = flat.slice(0, flat.numel() - static_cast<int64_t>(params.size())).gt(0).cpu();
+  int64_t offset = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto& p = params[i];
+    const auto grad = flat.slice(0, offset, offset + p.numel()).view_as(p).to(p.scalar_type());
+    offset += p.numel();
+    if (p.grad().defined()) p.mutable_grad().copy_(grad);
+    else if (formed_anywhere[static_cast<int64_t>(i)].item<bool>()) p.mutable_grad() = grad.clone();
+  }
+  out.loss = flat[offset].to(out.loss.scalar_type());
+  const auto counts = torch::tensor({static_cast<double>(out.tokens_trained), static_cast<double>(out.tokens_seen),
+                                     static_cast<double>(out.tokens_total)},
+                                    torch::kDouble);
+  dist.allreduce_sum(counts);
+  out.tokens_trained = static_cast<long long>(counts[0].item<double>());
+  out.tokens_seen = static_cast<long long>(counts[1].item<double>());
+  out.tokens_total = static_cast<long long>(counts[2].item<double>());
+}
+
+// Every rank starts from rank 0's weights. They are identical already (the
+// same seed, the same init_from file); broadcasting once makes it certain at
+// the cost of one copy of the model.
+void start_from_rank0_weights(const DistContext& dist, Transformer& model) {
+  if (dist.world() == 1) return;
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters()) dist.broadcast(p.data(), /*root=*/0);
+}
+
 }  // namespace
 
 StepLoss forward_backward(Transformer& model, const std::vector<Batch>& micro_batches, const Strategy& strategy,
                           Normalization normalization, double progress, int64_t chunk_size,
-                          const torch::Device& device) {
+                          const torch::Device& device, const DistContext& dist) {
   // Weights: the strategy sees labels only; the denominators span every micro-batch.
   std::vector<torch::Tensor> weights, segments;
   for (const auto& b : micro_batches) {
     weights.push_back(strategy.weights(LabelView{b.label_role, b.label_flags, progress}));
     segments.push_back(b.segment_ids);
   }
-  const auto coeffs = normalize_step(weights, segments, normalization);
+  std::optional<double> step_denominator_all_ranks;
+  if (dist.world() > 1) {
+    const auto denominator = torch::full({1}, step_denominator(weights, segments, normalization), torch::kDouble);
+    dist.allreduce_sum(denominator);
+    step_denominator_all_ranks = denominator.item<double>();
+  }
+  const auto coeffs = normalize_step(weights, segments, normalization, step_denominator_all_ranks);
 
   StepLoss out;
   out.loss = torch::zeros({}, torch::TensorOptions().device(device));
@@ -114,13 +178,20 @@ StepLoss forward_backward(Transformer& model, const std::vector<Batch>& micro_ba
   return out;
 }
 
-TrainJob make_train_job(const Config& config, const Dataset& dataset) {
+TrainJob make_train_job(const Config& config, const Dataset& dataset, const DistEnv& dist_env) {
   validate(config);
+  check_world_fits(config.train, dist_env.world);
   TrainJob job;
   job.config = config;
   job.strategy = make_strategy(config.strategy);
   job.normalization = config.loss.normalization;
   job.device = resolve_device(config.train.device);
+  if (job.device.is_cuda() && dist_env.world > 1) {
+    // One device per rank on a machine, whichever train.device named.
+    job.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(dist_env.local_rank %
+                                                                           torch::cuda::device_count()));
+  }
+  job.dist = DistContext::connect(dist_env, job.device.is_cuda());
   job.threads = resolve_threads(config);
   apply_thread_policy(job.threads);
   if (job.device.is_cuda()) {
@@ -129,12 +200,16 @@ TrainJob make_train_job(const Config& config, const Dataset& dataset) {
     at::globalContext().setAllowTF32CuDNN(true);
   }
   const auto seed = static_cast<std::uint64_t>(config.seed);
-  // Dropout draws from the global generator; seed it from the run seed alone.
-  torch::manual_seed(derive_seed(seed, "dropout"));
+  // Dropout draws from the global generator; seed it from the run seed alone
+  // (and, past rank 0 of a data-parallel run, the rank: each rank's share
+  // gets its own masks).
+  torch::manual_seed(job.dist.rank() == 0 ? derive_seed(seed, "dropout")
+                                          : derive_seed(seed, "dropout/rank" + std::to_string(job.dist.rank())));
   const int vocab = std::max(dataset.tokenizer->vocab_size(), config.model.vocab_size);
   job.model = Transformer(config.model, vocab);
   job.model->initialize(derive_seed(seed, "init"));
   if (!config.model.init_from.empty()) load_parameters(*job.model, config.model.init_from);
+  start_from_rank0_weights(job.dist, job.model);
   job.init_hash = parameters_hash(*job.model);
   job.model->to(job.device);
   if (job.device.is_cuda()) job.model->set_compute_dtype(torch::kBFloat16);
@@ -151,11 +226,13 @@ StepResult train_step(TrainJob& job, const Dataset& dataset, int step) {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   }
 
-  // 1. batch: the next batch_size * grad_accum examples in the run's order.
+  // 1. batch: the next batch_size * grad_accum examples in the run's order
+  // (every rank draws them all: the order stays the run's), this rank's share.
   const int pad_id = dataset.tokenizer->pad_id();
   std::vector<Batch> micro;
   StepResult out;
-  for (const auto& examples : draw_step(*job.order, dataset, tc, &job.order_hash)) {
+  for (const auto& step_examples : draw_step(*job.order, dataset, tc, &job.order_hash)) {
+    const auto examples = rank_share(step_examples, job.dist);
     micro.push_back(job.config.data.packing ? make_packed_batch(examples, pad_id, job.config.data.pack_len)
                                             : make_padded_batch(examples, pad_id));
     out.tokens_seen += micro.back().real_tokens;
@@ -167,11 +244,12 @@ StepResult train_step(TrainJob& job, const Dataset& dataset, int step) {
   const double progress = training_progress(tc, step);
   job.optimizer->zero_grad();
   const StepLoss loss = forward_backward(job.model, micro, *job.strategy, job.normalization, progress,
-                                         job.config.loss.chunk_size, job.device);
+                                         job.config.loss.chunk_size, job.device, job.dist);
   out.loss = loss.loss;
   out.tokens_trained = loss.tokens_trained;
 
-  // 4. clip, update.
+  // 4. sum over the ranks, clip, update.
+  sum_over_ranks(job.dist, job.params, out);
   if (tc.grad_clip > 0) clip_gradients(job.params, tc.grad_clip);
   job.optimizer->step();
   return out;

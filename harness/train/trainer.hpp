@@ -11,6 +11,7 @@
 #include "harness/core/config.hpp"
 #include "harness/core/hashing.hpp"
 #include "harness/data/data.hpp"
+#include "harness/train/distributed.hpp"
 #include "harness/train/loss.hpp"
 #include "harness/train/model.hpp"
 #include "harness/core/progress.hpp"
@@ -37,12 +38,15 @@ struct TrainJob {
   std::vector<torch::Tensor> params;
   std::unique_ptr<ExampleOrder> order;
   Fnv1a order_hash;       // hash of every example index drawn, in order
+  DistContext dist;       // the data-parallel group; world 1: none
 };
 
 // Validates the config, resolves the device and threads, seeds, builds and
 // initializes the model (or loads model.init_from), the optimizer and the
-// example order. Throws UserError for config problems.
-TrainJob make_train_job(const Config& config, const Dataset& dataset);
+// example order. Throws UserError for config problems. With `dist_env` of
+// several ranks it joins their process group (on CUDA, rank r takes device
+// local_rank) and starts from rank 0's weights.
+TrainJob make_train_job(const Config& config, const Dataset& dataset, const DistEnv& dist_env = {});
 
 struct StepResult {
   torch::Tensor loss;            // the step's loss (scalar, on the device; no sync)
@@ -54,7 +58,11 @@ struct StepResult {
 
 // One optimizer step: the next batch_size * grad_accum examples, the
 // strategy's weights normalized over the step, forward and backward, clip,
-// AdamW with the scheduled learning rate.
+// AdamW with the scheduled learning rate. Data-parallel: every rank draws the
+// whole step and trains on its share of it (example i of each micro-batch on
+// rank i % world); denominators, gradients, the loss and the token counts are
+// summed over ranks, so every rank applies the update of the whole step and
+// the result's counts and loss are the whole step's.
 StepResult train_step(TrainJob& job, const Dataset& dataset, int step);
 
 struct StepLoss {
@@ -65,9 +73,11 @@ struct StepLoss {
 // Steps 2 and 3 of a training step: the strategy's weights for every
 // micro-batch, normalized over the whole step, then forward and backward
 // micro-batch by micro-batch (gradients accumulate in the parameters).
+// With `dist` of several ranks the micro-batches are this rank's share, and
+// the normalization's denominator is summed over the ranks first.
 StepLoss forward_backward(Transformer& model, const std::vector<Batch>& micro_batches, const Strategy& strategy,
                           Normalization normalization, double progress, int64_t chunk_size,
-                          const torch::Device& device);
+                          const torch::Device& device, const DistContext& dist = DistContext());
 
 // Linear warmup to train.lr, then cosine decay to lr * min_lr_ratio.
 double learning_rate_at(const TrainConfig& train, int step);
