@@ -232,7 +232,7 @@ std::string array_script(const SlurmJob& job, const SlurmSettings& s) {
   out += common_sbatch_lines(s);
   if (s.gpus_per_task > 0) out += fmt::format("#SBATCH --gpus-per-task={}\n", s.gpus_per_task);
   out += extra_sbatch_lines(s);
-  out += "set -u\n" + setup_lines(s);
+  out += setup_lines(s);
   out += "shard=\"$((SLURM_ARRAY_TASK_ID + 1))/${SLURM_ARRAY_TASK_COUNT}\"\n";
   std::string command = shell_quote(job.masklab_binary) + " sweep " + shell_quote(job.spec_path) + " --out " +
                         shell_quote(job.out_dir) + " --shard \"$shard\"";
@@ -248,7 +248,7 @@ std::string report_script(const SlurmJob& job, const SlurmSettings& s) {
   out += "#SBATCH --ntasks=1\n";
   out += "#SBATCH --output=" + logs_dir(job) + "/report-%j.out\n";
   out += common_sbatch_lines(s) + extra_sbatch_lines(s);
-  out += "set -u\n" + setup_lines(s);
+  out += setup_lines(s);
   return out + "exec " + shell_quote(job.masklab_binary) + " report " + shell_quote(job.out_dir) + "\n";
 }
 

@@ -308,20 +308,25 @@ std::string find_daemon(const std::string& name) {
 // cancels every job and stops every daemon it started, however the test ends.
 class LocalSlurm {
  public:
-  // "" once the node is idle; otherwise why this machine cannot run a controller.
-  std::string start() {
-    const std::string munged = find_daemon("munged"), slurmctld = find_daemon("slurmctld"),
-                      slurmd = find_daemon("slurmd");
-    if (slurmctld.empty() || slurmd.empty() || find_daemon("sbatch").empty()) {
+  // Why this machine cannot start a controller at all; "" when it can.
+  static std::string unavailable() {
+    if (find_daemon("slurmctld").empty() || find_daemon("slurmd").empty() || find_daemon("sbatch").empty()) {
       return "no slurmctld/slurmd/sbatch (Debian slurm-wlm: scripts/install-deps.sh --test installs it)";
     }
-    if (munged.empty()) return "no munged (Debian munge: scripts/install-deps.sh --test installs it)";
+    if (find_daemon("munged").empty()) return "no munged (Debian munge: scripts/install-deps.sh --test installs it)";
     if (::geteuid() != 0) return "not root: munged and slurmd need root here";
+    return "";
+  }
+
+  // Starts the daemons and waits for the node to be idle; a daemon that does not start fails the test.
+  void start() {
+    const std::string munged = find_daemon("munged"), slurmctld = find_daemon("slurmctld"),
+                      slurmd = find_daemon("slurmd");
     write_key();
     const auto m = test::run_shell(munged + " --force --socket=" + dir_.file("munge.sock") + " --key-file=" +
                                    dir_.file("munge.key") + " --pid-file=" + dir_.file("munged.pid") + " --log-file=" +
                                    dir_.file("munged.log") + " --seed-file=" + dir_.file("munge.seed"));
-    if (m.exit_code != 0) return "munged did not start: " + trim(m.out);
+    if (m.exit_code != 0) FAIL("munged did not start: " + trim(m.out));
     fs::create_directories(dir_.file("state"));
     fs::create_directories(dir_.file("spool"));
     test::write_text(dir_.file("slurm.conf"), slurm_conf());
@@ -329,10 +334,11 @@ class LocalSlurm {
     env_set_ = true;
     for (const std::string& daemon : {slurmctld + " -i", slurmd}) {
       const auto r = test::run_shell(daemon);
-      if (r.exit_code != 0) return daemon + " did not start: " + trim(r.out);
+      if (r.exit_code != 0) FAIL(daemon + " did not start: " + trim(r.out));
     }
-    const bool idle = test::wait_until([] { return polled("sinfo -h -o %t") == "idle"; }, std::chrono::seconds(60));
-    return idle ? "" : "the node never came up idle: " + polled("sinfo -h -o %t");
+    if (!test::wait_until([] { return polled("sinfo -h -o %t") == "idle"; }, std::chrono::seconds(60))) {
+      FAIL("the node never came up idle: " + polled("sinfo -h -o %t") + "; " + dir_.file("slurmctld.log"));
+    }
   }
 
   ~LocalSlurm() {
@@ -380,11 +386,21 @@ class LocalSlurm {
 
   // Stops the daemon whose pid file this is: TERM, then KILL if it lingers.
   static void stop(const std::string& pid_file) {
-    const auto text = test::run_shell("cat " + pid_file + " 2>/dev/null").out;
+    std::string text;
+    std::getline(std::ifstream(pid_file), text);
     const int pid = std::atoi(text.c_str());
     if (pid <= 0) return;
     ::kill(pid, SIGTERM);
-    if (!test::wait_until([&] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(15))) ::kill(pid, SIGKILL);
+    if (!test::wait_until([&] { return gone(pid); }, std::chrono::seconds(15))) ::kill(pid, SIGKILL);
+  }
+
+  // A daemon's parent is init, which may reap it late: a zombie has stopped too.
+  static bool gone(int pid) {
+    if (::kill(pid, 0) != 0) return true;
+    std::string stat;
+    std::getline(std::ifstream("/proc/" + std::to_string(pid) + "/stat"), stat);
+    const size_t paren = stat.rfind(')');
+    return paren == std::string::npos || stat.substr(paren + 2, 1) == "Z";
   }
 
   test::TempDir dir_;
@@ -476,11 +492,12 @@ nlohmann::json run_numbers(const std::string& path) {
 
 TEST_CASE("a sweep submitted as a Slurm array of 3 tasks reports what the same sweep run locally reports",
           "[slow][slurm]") {
-  LocalSlurm slurm;
-  if (const std::string why = slurm.start(); !why.empty()) {
+  if (const std::string why = LocalSlurm::unavailable(); !why.empty()) {
     WARN("skipped: this machine cannot start a Slurm controller: " + why);
     return;
   }
+  LocalSlurm slurm;
+  slurm.start();
   test::TempDir dir;
   test::write_text(dir.file("s.yaml"), kTinySpec);
   const std::string local = dir.file("local"), cluster = dir.file("cluster");
@@ -516,11 +533,12 @@ TEST_CASE("a sweep submitted as a Slurm array of 3 tasks reports what the same s
 
 TEST_CASE("a preempted array task (its sweep exits 75) is requeued and its rerun skips the finished runs",
           "[slow][slurm][preempt]") {
-  LocalSlurm slurm;
-  if (const std::string why = slurm.start(); !why.empty()) {
+  if (const std::string why = LocalSlurm::unavailable(); !why.empty()) {
     WARN("skipped: this machine cannot start a Slurm controller: " + why);
     return;
   }
+  LocalSlurm slurm;
+  slurm.start();
   test::TempDir dir;
   test::write_text(dir.file("s.yaml"), kTinyBase + "grid:\n  strategy: [full, completion_only]\n");
   const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));

@@ -317,7 +317,7 @@ TEST_CASE("--devices cpu,cuda:7 on a CPU build retires cuda:7 and finishes every
   INFO(r.out);
   CHECK(r.exit_code == 0);
   // Retired once, with masklab train's own reason; its run went to cpu.
-  const std::regex retired("device cuda:7 retired \\(train.device 'cuda:7': [^)]*\\); run [0-9a-f]{16} goes back to the queue");
+  const std::regex retired("device cuda:7 retired \\([^)]*train.device 'cuda:7': [^)]*\\); run [0-9a-f]{16} goes back to the queue");
   CHECK(std::distance(std::sregex_iterator(r.out.begin(), r.out.end(), retired), std::sregex_iterator()) == 1);
   for (const auto& run : spec.runs) {
     CHECK(read_json_file(dir.file("out") + "/runs/" + run.id + "/metrics.json")["status"] == "ok");
