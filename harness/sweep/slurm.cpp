@@ -188,17 +188,23 @@ std::vector<std::string> task_sweep_args(const SlurmJob& job, const SlurmSetting
 
 std::string logs_dir(const SlurmJob& job) { return job.out_dir + "/slurm/logs"; }
 
-// The body of the array script: the sweep in the background so that this
-// shell can forward Slurm's signals to it, and a requeue when it was preempted.
-constexpr const char* kArrayBody = R"(
-sweep_pid=$!
-# A trapped signal makes `wait` return early (status > 128) with the sweep
-# still running: forward it and wait again for the sweep's own status.
-# (exec would leave no shell to requeue the task.)
+// The array script around the sweep: the sweep runs in the background so
+// that this shell can forward Slurm's signals to it (exec would leave no
+// shell to requeue the task); the traps come first so that no signal finds
+// the shell without them.
+constexpr const char* kForwardSignals = R"(sweep_pid=
 signalled=0
-forward() { signalled=1; kill -s "$1" "$sweep_pid" 2>/dev/null; }
+forward() { signalled=1; [ -n "$sweep_pid" ] && kill -s "$1" "$sweep_pid" 2>/dev/null; }
 trap 'forward USR1' USR1
 trap 'forward TERM' TERM
+)";
+
+// A trapped signal makes `wait` return early (status > 128) with the sweep
+// still running: wait again, for the sweep's own status. 75: the sweep was
+// preempted and checkpointed its runs; requeued, the task runs the same
+// shard again, which skips every run with a metrics.json.
+constexpr const char* kAwaitSweep = R"(
+sweep_pid=$!
 while :; do
   signalled=0
   wait "$sweep_pid"
@@ -206,8 +212,6 @@ while :; do
   if [ "$signalled" = 1 ] && [ "$status" -gt 128 ]; then continue; fi
   break
 done
-# 75: the sweep was preempted and checkpointed its runs. Requeued, the task
-# runs the same shard again, which skips every run with a metrics.json.
 if [ "$status" -eq 75 ]; then
   echo "masklab: shard $shard exited 75 (preempted): requeueing ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
   scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
@@ -232,12 +236,12 @@ std::string array_script(const SlurmJob& job, const SlurmSettings& s) {
   out += common_sbatch_lines(s);
   if (s.gpus_per_task > 0) out += fmt::format("#SBATCH --gpus-per-task={}\n", s.gpus_per_task);
   out += extra_sbatch_lines(s);
-  out += setup_lines(s);
+  out += setup_lines(s) + kForwardSignals;
   out += "shard=\"$((SLURM_ARRAY_TASK_ID + 1))/${SLURM_ARRAY_TASK_COUNT}\"\n";
   std::string command = shell_quote(job.masklab_binary) + " sweep " + shell_quote(job.spec_path) + " --out " +
                         shell_quote(job.out_dir) + " --shard \"$shard\"";
   for (const auto& a : task_sweep_args(job, s)) command += " " + shell_quote(a);
-  return out + command + " &" + kArrayBody;
+  return out + command + " &" + kAwaitSweep;
 }
 
 std::string report_script(const SlurmJob& job, const SlurmSettings& s) {
