@@ -372,7 +372,7 @@ class LocalSlurm {
     const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
     return fmt::format(
         "ClusterName=masklabtest\nSlurmctldHost={host}(127.0.0.1)\nSlurmctldPort={}\nSlurmdPort={}\n"
-        "AuthType=auth/munge\nCredType=cred/munge\nAuthInfo=socket={dir}/munge.sock\n"
+        "AuthType=auth/munge\nCredType=cred/munge\nAuthInfo=socket={dir}/munge.sock,cred_expire=10\n"
         "SlurmUser=root\nSlurmdUser=root\nStateSaveLocation={dir}/state\nSlurmdSpoolDir={dir}/spool\n"
         "SlurmctldPidFile={dir}/slurmctld.pid\nSlurmdPidFile={dir}/slurmd.pid\n"
         "SlurmctldLogFile={dir}/slurmctld.log\nSlurmdLogFile={dir}/slurmd.log\n"
@@ -424,14 +424,9 @@ bool ended(const std::string& state) {
 }
 
 // Waits (with a deadline) for `report_id` to end; by then every array task has (afterany).
-// A requeued task waits out Slurm's credential delay; `release` lets it start at once.
-bool wait_for_report(const std::string& array_id, const std::string& report_id, bool release = false) {
+bool wait_for_report(const std::string& report_id) {
   return test::wait_until(
       [&] {
-        if (release && LocalSlurm::polled("scontrol -o show job " + array_id).find("Reason=BeginTime") !=
-                           std::string::npos) {
-          test::run_shell("scontrol update JobId=" + array_id + " StartTime=now");
-        }
         const auto states = job_states(report_id);
         return states.size() == 1 && ended(states[0]);
       },
@@ -512,7 +507,7 @@ TEST_CASE("a sweep submitted as a Slurm array of 3 tasks reports what the same s
   REQUIRE(submitted.exit_code == 0);
   const std::string array_id = submitted_id(submitted.out, "array"), report_id = submitted_id(submitted.out, "report");
   REQUIRE(!array_id.empty());
-  REQUIRE(wait_for_report(array_id, report_id));
+  REQUIRE(wait_for_report(report_id));
   INFO(test::run_shell("cat " + cluster + "/slurm/logs/*").out);
   CHECK(job_states(array_id) == std::vector<std::string>{"COMPLETED", "COMPLETED", "COMPLETED"});
   CHECK(job_states(report_id) == std::vector<std::string>{"COMPLETED"});
@@ -557,7 +552,8 @@ TEST_CASE("a preempted array task (its sweep exits 75) is requeued and its rerun
   settings.array_tasks = 1;
   const auto [array_path, report_path] = write_slurm_scripts(job, settings);
   const auto [array_id, report_id] = submit_slurm_scripts(array_path, report_path);
-  REQUIRE(wait_for_report(array_id, report_id, /*release=*/true));
+  // A requeued task starts again after the credential lifetime (cred_expire=10 here, 120 s by default).
+  REQUIRE(wait_for_report(report_id));
   const std::string log = test::read_text(out + "/slurm/logs/array-" + array_id + "_0.out");
   INFO(log);
   CHECK(job_states(array_id) == std::vector<std::string>{"COMPLETED"});
