@@ -202,14 +202,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
       "pairwise difference on METRIC, in every setting, has a half-width of at most\n"
       "HALF_WIDTH, or --max-seeds is reached; sweep.json records the rule and what\n"
       "stopped it. Rerunning the same command resumes without rerunning any run.\n"
-      "\n"
-      "--devices runs one run at a time on each listed device; a device a run cannot\n"
-      "use (train exits 2 naming train.device) is retired and the run goes to another.\n"
-      "\n"
-      "--slurm writes a job array whose task K runs shard K+1/N of this sweep, and a\n"
-      "report job that runs after every task (settings: the spec's slurm: block, then\n"
-      "these flags). A task signalled before its time limit requeues itself; the\n"
-      "rerun skips finished runs.";
+      "\n" + std::string(kSweepClusterHelp);
   if (!parse_options(args, options, positional, vm, usage)) return 0;
   if (vm.count("until-ci") == 0 && (!vm["max-seeds"].defaulted() || !vm["round-seeds"].defaulted())) {
     throw UserError("--max-seeds and --round-seeds go with --until-ci");
@@ -225,11 +218,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
   o.run_timeout = vm["run-timeout"].as<double>();
   if (!(o.run_timeout >= 0)) throw UserError("--run-timeout must be a number of seconds >= 0 (0: no limit)");
   o.masklab_binary = std::filesystem::read_symlink("/proc/self/exe").string();
-  if (vm.count("devices")) {
-    if (!vm["jobs"].defaulted()) throw UserError("--jobs and --devices: give one (--devices runs one run per device at a time)");
-    o.devices = parse_devices(vm["devices"].as<std::string>());
-    o.jobs = static_cast<int>(o.devices.size());
-  }
+  apply_devices(vm, o);
   if (vm.count("slurm")) return sweep_on_slurm(vm, spec, o);
   reject_slurm_flags(vm);
   if (vm.count("until-ci")) {

@@ -27,6 +27,22 @@ void add_sweep_cluster_options(po::options_description& options) {
       ("signal-grace", po::value<int>(), "with --slurm: SECONDS before the time limit that Slurm sends USR1, for a checkpoint and requeue (default 120; spec: slurm.signal_grace)");
 }
 
+const char* const kSweepClusterHelp =
+    "--devices runs one run at a time on each listed device; a device a run cannot\n"
+    "use (train exits 2 naming train.device) is retired and the run goes to another.\n"
+    "\n"
+    "--slurm writes a job array whose task K runs shard K+1/N of this sweep, and a\n"
+    "report job that runs after every task (settings: the spec's slurm: block, then\n"
+    "these flags). A task signalled before its time limit requeues itself; the\n"
+    "rerun skips finished runs.";
+
+void apply_devices(const po::variables_map& vm, SweepOptions& o) {
+  if (vm.count("devices") == 0) return;
+  if (!vm["jobs"].defaulted()) throw UserError("--jobs and --devices: give one (--devices runs one run per device at a time)");
+  o.devices = parse_devices(vm["devices"].as<std::string>());
+  o.jobs = static_cast<int>(o.devices.size());
+}
+
 void reject_slurm_flags(const po::variables_map& vm) {
   for (const char* flag : {"partition", "time", "gpus-per-task", "cpus-per-task", "max-parallel", "array-tasks",
                            "signal-grace", "submit"}) {

@@ -15,8 +15,14 @@ namespace masklab {
 // Adds --devices, --slurm, --submit and the Slurm settings' flags.
 void add_sweep_cluster_options(boost::program_options::options_description& options);
 
+// The paragraphs of `masklab sweep --help` about --devices and --slurm.
+extern const char* const kSweepClusterHelp;
+
 // --devices cpu,cuda:1: each entry a train.device value; a bad one is a UserError naming --devices.
 std::vector<std::string> parse_devices(const std::string& text);
+
+// --devices into the options: the device list, and one job per device (with --jobs: a UserError).
+void apply_devices(const boost::program_options::variables_map& vm, SweepOptions& o);
 
 // A Slurm settings flag without --slurm is a UserError naming it.
 void reject_slurm_flags(const boost::program_options::variables_map& vm);

@@ -191,10 +191,15 @@ std::string logs_dir(const SlurmJob& job) { return job.out_dir + "/slurm/logs"; 
 // The array script around the sweep: the sweep runs in the background so
 // that this shell can forward Slurm's signals to it (exec would leave no
 // shell to requeue the task); the traps come first so that no signal finds
-// the shell without them.
+// the shell without them, and one that comes before the sweep's pid is
+// known is kept and forwarded as soon as it is.
 constexpr const char* kForwardSignals = R"(sweep_pid=
+pending=
 signalled=0
-forward() { signalled=1; [ -n "$sweep_pid" ] && kill -s "$1" "$sweep_pid" 2>/dev/null; }
+forward() {
+  signalled=1
+  if [ -n "$sweep_pid" ]; then kill -s "$1" "$sweep_pid" 2>/dev/null; else pending=$1; fi
+}
 trap 'forward USR1' USR1
 trap 'forward TERM' TERM
 )";
@@ -205,6 +210,7 @@ trap 'forward TERM' TERM
 // shard again, which skips every run with a metrics.json.
 constexpr const char* kAwaitSweep = R"(
 sweep_pid=$!
+if [ -n "$pending" ]; then kill -s "$pending" "$sweep_pid" 2>/dev/null; fi
 while :; do
   signalled=0
   wait "$sweep_pid"
