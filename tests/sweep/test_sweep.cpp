@@ -280,7 +280,7 @@ TEST_CASE("a second sweep on the same folder never removes or rewrites a record 
   CHECK_THAT(test::read_text(b_log), Catch::Contains(spec.runs[1].id + " ok       finished by another sweep"));
 }
 
-TEST_CASE("--devices cpu,cpu runs two at a time, each child on its device, with the metrics of --jobs 2",
+TEST_CASE("sweep --devices cpu,cpu runs two at a time, each child on its device, with the metrics of --jobs 2",
           "[slow][sweep][devices]") {
   test::TempDir dir;
   test::write_text(dir.file("s.yaml"), tiny_spec(3, "grid:\n  strategy: [full, completion_only]\n  seed: [1, 2]\n"));
@@ -309,7 +309,7 @@ TEST_CASE("--devices cpu,cpu runs two at a time, each child on its device, with 
   }
 }
 
-TEST_CASE("--devices cpu,cuda:7 on a CPU build retires cuda:7 and finishes every run on cpu", "[slow][sweep][devices]") {
+TEST_CASE("sweep --devices cpu,cuda:7 on a CPU build retires cuda:7 and finishes every run on cpu", "[slow][sweep][devices]") {
   test::TempDir dir;
   test::write_text(dir.file("s.yaml"), tiny_spec(2, "grid:\n  seed: [1, 2, 3]\n"));
   const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
