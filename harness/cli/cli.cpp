@@ -18,6 +18,7 @@
 
 #include "harness/cli/bench.hpp"
 #include "harness/cli/score.hpp"
+#include "harness/cli/sweep_cluster.hpp"
 #include "harness/cli/until_ci.hpp"
 #include "harness/core/config.hpp"
 #include "harness/core/hf_config.hpp"
@@ -211,12 +212,15 @@ int cmd_sweep(const std::vector<std::string>& args) {
       ("until-ci", po::value<std::string>(), "METRIC:HALF_WIDTH: add seeds in rounds until every pairwise difference's 95% interval on METRIC is at most HALF_WIDTH each side")
       ("max-seeds", po::value<int>()->default_value(20), "with --until-ci: at most this many seeds per strategy")
       ("round-seeds", po::value<int>()->default_value(1), "with --until-ci: seeds added per round");
+  add_sweep_cluster_options(options);
   po::positional_options_description positional;
   positional.add("spec", 1);
   po::variables_map vm;
   const std::string usage =
-      "usage: masklab sweep SPEC.yaml --out DIR [--jobs N] [--shard K/N] [--run-timeout S] [--dry-run]\n"
+      "usage: masklab sweep SPEC.yaml --out DIR [--jobs N | --devices D1,D2,...] [--shard K/N] [--run-timeout S] [--dry-run]\n"
       "                     [--until-ci METRIC:HALF_WIDTH [--max-seeds N] [--round-seeds K]]\n"
+      "       masklab sweep SPEC.yaml --out DIR --slurm [--submit] [--partition P] [--time T] [--gpus-per-task N]\n"
+      "                     [--cpus-per-task N] [--max-parallel N] [--array-tasks N] [--signal-grace S]\n"
       "\n"
       "Expands the spec into runs (id = hash of the resolved config) and runs every\n"
       "run without a DIR/runs/<id>/metrics.json: rerunning resumes. Exit status 0\n"
@@ -226,7 +230,8 @@ int cmd_sweep(const std::vector<std::string>& args) {
       "a time) to every strategy until the seed-level paired-t 95% interval of every\n"
       "pairwise difference on METRIC, in every setting, has a half-width of at most\n"
       "HALF_WIDTH, or --max-seeds is reached; sweep.json records the rule and what\n"
-      "stopped it. Rerunning the same command resumes without rerunning any run.";
+      "stopped it. Rerunning the same command resumes without rerunning any run.\n"
+      "\n" + std::string(kSweepClusterHelp);
   if (!parse_options(args, options, positional, vm, usage)) return 0;
   if (vm.count("until-ci") == 0 && (!vm["max-seeds"].defaulted() || !vm["round-seeds"].defaulted())) {
     throw UserError("--max-seeds and --round-seeds go with --until-ci");
@@ -242,6 +247,9 @@ int cmd_sweep(const std::vector<std::string>& args) {
   o.run_timeout = vm["run-timeout"].as<double>();
   if (!(o.run_timeout >= 0)) throw UserError("--run-timeout must be a number of seconds >= 0 (0: no limit)");
   o.masklab_binary = std::filesystem::read_symlink("/proc/self/exe").string();
+  apply_devices(vm, o);
+  if (vm.count("slurm")) return sweep_on_slurm(vm, spec, o);
+  reject_slurm_flags(vm);
   if (vm.count("until-ci")) {
     UntilCiRule rule = parse_until_ci(vm["until-ci"].as<std::string>());
     rule.max_seeds = vm["max-seeds"].as<int>();

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "harness/core/hashing.hpp"
 #include "harness/core/progress.hpp"
 #include "harness/core/run_record.hpp"
+#include "harness/sweep/devices.hpp"
 #include "harness/sweep/process.hpp"
 #include "strategies/registry.hpp"
 
@@ -130,9 +132,11 @@ void read_spec_key(const YAML::Node& key_node, const YAML::Node& value, const st
     add_conditions(body.factors, value, path);
   } else if (key == "grid") {
     add_grid(body.factors, value, path);
+  } else if (key == "slurm") {
+    spec.slurm = parse_slurm_block(value, path);
   } else {
     throw UserError(yaml_location(path, key_node) + ": unknown sweep key '" + key +
-                    "' (valid: name, description, baseline, pretrain, base, grid, conditions)");
+                    "' (valid: name, description, baseline, pretrain, base, grid, conditions, slurm)");
   }
 }
 
@@ -223,6 +227,7 @@ std::vector<SweepRun> expand_runs(const SpecBody& body, const std::string& path)
 std::string run_id(const Config& config) {
   Config keyed = config;
   keyed.train.threads = 0;
+  keyed.train.device = DeviceSetting{};
   return Fnv1a().add(to_yaml(keyed)).hex();
 }
 
@@ -379,10 +384,12 @@ void print_plan(const SweepSpec& spec, const SweepOptions& options, const SweepP
 }
 
 // Starts `masklab train` for one run in a child process that writes its
-// output to the run's train.log. The caller holds the run's claim and has
+// output to the run's train.log; a non-empty `device` is passed as --device
+// (it is not part of the run id). The caller holds the run's claim and has
 // checked that it needs to run, so the only record removed is a failed or
 // timeout one being retried: a record present afterwards is this attempt's.
-pid_t launch_run(const SweepSpec& spec, const SweepRun& r, const SweepOptions& options, int threads) {
+pid_t launch_run(const SweepSpec& spec, const SweepRun& r, const SweepOptions& options, int threads,
+                 const std::string& device) {
   const std::string rdir = run_dir(options, r);
   if (!finished_status(rdir).empty()) std::filesystem::remove(rdir + "/metrics.json");
   Config c = r.config;
@@ -390,8 +397,10 @@ pid_t launch_run(const SweepSpec& spec, const SweepRun& r, const SweepOptions& o
   if (spec.base) c.model.init_from = base_model_path(*spec.base, options.out_dir);
   write_file_atomic(rdir + "/config.yaml", to_yaml(c));
   const std::string config_path = rdir + "/config.yaml", cache = options.out_dir + "/cache";
-  return spawn_logged({options.masklab_binary, "train", "--config", config_path, "--out", rdir, "--cache", cache},
-                      rdir + "/train.log");
+  std::vector<std::string> argv = {options.masklab_binary, "train", "--config", config_path,
+                                   "--out", rdir, "--cache", cache};
+  if (!device.empty()) argv.insert(argv.end(), {"--device", device});
+  return spawn_logged(argv, rdir + "/train.log");
 }
 
 // The record of a run that died before writing its own (bad input, crash,
@@ -448,10 +457,8 @@ class SweepRunner {
                                spec_.name, plan_.runs.size(), plan_.already_ok + plan_.already_bad,
                                plan_.pending.size(), jobs_, threads_each_, options_.out_dir));
     start_ = std::chrono::steady_clock::now();
-    while (next_ < plan_.pending.size() || !running_.empty()) {
-      while (!interrupted() && next_ < plan_.pending.size() && static_cast<int>(running_.size()) < jobs_) {
-        launch_claimed(*plan_.pending[next_++]);
-      }
+    while (has_queued() || !running_.empty()) {
+      while (!interrupted() && has_queued() && slot_free()) launch_claimed(take_queued());
       if (interrupted()) break;
       show_status();
       if (!reap_one()) break;
@@ -465,7 +472,53 @@ class SweepRunner {
     std::chrono::steady_clock::time_point start;
     RunClaim claim;       // held until the run is recorded
     bool terminated = false;  // sent SIGTERM for --run-timeout
+    int device_slot = -1;     // index into options_.devices; -1 without --devices
   };
+
+  // The next run to launch: one a retired device sent back first, then the plan's.
+  bool has_queued() const { return !requeued_.empty() || next_ < plan_.pending.size(); }
+  const SweepRun& take_queued() {
+    if (requeued_.empty()) return *plan_.pending[next_++];
+    const SweepRun* r = requeued_.front();
+    requeued_.pop_front();
+    return *r;
+  }
+
+  // Below --jobs and, with --devices, a device free (or none usable left,
+  // so that launch_claimed records the remaining runs failed).
+  bool slot_free() const {
+    if (static_cast<int>(running_.size()) >= jobs_) return false;
+    return devices_.empty() || devices_.all_retired() || devices_.free_slot(busy_slots()) >= 0;
+  }
+  std::vector<int> busy_slots() const {
+    std::vector<int> busy;
+    for (const auto& [pid, r] : running_) busy.push_back(r.device_slot);
+    return busy;
+  }
+
+  // A run that ended because its device is unusable retires the device and
+  // goes back to the queue, for another device; true when so.
+  bool retire_device_of(const Running& finished, int wstatus) {
+    if (finished.device_slot < 0) return false;
+    const std::string why = last_line(run_dir(options_, *finished.run) + "/train.log");
+    if (!device_unusable(wstatus, why)) return false;
+    devices_.retire(finished.device_slot, why);
+    progress_.line(fmt::format("device {} retired ({}); run {} goes back to the queue",
+                               devices_.name(finished.device_slot), why, finished.run->id));
+    requeued_.push_back(finished.run);
+    return true;
+  }
+
+  // Every device retired: the run is recorded failed, with why, under its claim.
+  void record_no_device(const SweepRun& r) {
+    const nlohmann::json metrics = {{"status", "failed"},
+                                    {"error", "no usable device: every --devices entry was retired (" +
+                                                  devices_.retired_reasons() + ")"},
+                                    {"strategy", r.config.strategy}, {"seed", r.config.seed}, {"wall_seconds", 0.0}};
+    write_file_atomic(run_dir(options_, r) + "/metrics.json", metrics.dump(2) + "\n");
+    ++done_bad_;
+    progress_.line(result_line(r, "failed", 0, metrics));
+  }
 
   // Launches a run once this sweep holds its claim and it still needs to
   // run (another sweep may have finished it since the plan was made).
@@ -485,8 +538,11 @@ class SweepRunner {
       progress_.line(fmt::format("{} {:<8} finished by another sweep  {}", r.id, status, describe(r)));
       return;
     }
-    const pid_t pid = launch_run(spec_, r, options_, threads_each_);
-    running_.emplace(pid, Running{&r, std::chrono::steady_clock::now(), std::move(*claim)});
+    if (devices_.all_retired()) return record_no_device(r);
+    const int slot = devices_.empty() ? -1 : devices_.free_slot(busy_slots());
+    const std::string device = slot < 0 ? "" : devices_.name(slot);
+    const pid_t pid = launch_run(spec_, r, options_, threads_each_, device);
+    running_.emplace(pid, Running{&r, std::chrono::steady_clock::now(), std::move(*claim), false, slot});
   }
 
   // Waits for a child to end and records its run, killing runs past
@@ -504,6 +560,7 @@ class SweepRunner {
     if (it == running_.end()) return true;
     Running finished = std::move(it->second);
     running_.erase(it);
+    if (retire_device_of(finished, wstatus)) return true;
     // A child that died of the same interrupt stays unrecorded, to run again.
     if (!interrupted()) {
       record(*finished.run, wstatus, seconds_since(finished.start), finished.terminated ? options_.run_timeout : 0);
@@ -576,6 +633,8 @@ class SweepRunner {
   Progress progress_{Progress::stdout_is_terminal()};
   std::map<pid_t, Running> running_;
   size_t next_ = 0;  // index into plan_.pending of the next run to launch
+  std::deque<const SweepRun*> requeued_;  // runs sent back by a retired device, launched before next_
+  DeviceSlots devices_{options_.devices};
   int done_ok_ = 0, done_bad_ = 0;
   int claimed_elsewhere_ = 0;  // runs another sweep held when this one came to them
   double seconds_total_ = 0;

@@ -11,6 +11,7 @@
 
 #include "harness/core/config.hpp"
 #include "harness/sweep/base.hpp"
+#include "harness/sweep/slurm.hpp"
 
 namespace masklab {
 
@@ -32,6 +33,7 @@ struct SweepSpec {
   std::optional<SweepBase> base;
   std::vector<int> seeds;    // the values of the grid's `seed` factor; empty when the spec has none
   nlohmann::json until_ci;   // `sweep --until-ci`: the stopping rule and what stopped it; null otherwise
+  SlurmSettings slurm;       // "slurm:" in the spec: what `sweep --slurm` writes into its scripts
 };
 
 // Parses and expands a spec. Every run's config is validated and its
@@ -41,7 +43,8 @@ struct SweepSpec {
 // without one is then an error.
 SweepSpec load_sweep_spec(const std::string& path, const std::vector<int>& seeds = {});
 
-// The run id of a config: every key but train.threads, which changes speed, not results.
+// The run id of a config: every key but train.threads and train.device,
+// which change speed (and where the run trains), not results.
 std::string run_id(const Config& config);
 
 // "K/N" -> the runs whose index i satisfies i % N == K-1; every run lands in exactly one shard.
@@ -54,6 +57,10 @@ nlohmann::json sweep_manifest(const SweepSpec& spec);
 struct SweepOptions {
   std::string out_dir;
   int jobs = 1;                 // runs at once; CPU threads are divided between them
+  // --devices: one run at a time on each (jobs = devices.size()), each child
+  // given `--device D`; a device a run cannot use is retired and the run
+  // goes back to the queue. Empty: every child trains on its config's device.
+  std::vector<std::string> devices;
   int shard_k = 1, shard_n = 1;
   bool dry_run = false;
   bool retry_failed = false;    // rerun runs recorded as failed or timeout (not diverged: that is a result)

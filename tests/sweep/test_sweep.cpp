@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -64,9 +65,13 @@ TEST_CASE("a spec expands into a stable, deduplicated list of runs", "[fast][swe
   for (const auto& r : load_sweep_spec(dir.file("t.yaml")).runs) reordered.insert(r.id);
   CHECK(reordered == ids);
 
-  // Threads change speed, not results: same id. Any other key: another id.
+  // Threads and the device change speed, not results: same id. Any other key: another id.
   Config c = a.runs[0].config;
   c.train.threads = 7;
+  CHECK(run_id(c) == a.runs[0].id);
+  c.train.device = *parse_device("cuda:1");
+  CHECK(run_id(c) == a.runs[0].id);
+  c.train.device = *parse_device("cpu");
   CHECK(run_id(c) == a.runs[0].id);
   c.train.lr *= 2;
   CHECK(run_id(c) != a.runs[0].id);
@@ -273,4 +278,59 @@ TEST_CASE("a second sweep on the same folder never removes or rewrites a record 
   CHECK(test::read_text(quick) == recorded);
   CHECK(read_json_file(out + "/runs/" + spec.runs[0].id + "/metrics.json")["status"] == "ok");
   CHECK_THAT(test::read_text(b_log), Catch::Contains(spec.runs[1].id + " ok       finished by another sweep"));
+}
+
+TEST_CASE("sweep --devices cpu,cpu runs two at a time, each child on its device, with the metrics of --jobs 2",
+          "[slow][sweep][devices]") {
+  test::TempDir dir;
+  test::write_text(dir.file("s.yaml"), tiny_spec(3, "grid:\n  strategy: [full, completion_only]\n  seed: [1, 2]\n"));
+  const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
+  const std::string on_devices = dir.file("devices"), with_jobs = dir.file("jobs");
+  const auto d = test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + on_devices + " --devices cpu,cpu");
+  INFO(d.out);
+  REQUIRE(d.exit_code == 0);
+  CHECK_THAT(d.out, Catch::Contains("4 to run, 2 at a time"));
+  const auto j = test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + with_jobs + " --jobs 2");
+  INFO(j.out);
+  REQUIRE(j.exit_code == 0);
+  // --jobs 2 over 4 runs: half the cores each, as with two devices.
+  const int threads = std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / 2);
+  for (const auto& r : spec.runs) {
+    const std::string config = test::read_text(on_devices + "/runs/" + r.id + "/config.yaml");
+    CHECK_THAT(config, Catch::Contains("device: cpu"));  // the child's own resolved config: it got --device cpu
+    CHECK_THAT(config, Catch::Contains("threads: " + std::to_string(threads)));
+    auto a = test::comparable_metrics(read_json_file(on_devices + "/runs/" + r.id + "/metrics.json"), false);
+    auto b = test::comparable_metrics(read_json_file(with_jobs + "/runs/" + r.id + "/metrics.json"), false);
+    CHECK(a["status"] == "ok");
+    CHECK(a["eval"] == b["eval"]);
+    CHECK(a["train"] == b["train"]);
+    CHECK(a["per_task"] == b["per_task"]);
+    CHECK(a["final_train_loss"] == b["final_train_loss"]);
+  }
+}
+
+TEST_CASE("sweep --devices cpu,cuda:7 on a CPU build retires cuda:7 and finishes every run on cpu", "[slow][sweep][devices]") {
+  test::TempDir dir;
+  test::write_text(dir.file("s.yaml"), tiny_spec(2, "grid:\n  seed: [1, 2, 3]\n"));
+  const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
+  const auto r = test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + dir.file("out") + " --devices cpu,cuda:7");
+  INFO(r.out);
+  CHECK(r.exit_code == 0);
+  // Retired once, with masklab train's own reason; its run went to cpu.
+  const std::regex retired("device cuda:7 retired \\([^)]*train.device 'cuda:7': [^)]*\\); run [0-9a-f]{16} goes back to the queue");
+  CHECK(std::distance(std::sregex_iterator(r.out.begin(), r.out.end(), retired), std::sregex_iterator()) == 1);
+  for (const auto& run : spec.runs) {
+    CHECK(read_json_file(dir.file("out") + "/runs/" + run.id + "/metrics.json")["status"] == "ok");
+    CHECK_THAT(test::read_text(dir.file("out") + "/runs/" + run.id + "/config.yaml"), Catch::Contains("device: cpu"));
+  }
+
+  // With every device retired, the runs left are recorded failed, with why, and the sweep ends.
+  const auto none = test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + dir.file("none") + " --devices cuda:7");
+  INFO(none.out);
+  CHECK(none.exit_code == 1);
+  for (const auto& run : spec.runs) {
+    const auto m = read_json_file(dir.file("none") + "/runs/" + run.id + "/metrics.json");
+    CHECK(m["status"] == "failed");
+    CHECK_THAT(m["error"].get<std::string>(), Catch::Contains("no usable device") && Catch::Contains("cuda:7"));
+  }
 }
