@@ -26,6 +26,7 @@
 #include "harness/data/data_cache.hpp"
 #include "harness/cli/report_data.hpp"
 #include "harness/core/run_record.hpp"
+#include "harness/sweep/process.hpp"
 #include "harness/sweep/sweep.hpp"
 #include "reports/report.hpp"
 #include "harness/core/errors.hpp"
@@ -126,7 +127,9 @@ int cmd_train(const std::vector<std::string>& args) {
       "\n"
       "Trains one model under one loss-masking strategy and writes DIR/config.yaml,\n"
       "DIR/curve.jsonl, DIR/samples.jsonl and, last, DIR/metrics.json.\n"
-      "Exit status: 0 ok, 1 failed, 2 bad input, 3 diverged.\n\n" +
+      "SIGTERM or SIGUSR1: checkpoint to DIR/checkpoint/ at the next step boundary and exit 75;\n"
+      "the same command then resumes from it (so does train.checkpoint_every after a crash).\n"
+      "Exit status: 0 ok, 1 failed, 2 bad input, 3 diverged, 75 preempted.\n\n" +
       config_keys_help();
   if (!parse_options(args, options, {}, vm, usage)) return 0;
 
@@ -138,6 +141,8 @@ int cmd_train(const std::vector<std::string>& args) {
   validate(config);
   make_strategy(config.strategy);  // a bad spec fails before any data work
 
+  // From here a preemption signal is answered with a checkpoint, not death.
+  install_preemption_handler();
   Progress progress(Progress::stdout_is_terminal());
   const Dataset dataset = load_dataset(config, vm.count("cache") ? vm["cache"].as<std::string>() : "");
   const std::vector<EvalSet> eval_sets = load_eval_sets(config, *dataset.tokenizer);  // a bad set: one line, exit 2
@@ -149,9 +154,15 @@ int cmd_train(const std::vector<std::string>& args) {
   train_options.save_model = vm.count("save-model") > 0;
   train_options.progress = &progress;
   train_options.eval_sets = &eval_sets;
+  train_options.preempt_requested = [] { return preempted(); };
   const auto metrics = train_run(config, dataset, train_options);
 
   const std::string status = metrics["status"];
+  if (status == "preempted") {
+    std::fprintf(stderr, "masklab: preempted at step %d: checkpoint in %s; rerun the same command to resume\n",
+                 metrics["steps"].get<int>(), metrics["checkpoint"].get<std::string>().c_str());
+    return kExitPreempted;
+  }
   if (status == "ok") {
     std::string per_task;
     for (const auto& [task, m] : metrics["per_task"].items()) {
@@ -191,7 +202,8 @@ int cmd_sweep(const std::vector<std::string>& args) {
       "\n"
       "Expands the spec into runs (id = hash of the resolved config) and runs every\n"
       "run without a DIR/runs/<id>/metrics.json: rerunning resumes. Exit status 0\n"
-      "when every run of the shard is ok, 1 otherwise, 2 for a bad spec.\n"
+      "when every run of the shard is ok, 1 otherwise, 2 for a bad spec, 75 preempted\n"
+      "(SIGTERM/SIGUSR1: running runs checkpoint; rerunning resumes them), 130 on SIGINT.\n"
       "\n"
       "--until-ci runs the spec, then adds seeds (after the largest, --round-seeds at\n"
       "a time) to every strategy until the seed-level paired-t 95% interval of every\n"

@@ -17,18 +17,37 @@ namespace masklab {
 namespace {
 
 volatile sig_atomic_t g_interrupted = 0;
+volatile sig_atomic_t g_preempted = 0;
 void on_interrupt(int) { g_interrupted = 1; }
+void on_preemption(int) {
+  g_interrupted = 1;
+  g_preempted = 1;
+}
+
+void handle(int signal, void (*handler)(int), int flags) {
+  struct sigaction sa {};
+  sa.sa_handler = handler;
+  sa.sa_flags = flags;
+  sigaction(signal, &sa, nullptr);
+}
 
 }  // namespace
 
+// No SA_RESTART: the sweep's waits return early, to act on the signal.
 void install_interrupt_handler() {
-  struct sigaction sa {};
-  sa.sa_handler = on_interrupt;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  handle(SIGINT, on_interrupt, 0);
+  handle(SIGTERM, on_preemption, 0);
+  handle(SIGUSR1, on_preemption, 0);
+}
+
+// SA_RESTART: a run's reads and waits carry on; the loop checks the flag at each step boundary.
+void install_preemption_handler() {
+  handle(SIGTERM, on_preemption, SA_RESTART);
+  handle(SIGUSR1, on_preemption, SA_RESTART);
 }
 
 bool interrupted() { return g_interrupted != 0; }
+bool preempted() { return g_preempted != 0; }
 
 pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log) {
   std::vector<char*> args;

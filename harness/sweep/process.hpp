@@ -11,10 +11,18 @@
 
 namespace masklab {
 
-// From now on SIGINT and SIGTERM set a flag (interrupted()) instead of ending
-// the process; blocking calls return early with EINTR.
+// From now on SIGINT, SIGTERM and SIGUSR1 set a flag (interrupted())
+// instead of ending the process; blocking calls return early with EINTR.
+// SIGTERM and SIGUSR1 (a scheduler's preemption warning) also set
+// preempted().
 void install_interrupt_handler();
 bool interrupted();
+
+// From now on SIGTERM and SIGUSR1 set preempted() instead of ending the
+// process, and interrupted system calls restart; SIGINT keeps its default
+// action (`masklab train`).
+void install_preemption_handler();
+bool preempted();
 
 // Starts argv[0] with argv in a child process whose stdout and stderr go to
 // `log` (truncated). Throws std::runtime_error when fork fails; a child that

@@ -4,6 +4,7 @@
 #include "harness/train/run.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "harness/train/evaluator.hpp"
 #include "harness/train/generate.hpp"
 #include "harness/train/model.hpp"
+#include "harness/train/resume.hpp"
 #include "harness/train/set_eval.hpp"
 #include "harness/train/trainer.hpp"
 
@@ -137,16 +139,12 @@ class EvalSets {
   std::vector<const TokenizedExample*> held_out_, train_subset_;
 };
 
-// What the loop accumulates; metrics.json reports it.
-struct RunState {
-  std::string status = "ok";
+// What the run accumulates; metrics.json reports it. The loop's part
+// (LoopState) is what a checkpoint carries.
+struct RunState : LoopState {
+  std::string status = "ok";  // ok | diverged | failed | preempted (checkpointed, no metrics.json)
   std::string error;
-  int steps_done = 0;
-  long long tokens_trained = 0, tokens_seen = 0, tokens_total = 0;
-  torch::Tensor loss_since_log;  // summed on the device: reading it is the host sync
-  int steps_since_log = 0;
-  double last_logged_loss = std::nan("");
-  double train_seconds = 0;
+  int resumed_at = -1;         // the step of the checkpoint this process resumed from (-1: none)
   nlohmann::json final_eval;
   nlohmann::json base;         // the checkpoint the run started from, hashed at setup (null: random init)
   nlohmann::json saved_model;  // --save-model: where, under which architecture
@@ -155,12 +153,26 @@ struct RunState {
   long decode_tokens = 0;
 };
 
-void append_point(CurveWriter& curve, nlohmann::json point, int step, nlohmann::json train_loss, double lr) {
-  point["step"] = step;
-  point["train_loss"] = std::move(train_loss);
-  point["lr"] = lr;
-  curve.append(point);
-}
+// curve.jsonl, and its points so far in LoopState::curve: a resumed run
+// rewrites the file to exactly the checkpoint's points, so that points a
+// killed process wrote after its last checkpoint are not written twice.
+class Curve {
+ public:
+  Curve(const std::string& path, std::vector<nlohmann::json>& points) : writer_(path), points_(points) {
+    for (const auto& point : points_) writer_.append(point);
+  }
+  void append(nlohmann::json point, int step, nlohmann::json train_loss, double lr) {
+    point["step"] = step;
+    point["train_loss"] = std::move(train_loss);
+    point["lr"] = lr;
+    writer_.append(point);
+    points_.push_back(std::move(point));
+  }
+
+ private:
+  CurveWriter writer_;
+  std::vector<nlohmann::json>& points_;
+};
 
 double number_or_nan(const nlohmann::json& v) { return v.is_number() ? v.get<double>() : std::nan(""); }
 
@@ -190,7 +202,7 @@ bool log_loss(RunState& s, const TrainConfig& tc, int step, Clock::time_point tr
   return true;
 }
 
-void eval_point(RunState& s, const TrainConfig& tc, Transformer& model, const EvalSets& eval, CurveWriter& curve,
+void eval_point(RunState& s, const TrainConfig& tc, Transformer& model, const EvalSets& eval, Curve& curve,
                 Progress* progress) {
   auto point = eval.run(model);
   if (progress) {
@@ -198,16 +210,33 @@ void eval_point(RunState& s, const TrainConfig& tc, Transformer& model, const Ev
                                number_or_nan(point["eval"]["completion_nll"]),
                                number_or_nan(point["eval"]["exact_match"])));
   }
-  append_point(curve, std::move(point), s.steps_done, s.last_logged_loss, learning_rate_at(tc, s.steps_done - 1));
+  curve.append(std::move(point), s.steps_done, s.last_logged_loss, learning_rate_at(tc, s.steps_done - 1));
 }
 
-// The optimizer steps, with logging and the curve's intermediate points.
-// Stops early, with the status set, when the loss diverges.
-void train_loop(TrainJob& job, const Dataset& dataset, const EvalSets& eval, CurveWriter& curve, RunState& s,
-                Progress* progress) {
+// The optimizer steps from s.steps_done on, with logging, the curve's
+// intermediate points and the train.checkpoint_every checkpoints. Stops
+// early, with the status set, when the loss diverges or preemption is
+// requested (checked at every step boundary, the one after the last step
+// included, and answered with a checkpoint).
+void train_loop(TrainJob& job, const Dataset& dataset, const EvalSets& eval, Curve& curve, RunState& s,
+                const TrainOptions& options) {
   const TrainConfig& tc = job.config.train;
+  Progress* progress = options.progress;
   const auto train_start = Clock::now();
-  for (int step = 0; step < tc.steps; ++step) {
+  const double seconds_before = s.train_seconds;
+  for (int step = s.steps_done;; ++step) {
+    const bool preempt = options.preempt_requested && options.preempt_requested();
+    const bool checkpoint_due = tc.checkpoint_every > 0 && step > 0 && step % tc.checkpoint_every == 0 &&
+                                step < tc.steps && step != s.resumed_at;
+    if (preempt || checkpoint_due) {
+      s.train_seconds = seconds_before + seconds_since(train_start);
+      save_checkpoint(options.out_dir, job, s);
+    }
+    if (preempt) {
+      s.status = "preempted";
+      break;
+    }
+    if (step == tc.steps) break;
     const StepResult result = train_step(job, dataset, step);
     s.tokens_trained += result.tokens_trained;
     s.tokens_seen += result.tokens_seen;
@@ -223,7 +252,7 @@ void train_loop(TrainJob& job, const Dataset& dataset, const EvalSets& eval, Cur
     if ((log_now || eval_now) && !log_loss(s, tc, step, train_start, progress)) break;
     if (eval_now) eval_point(s, tc, job.model, eval, curve, progress);
   }
-  s.train_seconds = seconds_since(train_start);
+  s.train_seconds = seconds_before + seconds_since(train_start);
 }
 
 nlohmann::json data_record(const Dataset& dataset) {
@@ -305,6 +334,21 @@ void check_vocab_fits(const Config& config, const Dataset& dataset) {
   }
 }
 
+// Resumes `job` and `s` from the run's newest valid checkpoint: its step, or -1 (from scratch).
+int resume(TrainJob& job, RunState& s, const TrainOptions& options) {
+  const auto step = resume_from_checkpoint(options.out_dir, job, s, [](const std::string& line) {
+    std::fprintf(stderr, "masklab: %s\n", line.c_str());
+  });
+  if (!step) return -1;
+  std::fprintf(stderr, "masklab: resuming from step %d (%s)\n", *step, checkpoint_dir(options.out_dir).c_str());
+  return *step;
+}
+
+// What train_run returns for a preempted run: no metrics.json, the checkpoint stays.
+nlohmann::json preempted_record(const RunState& s, const TrainOptions& options) {
+  return {{"status", "preempted"}, {"steps", s.steps_done}, {"checkpoint", checkpoint_dir(options.out_dir)}};
+}
+
 }  // namespace
 
 nlohmann::json train_run(const Config& config, const Dataset& dataset, const TrainOptions& options) {
@@ -323,21 +367,22 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
   const std::string dir = options.out_dir + "/";
   std::filesystem::remove(dir + "metrics.json");  // a stale one would mark this run finished
   write_file_atomic(dir + "config.yaml", to_yaml(config));
-  CurveWriter curve(dir + "curve.jsonl");
   const EvalSets eval(config, dataset, job.device);
   RunState s;
   s.base = std::move(base);
   s.loss_since_log = torch::zeros({}, torch::TensorOptions().device(job.device));
+  s.resumed_at = resume(job, s, options);
+  Curve curve(dir + "curve.jsonl", s.curve);
 
   try {
-    if (tc.eval_every > 0) append_point(curve, eval.run(job.model), 0, nullptr, 0.0);
-    train_loop(job, dataset, eval, curve, s, options.progress);
+    if (tc.eval_every > 0 && s.resumed_at < 0) curve.append(eval.run(job.model), 0, nullptr, 0.0);
+    train_loop(job, dataset, eval, curve, s, options);
     if (options.progress) options.progress->finish();
+    if (s.status == "preempted") return preempted_record(s, options);
     if (s.status == "ok") {
       std::vector<ExampleScores> held_out_scores;
       s.final_eval = eval.run(job.model, &held_out_scores);
-      append_point(curve, s.final_eval, s.steps_done, s.last_logged_loss,
-                   learning_rate_at(tc, std::max(0, s.steps_done - 1)));
+      curve.append(s.final_eval, s.steps_done, s.last_logged_loss, learning_rate_at(tc, std::max(0, s.steps_done - 1)));
       if (options.save_model) s.saved_model = save_model(*job.model, *dataset.tokenizer, dir);
       write_samples(job.model, dataset, config.eval.samples, config.eval.batch_size, job.device, dir + "samples.jsonl");
       score_sets(job, dataset, sets, held_out_scores, s, dir);
@@ -356,6 +401,9 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
   metrics["provenance"]["end_time"] = iso_time_now();
   metrics["wall_seconds"] = seconds_since(wall_start);
   write_file_atomic(dir + "metrics.json", metrics.dump(2) + "\n");
+  // A finished run needs no checkpoint; removed after the record, so that a
+  // crash in between leaves a record (and a checkpoint that reproduces it).
+  if (!tc.keep_checkpoints) remove_checkpoints(options.out_dir);
   return metrics;
 }
 
