@@ -118,7 +118,7 @@ int cmd_train(const std::vector<std::string>& args) {
       ("seed", po::value<int>(), "run seed (initial weights, batch order, dropout)")
       ("device", po::value<std::string>(), "auto | cpu | cuda | cuda:N (same as --set train.device=...)")
       ("out", po::value<std::string>()->required(), "run directory for the record")
-      ("save-model", "also write the final model to DIR/model.pt and DIR/model/ (Hugging Face layout)")
+      ("save-model", "also write the final model to DIR/model/ (Hugging Face layout, with the tokenizer)")
       ("skip-invalid", "skip and count malformed data lines (same as --set data.skip_invalid=true)")
       ("cache", po::value<std::string>(), "dataset cache directory (tokenized data keyed by content)");
   po::variables_map vm;

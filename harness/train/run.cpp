@@ -302,10 +302,10 @@ nlohmann::json run_metrics(const TrainJob& job, const Dataset& dataset, const Ru
   return m;
 }
 
-// --save-model: DIR/model.pt (masklab's own format) and DIR/model/, a
-// Hugging Face folder with the tokenizer's files.
+// --save-model: DIR/model/, a Hugging Face folder with the tokenizer's
+// files, which model.init_from, a sweep's base and transformers all read
+// (the older DIR/model.pt is no longer written; model.init_from still reads one).
 nlohmann::json save_model(const TransformerImpl& model, const Tokenizer& tokenizer, const std::string& dir) {
-  save_parameters(model, dir + "model.pt");
   save_hf_model(model, dir + "model", tokenizer.bos_id(), tokenizer.eos_id());
   tokenizer.save_pretrained(dir + "model");
   // The record holds no path, so that identical runs in two folders record the same.

@@ -26,7 +26,7 @@ void apply_thread_policy(int threads);
 
 struct TrainOptions {
   std::string out_dir;          // the run record goes here (created if missing)
-  bool save_model = false;      // write DIR/model.pt and the Hugging Face folder DIR/model/
+  bool save_model = false;      // write the Hugging Face folder DIR/model/
   Progress* progress = nullptr; // where to report; null = silent
   // config.eval.sets, loaded by a caller that must fail on a bad set before it
   // prints anything (cmd_train); null = train_run loads them itself.

@@ -301,7 +301,7 @@ bool log_has(const std::string& path, const std::string& text) {
 TEST_CASE("a sweep given SIGTERM exits 75 and the next sweep start resumes its runs and ends ok",
           "[slow][sweep][resume]") {
   test::TempDir dir;
-  test::write_text(dir.file("s.yaml"), tiny_spec(600, "grid:\n  strategy: [full, completion_only]\n"));
+  test::write_text(dir.file("s.yaml"), tiny_spec(250, "grid:\n  strategy: [full, completion_only]\n"));
   const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
   const std::string out = dir.file("out"), first = out + "/runs/" + spec.runs[0].id;
   // Preempt once the first run has logged training steps (log lines every 50 steps), not after a guessed delay.
@@ -326,7 +326,7 @@ TEST_CASE("a sweep given SIGTERM exits 75 and the next sweep start resumes its r
 TEST_CASE("a run preempted on its own is counted as preempted, not failed, and the next start resumes it",
           "[slow][sweep][resume]") {
   test::TempDir dir;
-  test::write_text(dir.file("s.yaml"), tiny_spec(600, "grid:\n  strategy: [full, completion_only]\n"));
+  test::write_text(dir.file("s.yaml"), tiny_spec(250, "grid:\n  strategy: [full, completion_only]\n"));
   const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
   const std::string out = dir.file("out"), first = out + "/runs/" + spec.runs[0].id;
   test::CommandResult sweep{};
