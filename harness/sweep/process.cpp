@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "harness/core/errors.hpp"
 #include "harness/core/files.hpp"
 
 namespace masklab {
@@ -106,6 +108,11 @@ RunClaim& RunClaim::operator=(RunClaim&& other) noexcept {
 
 RunClaim::~RunClaim() {
   if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
+}
+
+bool was_preempted(int wstatus) {
+  if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus) == kExitPreempted;
+  return WIFSIGNALED(wstatus) && (WTERMSIG(wstatus) == SIGTERM || WTERMSIG(wstatus) == SIGUSR1);
 }
 
 std::string last_line(const std::string& path) {

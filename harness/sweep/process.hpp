@@ -29,6 +29,11 @@ bool preempted();
 // cannot exec exits with status 127.
 pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log);
 
+// Whether a child's wait status says it was preempted: it exited 75
+// (kExitPreempted: it checkpointed), or SIGTERM/SIGUSR1 ended it before it
+// could install its handler (it starts again from step 0).
+bool was_preempted(int wstatus);
+
 // The last non-empty line of a file ("" when it has none): why a child died.
 std::string last_line(const std::string& path);
 

@@ -429,13 +429,6 @@ int threads_per_run(const SweepOptions& options, const SweepPlan& plan) {
   return std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / slots);
 }
 
-// A run that exited 75 (it checkpointed), or that a preemption signal
-// ended before it could install its handler (it starts again from scratch).
-bool was_preempted(int wstatus) {
-  if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus) == kExitPreempted;
-  return WIFSIGNALED(wstatus) && (WTERMSIG(wstatus) == SIGTERM || WTERMSIG(wstatus) == SIGUSR1);
-}
-
 // A run past --run-timeout gets SIGTERM, then SIGKILL this much later.
 constexpr double kKillGraceSeconds = 5;
 

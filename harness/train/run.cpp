@@ -189,7 +189,8 @@ bool log_loss(RunState& s, const TrainConfig& tc, int step, Clock::time_point tr
   const bool on_schedule = s.steps_done % tc.log_every == 0 || last;
   if (progress && (on_schedule || progress->interactive())) {
     const double elapsed = seconds_since(train_start);
-    const double eta = elapsed / s.steps_done * (tc.steps - s.steps_done);
+    const int steps_here = std::max(1, s.steps_done - std::max(0, s.resumed_at));  // this process's, after a resume
+    const double eta = elapsed / steps_here * (tc.steps - s.steps_done);
     const std::string text = fmt::format("step {}/{}  loss {:.4f}  lr {:.2e}  {:.0f} tok/s  ETA {}", s.steps_done,
                                          tc.steps, mean_loss, learning_rate_at(tc, step),
                                          s.tokens_seen / std::max(elapsed, 1e-9), format_duration(eta));

@@ -249,9 +249,15 @@ TEST_CASE("SIGKILL between checkpoints resumes from the last one to a bit-identi
       test::interrupt_masklab_when(cli.args("run"), log, [&] { return log_shows_step(log, at, steps); }, SIGKILL);
   INFO(killed.out);
   REQUIRE(killed.exit_code == -1);  // died of the signal
-  const auto left = checkpoints_in(run_dir);
-  REQUIRE(left.size() == 1);  // the previous one is removed once the next is in place
-  const int step = std::stoi(left[0].substr(5));
+  // The kill may land inside a checkpoint write: a temporary folder (ignored)
+  // or the previous checkpoint not yet removed may be left beside the newest.
+  std::vector<std::string> left;
+  for (const auto& name : checkpoints_in(run_dir)) {
+    if (name.rfind("step-", 0) == 0) left.push_back(name);
+  }
+  REQUIRE(!left.empty());
+  CHECK(left.size() <= 2);
+  const int step = std::stoi(left.back().substr(5));  // the newest: in place only once whole
   CHECK(step % 3 == 0);
   CHECK(step >= at - 3);
 
