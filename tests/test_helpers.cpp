@@ -175,7 +175,7 @@ const char* const kThreeTurns =
     " {\"role\": \"user\", \"content\": \"bye\"}, {\"role\": \"assistant\", \"content\": \"A3\"}]}\n";
 
 CommandResult interrupt_masklab_when(const std::vector<std::string>& masklab_args, const std::string& log,
-                                    const std::function<bool()>& ready) {
+                                    const std::function<bool()>& ready, int signal) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -205,11 +205,11 @@ CommandResult interrupt_masklab_when(const std::vector<std::string>& masklab_arg
     FAIL((exited ? "the sweep exited before it was ready to interrupt: " : "the sweep was not ready within 120 s: ") +
          read_text(log));
   }
-  ::kill(pid, SIGINT);
+  ::kill(pid, signal);
   if (!wait_until(reap, std::chrono::seconds(60))) {
     ::kill(pid, SIGKILL);
     ::waitpid(pid, &status, 0);
-    FAIL("the sweep did not stop within 60 s of SIGINT: " + read_text(log));
+    FAIL("the process did not stop within 60 s of signal " + std::to_string(signal) + ": " + read_text(log));
   }
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(log)};
 }

@@ -3,6 +3,7 @@
 // running the CLI, reading files, waiting on a condition, hand-built and
 // tokenized examples.
 #include <chrono>
+#include <csignal>
 #include <functional>
 #include <string>
 #include <vector>
@@ -41,11 +42,11 @@ struct CommandResult {
 CommandResult run_masklab(const std::string& args);
 CommandResult run_shell(const std::string& command);
 // Runs the masklab binary with `args` in the background (output to `log`),
-// sends it SIGINT as soon as `ready` holds, and returns its exit status and
-// output. Each wait has a deadline; a process that never gets ready or never
-// stops fails the test.
+// sends it `signal` (SIGINT unless told) as soon as `ready` holds, and
+// returns its exit status (-1 when a signal ended it) and output. Each wait
+// has a deadline; a process that never gets ready or never stops fails the test.
 CommandResult interrupt_masklab_when(const std::vector<std::string>& args, const std::string& log,
-                                     const std::function<bool()>& ready);
+                                     const std::function<bool()>& ready, int signal = SIGINT);
 
 // metrics.json without the fields that legitimately differ between
 // identical runs (timing, start/end time) or between strategies (the name).

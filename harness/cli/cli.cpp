@@ -27,6 +27,7 @@
 #include "harness/data/data_cache.hpp"
 #include "harness/cli/report_data.hpp"
 #include "harness/core/run_record.hpp"
+#include "harness/sweep/process.hpp"
 #include "harness/sweep/sweep.hpp"
 #include "reports/report.hpp"
 #include "harness/core/errors.hpp"
@@ -113,18 +114,25 @@ std::string config_keys_help() {
 // A data-parallel rank past 0: trains its share, prints nothing, and exits
 // as the run does (rank 0 writes the record and reports).
 int train_follower(const Config& config, const Dataset& dataset, const std::vector<EvalSet>& eval_sets,
-                   const DistEnv& dist) {
+                   const DistEnv& dist, const std::string& out_dir) {
   TrainOptions options;
+  options.out_dir = out_dir;  // where rank 0's checkpoint is, to resume from the same step
   options.dist = dist;
   options.eval_sets = &eval_sets;
+  options.preempt_requested = [] { return preempted(); };
   const auto result = train_run(config, dataset, options);
   const std::string status = result["status"];
-  return status == "ok" ? 0 : status == "diverged" ? 3 : 1;
+  return status == "ok" ? 0 : status == "preempted" ? kExitPreempted : status == "diverged" ? 3 : 1;
 }
 
 // The run's last lines and exit status: the held-out summary, or why it failed.
 int report_run(const nlohmann::json& metrics, const std::string& out_dir, Progress& progress) {
   const std::string status = metrics["status"];
+  if (status == "preempted") {
+    std::fprintf(stderr, "masklab: preempted at step %d: checkpoint in %s; rerun the same command to resume\n",
+                 metrics["steps"].get<int>(), metrics["checkpoint"].get<std::string>().c_str());
+    return kExitPreempted;
+  }
   if (status == "ok") {
     std::string per_task;
     for (const auto& [task, m] : metrics["per_task"].items()) {
@@ -151,7 +159,7 @@ int cmd_train(const std::vector<std::string>& args) {
       ("seed", po::value<int>(), "run seed (initial weights, batch order, dropout)")
       ("device", po::value<std::string>(), "auto | cpu | cuda | cuda:N (same as --set train.device=...)")
       ("out", po::value<std::string>()->required(), "run directory for the record")
-      ("save-model", "also write the final model to DIR/model.pt and DIR/model/ (Hugging Face layout)")
+      ("save-model", "also write the final model to DIR/model/ (Hugging Face layout, with the tokenizer)")
       ("skip-invalid", "skip and count malformed data lines (same as --set data.skip_invalid=true)")
       ("cache", po::value<std::string>(), "dataset cache directory (tokenized data keyed by content)")
       ("nproc", po::value<int>(), "N: train data-parallel over N processes on this machine (Gloo; NCCL on CUDA)");
@@ -164,7 +172,9 @@ int cmd_train(const std::vector<std::string>& args) {
       "Data-parallel: --nproc N here, or one process per rank under srun (SLURM_NTASKS)\n"
       "or torchrun (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); the global batch stays\n"
       "train.batch_size * train.grad_accum, example i of each micro-batch on rank i % N.\n"
-      "Exit status: 0 ok, 1 failed, 2 bad input, 3 diverged.\n\n" +
+      "SIGTERM or SIGUSR1: checkpoint to DIR/checkpoint/ at the next step boundary and exit 75;\n"
+      "the same command then resumes from it (so does train.checkpoint_every after a crash).\n"
+      "Exit status: 0 ok, 1 failed, 2 bad input, 3 diverged, 75 preempted.\n\n" +
       config_keys_help();
   if (!parse_options(args, options, {}, vm, usage)) return 0;
 
@@ -181,12 +191,14 @@ int cmd_train(const std::vector<std::string>& args) {
   check_nproc(nproc, dist);
   check_world_fits(config.train, std::max(nproc, dist.world));
 
+  // From here a preemption signal is answered with a checkpoint, not death.
+  install_preemption_handler();
   Progress progress(Progress::stdout_is_terminal() && dist.rank == 0);
   const Dataset dataset = load_dataset(config, vm.count("cache") ? vm["cache"].as<std::string>() : "");
   const std::vector<EvalSet> eval_sets = load_eval_sets(config, *dataset.tokenizer);  // a bad set: one line, exit 2
   // The launcher has checked the config, the data (and filled the cache) once; the ranks do the training.
   if (nproc > 1) return launch_ranks(without_option(args, "--nproc"), nproc, std::max(1, resolve_threads(config) / nproc));
-  if (dist.rank > 0) return train_follower(config, dataset, eval_sets, dist);
+  if (dist.rank > 0) return train_follower(config, dataset, eval_sets, dist, vm["out"].as<std::string>());
   progress.line(fmt::format("masklab train: strategy {}  seed {}  {} train / {} held-out examples  tasks {}",
                             make_strategy(config.strategy)->spec(), config.seed, dataset.train.size(),
                             dataset.eval.size(), fmt::join(dataset.tasks, ",")));
@@ -196,6 +208,7 @@ int cmd_train(const std::vector<std::string>& args) {
   train_options.progress = &progress;
   train_options.eval_sets = &eval_sets;
   train_options.dist = dist;
+  train_options.preempt_requested = [] { return preempted(); };
   return report_run(train_run(config, dataset, train_options), train_options.out_dir, progress);
 }
 
@@ -224,7 +237,8 @@ int cmd_sweep(const std::vector<std::string>& args) {
       "\n"
       "Expands the spec into runs (id = hash of the resolved config) and runs every\n"
       "run without a DIR/runs/<id>/metrics.json: rerunning resumes. Exit status 0\n"
-      "when every run of the shard is ok, 1 otherwise, 2 for a bad spec.\n"
+      "when every run of the shard is ok, 1 otherwise, 2 for a bad spec, 75 preempted\n"
+      "(SIGTERM/SIGUSR1: running runs checkpoint; rerunning resumes them), 130 on SIGINT.\n"
       "\n"
       "--until-ci runs the spec, then adds seeds (after the largest, --round-seeds at\n"
       "a time) to every strategy until the seed-level paired-t 95% interval of every\n"

@@ -119,12 +119,23 @@ int wait_ranks(std::vector<pid_t>& pids) {
     }
     const auto it = std::find(pids.begin(), pids.end(), pid);
     if (it == pids.end()) continue;
-    const int rank = static_cast<int>(it - pids.begin());
+    int rank = static_cast<int>(it - pids.begin());
     *it = 0;
     g_rank_pids[rank] = 0;
     --running;
     if (failed_rank >= 0) continue;  // stopped by us: the first failure is the cause
     if (is_failure(status)) {
+      // A rank killed by a signal takes its peers down with it a moment
+      // later (their collectives fail): that rank, not the first reaped, is the cause.
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      for (int other = 0; !WIFSIGNALED(status) && other < static_cast<int>(pids.size()); ++other) {
+        int other_status = 0;
+        if (pids[other] <= 0 || ::waitpid(pids[other], &other_status, WNOHANG) != pids[other]) continue;
+        pids[other] = 0;
+        g_rank_pids[other] = 0;
+        --running;
+        if (WIFSIGNALED(other_status)) status = other_status, rank = other;
+      }
       failed_rank = rank;
       result = exit_code(status);
       std::fprintf(stderr, "masklab train: rank %d of %zu %s; stopping the other ranks\n", rank, pids.size(),

@@ -203,6 +203,8 @@ const std::vector<Field>& fields() {
       MASKLAB_FIELD("train.log_every", train.log_every, "steps between log lines"),
       MASKLAB_FIELD("train.device", train.device, "where to train"),
       MASKLAB_FIELD("train.threads", train.threads, "intra-op CPU threads; 0 = all cores"),
+      MASKLAB_FIELD("train.checkpoint_every", train.checkpoint_every, "steps between resumable checkpoints; 0 = only on SIGTERM/SIGUSR1"),
+      MASKLAB_FIELD("train.keep_checkpoints", train.keep_checkpoints, "keep every checkpoint, also after the run finishes"),
       MASKLAB_FIELD("data.tasks", data.tasks, "built-in tasks (see `masklab tasks`)"),
       MASKLAB_FIELD("data.train_size", data.train_size, "training examples per built-in task"),
       MASKLAB_FIELD("data.eval_size", data.eval_size, "held-out examples per built-in task"),
@@ -423,6 +425,7 @@ void validate(const Config& c) {
   non_negative("train.eval_every", c.train.eval_every);
   positive("train.log_every", c.train.log_every);
   non_negative("train.threads", c.train.threads);
+  non_negative("train.checkpoint_every", c.train.checkpoint_every);
   if (c.train.beta1 < 0 || c.train.beta1 >= 1) throw bad("train.beta1", "must be in [0, 1)");
   if (c.train.beta2 < 0 || c.train.beta2 >= 1) throw bad("train.beta2", "must be in [0, 1)");
   if (c.data.train.empty() && c.data.tasks.empty()) {

@@ -134,6 +134,8 @@ struct TrainConfig {
   int log_every = 50;            // steps between log lines (non-terminal output)
   DeviceSetting device;          // auto | cpu | cuda | cuda:N
   int threads = 0;               // intra-op threads; 0 = all cores
+  int checkpoint_every = 0;      // steps between checkpoints in RUN_DIR/checkpoint/; 0 = only on SIGTERM/SIGUSR1
+  bool keep_checkpoints = false; // keep every checkpoint, and keep them after the run finishes
 };
 
 struct DataConfig {

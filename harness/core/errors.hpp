@@ -18,6 +18,13 @@ class UserError : public std::runtime_error {
   int exit_code_;
 };
 
+// The exit status of `masklab train` and `masklab sweep` that got SIGTERM or
+// SIGUSR1 (a scheduler's preemption warning): the run checkpointed at the
+// next step boundary (the sweep waited for its runs to), and rerunning the
+// same command resumes. 0 ok, 1 recorded failure, 2 user error and 130
+// SIGINT keep their meanings.
+constexpr int kExitPreempted = 75;
+
 // "FILE:LINE: reason", the form editors and terminals can jump to.
 inline UserError error_at(const std::string& file, long line, const std::string& reason) {
   return UserError(file + ":" + std::to_string(line) + ": " + reason);

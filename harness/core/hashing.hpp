@@ -11,6 +11,9 @@ namespace masklab {
 
 class Fnv1a {
  public:
+  Fnv1a() = default;
+  // Continues a hash whose value() so far was `state` (a resumed run's order hash).
+  explicit Fnv1a(std::uint64_t state) : state_(state) {}
   Fnv1a& add(const void* data, size_t size) {
     const auto* p = static_cast<const unsigned char*>(data);
     for (size_t i = 0; i < size; ++i) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,29 +12,71 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "harness/core/errors.hpp"
 #include "harness/core/files.hpp"
 
 namespace masklab {
 namespace {
 
 volatile sig_atomic_t g_interrupted = 0;
+volatile sig_atomic_t g_preempted = 0;
 void on_interrupt(int) { g_interrupted = 1; }
+void on_preemption(int) {
+  g_interrupted = 1;
+  g_preempted = 1;
+}
+
+void handle(int signal, void (*handler)(int), int flags) {
+  struct sigaction sa {};
+  sa.sa_handler = handler;
+  sa.sa_flags = flags;
+  sigaction(signal, &sa, nullptr);
+}
 
 }  // namespace
 
+// No SA_RESTART: the sweep's waits return early, to act on the signal.
 void install_interrupt_handler() {
-  struct sigaction sa {};
-  sa.sa_handler = on_interrupt;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  handle(SIGINT, on_interrupt, 0);
+  handle(SIGTERM, on_preemption, 0);
+  handle(SIGUSR1, on_preemption, 0);
+}
+
+// SA_RESTART: a run's reads and waits carry on; the loop checks the flag at each step boundary.
+void install_preemption_handler() {
+  handle(SIGTERM, on_preemption, SA_RESTART);
+  handle(SIGUSR1, on_preemption, SA_RESTART);
 }
 
 bool interrupted() { return g_interrupted != 0; }
+bool preempted() { return g_preempted != 0; }
+
+namespace {
+
+// This process's environment without the variables that would make a
+// `masklab train` child a rank of a data-parallel run (harness/train/
+// distributed.hpp): a sweep started by srun or torchrun runs each of its runs
+// as one process. Built before fork, so the child only calls execve.
+std::vector<char*> environment_of_a_single_process() {
+  static const char* const kRankVariables[] = {"RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "MASKLAB_DIST_STORE=",
+                                               "SLURM_NTASKS=", "SLURM_PROCID=", "SLURM_LOCALID="};
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    bool rank_variable = false;
+    for (const char* prefix : kRankVariables) rank_variable |= std::strncmp(*e, prefix, std::strlen(prefix)) == 0;
+    if (!rank_variable) env.push_back(*e);
+  }
+  env.push_back(nullptr);
+  return env;
+}
+
+}  // namespace
 
 pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  const std::vector<char*> env = environment_of_a_single_process();
   // Opened here, not in the child, so a log that cannot be written is an
   // error naming it and why, instead of a run with no output.
   const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -50,7 +93,7 @@ pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log)
   }
   ::dup2(fd, STDOUT_FILENO);  // dup2 clears close-on-exec on the copies
   ::dup2(fd, STDERR_FILENO);
-  ::execv(args[0], args.data());
+  ::execve(args[0], args.data(), env.data());
   std::fprintf(stderr, "masklab sweep: cannot run %s: %s\n", args[0], std::strerror(errno));
   ::_exit(127);
 }
@@ -87,6 +130,11 @@ RunClaim& RunClaim::operator=(RunClaim&& other) noexcept {
 
 RunClaim::~RunClaim() {
   if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
+}
+
+bool was_preempted(int wstatus) {
+  if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus) == kExitPreempted;
+  return WIFSIGNALED(wstatus) && (WTERMSIG(wstatus) == SIGTERM || WTERMSIG(wstatus) == SIGUSR1);
 }
 
 std::string last_line(const std::string& path) {

@@ -11,15 +11,28 @@
 
 namespace masklab {
 
-// From now on SIGINT and SIGTERM set a flag (interrupted()) instead of ending
-// the process; blocking calls return early with EINTR.
+// From now on SIGINT, SIGTERM and SIGUSR1 set a flag (interrupted())
+// instead of ending the process; blocking calls return early with EINTR.
+// SIGTERM and SIGUSR1 (a scheduler's preemption warning) also set
+// preempted().
 void install_interrupt_handler();
 bool interrupted();
+
+// From now on SIGTERM and SIGUSR1 set preempted() instead of ending the
+// process, and interrupted system calls restart; SIGINT keeps its default
+// action (`masklab train`).
+void install_preemption_handler();
+bool preempted();
 
 // Starts argv[0] with argv in a child process whose stdout and stderr go to
 // `log` (truncated). Throws std::runtime_error when fork fails; a child that
 // cannot exec exits with status 127.
 pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log);
+
+// Whether a child's wait status says it was preempted: it exited 75
+// (kExitPreempted: it checkpointed), or SIGTERM/SIGUSR1 ended it before it
+// could install its handler (it starts again from step 0).
+bool was_preempted(int wstatus);
 
 // The last non-empty line of a file ("" when it has none): why a child died.
 std::string last_line(const std::string& path);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -18,6 +19,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "harness/core/cores.hpp"
 #include "harness/core/errors.hpp"
 #include "harness/core/hf_config.hpp"
 #include "harness/core/files.hpp"
@@ -434,7 +436,7 @@ std::string result_line(const SweepRun& r, const std::string& status, double sec
 // numbers match to the bit.
 int threads_per_run(const SweepOptions& options, const SweepPlan& plan) {
   const int slots = std::max(1, std::min<int>(options.jobs, static_cast<int>(std::max<size_t>(1, plan.runs.size()))));
-  return std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / slots);
+  return std::max(1, available_cores() / slots);
 }
 
 // A run past --run-timeout gets SIGTERM, then SIGKILL this much later.
@@ -451,7 +453,8 @@ class SweepRunner {
         threads_each_(threads_per_run(options, plan)) {}
 
   // The process exit status: 0 when every run of the shard is ok, 1 when
-  // some is not, 130 when interrupted.
+  // some is not, 75 (kExitPreempted) when the sweep got SIGTERM or SIGUSR1,
+  // or, with nothing failed, some run was preempted on its own; 130 on SIGINT.
   int run() {
     progress_.line(fmt::format("sweep {}: {} runs, {} done, {} to run, {} at a time with {} thread(s) each -> {}",
                                spec_.name, plan_.runs.size(), plan_.already_ok + plan_.already_bad,
@@ -562,9 +565,16 @@ class SweepRunner {
     running_.erase(it);
     if (retire_device_of(finished, wstatus)) return true;
     // A child that died of the same interrupt stays unrecorded, to run again.
-    if (!interrupted()) {
-      record(*finished.run, wstatus, seconds_since(finished.start), finished.terminated ? options_.run_timeout : 0);
+    if (interrupted()) return true;
+    const double seconds = seconds_since(finished.start);
+    if (!finished.terminated && was_preempted(wstatus)) {
+      // Signalled by someone else (the scheduler): no record, so the next start resumes it.
+      ++preempted_;
+      progress_.line(fmt::format("{} {:<8} {:6.1f}s  {}  (checkpointed: the next sweep start resumes it)",
+                                 finished.run->id, "preempted", seconds, describe(*finished.run)));
+      return true;
     }
+    record(*finished.run, wstatus, seconds, finished.terminated ? options_.run_timeout : 0);
     return true;
   }
 
@@ -600,17 +610,23 @@ class SweepRunner {
   void show_status() {
     const int done = done_ok_ + done_bad_;
     const double per_run = done ? seconds_total_ / done : 0;
-    const size_t left = plan_.pending.size() - static_cast<size_t>(done + claimed_elsewhere_);
+    const size_t left = plan_.pending.size() - static_cast<size_t>(done + claimed_elsewhere_ + preempted_);
     const double eta = done ? per_run * static_cast<double>(left) / jobs_ : NAN;
     progress_.status(fmt::format("runs {}/{} done ({} not ok), {} running, ETA {}",
                                  plan_.already_ok + plan_.already_bad + done, plan_.runs.size(),
                                  plan_.already_bad + done_bad_, running_.size(), format_duration(eta)));
   }
 
-  // Unfinished runs are left without metrics.json, so the next start redoes them.
+  // Unfinished runs are left without metrics.json, so the next start redoes
+  // them. SIGTERM makes each checkpoint at its next step boundary (and exit
+  // 75), so the next start resumes them; the wait lasts as long as that takes.
   int stop_interrupted() {
     for (const auto& [pid, r] : running_) ::kill(pid, SIGTERM);
-    while (::waitpid(-1, nullptr, 0) > 0) {
+    while (::waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
+    }
+    if (preempted()) {
+      progress_.line("preempted: rerun the same command to resume");
+      return kExitPreempted;
     }
     progress_.line("sweep interrupted: unfinished runs have no metrics.json and run again on the next start");
     return 130;
@@ -619,10 +635,14 @@ class SweepRunner {
   int summary() {
     progress_.finish();
     const int bad = plan_.already_bad + done_bad_;
-    progress_.line(fmt::format("sweep {}: {} runs ok, {} not ok, {}{:.0f}s", spec_.name, plan_.already_ok + done_ok_,
-                               bad, claimed_elsewhere_ ? fmt::format("{} left to another sweep, ", claimed_elsewhere_) : "",
+    progress_.line(fmt::format("sweep {}: {} runs ok, {} not ok, {}{}{:.0f}s", spec_.name,
+                               plan_.already_ok + done_ok_, bad,
+                               preempted_ ? fmt::format("{} preempted (rerun to resume), ", preempted_) : "",
+                               claimed_elsewhere_ ? fmt::format("{} left to another sweep, ", claimed_elsewhere_) : "",
                                seconds_since(start_)));
-    return bad == 0 && claimed_elsewhere_ == 0 ? 0 : 1;
+    if (bad > 0) return 1;
+    if (preempted_ > 0) return kExitPreempted;
+    return claimed_elsewhere_ == 0 ? 0 : 1;
   }
 
   const SweepSpec& spec_;
@@ -637,6 +657,7 @@ class SweepRunner {
   DeviceSlots devices_{options_.devices};
   int done_ok_ = 0, done_bad_ = 0;
   int claimed_elsewhere_ = 0;  // runs another sweep held when this one came to them
+  int preempted_ = 0;          // runs that exited 75 without this sweep being signalled
   double seconds_total_ = 0;
   std::chrono::steady_clock::time_point start_;
 };
@@ -655,9 +676,9 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& options) {
   install_interrupt_handler();
   // Only a shard with runs to do needs the base; it runs alone, on every core.
   if (spec.base && !plan.pending.empty()) {
-    const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = available_cores();
     if (const int status = prepare_base(*spec.base, {options.out_dir, options.masklab_binary, threads}); status != 0) {
-      return status;
+      return status == 130 && preempted() ? kExitPreempted : status;
     }
   }
   return SweepRunner(spec, options, plan).run();

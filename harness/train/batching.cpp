@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <stdexcept>
+#include <string>
 
 #include "harness/core/hashing.hpp"
 #include "harness/core/random.hpp"
@@ -168,6 +170,17 @@ std::vector<std::vector<const TokenizedExample*>> draw_step(ExampleOrder& order,
     }
   }
   return micro;
+}
+
+void ExampleOrder::restore(const State& state) {
+  if (state.order.size() != order_.size() || state.pos > state.order.size()) {
+    throw std::invalid_argument("an example order of " + std::to_string(state.order.size()) + " examples at " +
+                                std::to_string(state.pos) + " does not fit " + std::to_string(order_.size()) +
+                                " examples");
+  }
+  order_ = state.order;
+  pos_ = state.pos;
+  state_ = state.next_seed;
 }
 
 std::int32_t ExampleOrder::next() {

@@ -48,6 +48,19 @@ class ExampleOrder {
                int batch_size = 0);
   std::int32_t next();
 
+  // Where the stream stands: this epoch's order, the position in it and the
+  // generator state of the next reshuffle. A checkpoint carries it, so that
+  // a resumed run draws what the uninterrupted one would have.
+  struct State {
+    std::vector<std::int32_t> order;
+    std::size_t pos = 0;
+    std::uint64_t next_seed = 0;
+  };
+  State state() const { return {order_, pos_, state_}; }
+  // Continues from `state`, taken from an order of the same examples;
+  // std::invalid_argument when its size or position cannot be that.
+  void restore(const State& state);
+
  private:
   void reshuffle();
   std::vector<std::int32_t> order_;

@@ -4,12 +4,14 @@
 #include "harness/train/run.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "harness/core/cores.hpp"
 #include "harness/core/errors.hpp"
 #include "harness/core/hf_config.hpp"
 #include "harness/core/run_record.hpp"
@@ -17,6 +19,7 @@
 #include "harness/train/evaluator.hpp"
 #include "harness/train/generate.hpp"
 #include "harness/train/model.hpp"
+#include "harness/train/resume.hpp"
 #include "harness/train/set_eval.hpp"
 #include "harness/train/trainer.hpp"
 
@@ -24,7 +27,7 @@ namespace masklab {
 
 int resolve_threads(const Config& config) {
   if (config.train.threads > 0) return config.train.threads;
-  return std::max(1u, std::thread::hardware_concurrency());
+  return available_cores();
 }
 
 }  // namespace masklab
@@ -137,16 +140,12 @@ class EvalSets {
   std::vector<const TokenizedExample*> held_out_, train_subset_;
 };
 
-// What the loop accumulates; metrics.json reports it.
-struct RunState {
-  std::string status = "ok";
+// What the run accumulates; metrics.json reports it. The loop's part
+// (LoopState) is what a checkpoint carries.
+struct RunState : LoopState {
+  std::string status = "ok";  // ok | diverged | failed | preempted (checkpointed, no metrics.json)
   std::string error;
-  int steps_done = 0;
-  long long tokens_trained = 0, tokens_seen = 0, tokens_total = 0;
-  torch::Tensor loss_since_log;  // summed on the device: reading it is the host sync
-  int steps_since_log = 0;
-  double last_logged_loss = std::nan("");
-  double train_seconds = 0;
+  int resumed_at = -1;         // the step of the checkpoint this process resumed from (-1: none)
   nlohmann::json final_eval;
   nlohmann::json base;         // the checkpoint the run started from, hashed at setup (null: random init)
   nlohmann::json saved_model;  // --save-model: where, under which architecture
@@ -155,12 +154,26 @@ struct RunState {
   long decode_tokens = 0;
 };
 
-void append_point(CurveWriter& curve, nlohmann::json point, int step, nlohmann::json train_loss, double lr) {
-  point["step"] = step;
-  point["train_loss"] = std::move(train_loss);
-  point["lr"] = lr;
-  curve.append(point);
-}
+// curve.jsonl, and its points so far in LoopState::curve: a resumed run
+// rewrites the file to exactly the checkpoint's points, so that points a
+// killed process wrote after its last checkpoint are not written twice.
+class Curve {
+ public:
+  Curve(const std::string& path, std::vector<nlohmann::json>& points) : writer_(path), points_(points) {
+    for (const auto& point : points_) writer_.append(point);
+  }
+  void append(nlohmann::json point, int step, nlohmann::json train_loss, double lr) {
+    point["step"] = step;
+    point["train_loss"] = std::move(train_loss);
+    point["lr"] = lr;
+    writer_.append(point);
+    points_.push_back(std::move(point));
+  }
+
+ private:
+  CurveWriter writer_;
+  std::vector<nlohmann::json>& points_;
+};
 
 double number_or_nan(const nlohmann::json& v) { return v.is_number() ? v.get<double>() : std::nan(""); }
 
@@ -177,7 +190,8 @@ bool log_loss(RunState& s, const TrainConfig& tc, int step, Clock::time_point tr
   const bool on_schedule = s.steps_done % tc.log_every == 0 || last;
   if (progress && (on_schedule || progress->interactive())) {
     const double elapsed = seconds_since(train_start);
-    const double eta = elapsed / s.steps_done * (tc.steps - s.steps_done);
+    const int steps_here = std::max(1, s.steps_done - std::max(0, s.resumed_at));  // this process's, after a resume
+    const double eta = elapsed / steps_here * (tc.steps - s.steps_done);
     const std::string text = fmt::format("step {}/{}  loss {:.4f}  lr {:.2e}  {:.0f} tok/s  ETA {}", s.steps_done,
                                          tc.steps, mean_loss, learning_rate_at(tc, step),
                                          s.tokens_seen / std::max(elapsed, 1e-9), format_duration(eta));
@@ -190,7 +204,7 @@ bool log_loss(RunState& s, const TrainConfig& tc, int step, Clock::time_point tr
   return true;
 }
 
-void eval_point(RunState& s, const TrainConfig& tc, Transformer& model, const EvalSets& eval, CurveWriter& curve,
+void eval_point(RunState& s, const TrainConfig& tc, Transformer& model, const EvalSets& eval, Curve& curve,
                 Progress* progress) {
   auto point = eval.run(model);
   if (progress) {
@@ -198,17 +212,43 @@ void eval_point(RunState& s, const TrainConfig& tc, Transformer& model, const Ev
                                number_or_nan(point["eval"]["completion_nll"]),
                                number_or_nan(point["eval"]["exact_match"])));
   }
-  append_point(curve, std::move(point), s.steps_done, s.last_logged_loss, learning_rate_at(tc, s.steps_done - 1));
+  curve.append(std::move(point), s.steps_done, s.last_logged_loss, learning_rate_at(tc, s.steps_done - 1));
 }
 
-// The optimizer steps, with logging and the curve's intermediate points.
-// Stops early, with the status set, when the loss diverges.
-// Without a curve (a data-parallel rank past 0) it evaluates nothing.
-void train_loop(TrainJob& job, const Dataset& dataset, const EvalSets& eval, CurveWriter* curve, RunState& s,
-                Progress* progress) {
+// Data-parallel ranks stop together: a signal that reached one rank stops
+// every rank at the same step boundary (one process: the flag itself).
+bool on_any_rank(const DistContext& dist, bool flag) {
+  if (dist.world() == 1) return flag;
+  auto votes = torch::full({1}, flag ? 1.0f : 0.0f);
+  dist.allreduce_sum(votes);
+  return votes.item<float>() > 0;
+}
+
+// The optimizer steps from s.steps_done on, with logging, the curve's
+// intermediate points and the train.checkpoint_every checkpoints. Stops
+// early, with the status set, when the loss diverges or preemption is
+// requested (checked at every step boundary, the one after the last step
+// included, and answered with a checkpoint). Without a curve (a
+// data-parallel rank past 0) it evaluates and writes nothing.
+void train_loop(TrainJob& job, const Dataset& dataset, const EvalSets& eval, Curve* curve, RunState& s,
+                const TrainOptions& options) {
   const TrainConfig& tc = job.config.train;
+  Progress* progress = options.progress;
   const auto train_start = Clock::now();
-  for (int step = 0; step < tc.steps; ++step) {
+  const double seconds_before = s.train_seconds;
+  for (int step = s.steps_done;; ++step) {
+    const bool preempt = on_any_rank(job.dist, options.preempt_requested && options.preempt_requested());
+    const bool checkpoint_due = tc.checkpoint_every > 0 && step > 0 && step % tc.checkpoint_every == 0 &&
+                                step < tc.steps && step != s.resumed_at;
+    if ((preempt || checkpoint_due) && job.dist.is_main()) {
+      s.train_seconds = seconds_before + seconds_since(train_start);
+      save_checkpoint(options.out_dir, job, s);
+    }
+    if (preempt) {
+      s.status = "preempted";
+      break;
+    }
+    if (step == tc.steps) break;
     const StepResult result = train_step(job, dataset, step);
     s.tokens_trained += result.tokens_trained;
     s.tokens_seen += result.tokens_seen;
@@ -224,7 +264,7 @@ void train_loop(TrainJob& job, const Dataset& dataset, const EvalSets& eval, Cur
     if ((log_now || eval_now) && !log_loss(s, tc, step, train_start, progress)) break;
     if (eval_now && curve) eval_point(s, tc, job.model, eval, *curve, progress);
   }
-  s.train_seconds = seconds_since(train_start);
+  s.train_seconds = seconds_before + seconds_since(train_start);
 }
 
 nlohmann::json data_record(const Dataset& dataset) {
@@ -274,10 +314,10 @@ nlohmann::json run_metrics(const TrainJob& job, const Dataset& dataset, const Ru
   return m;
 }
 
-// --save-model: DIR/model.pt (masklab's own format) and DIR/model/, a
-// Hugging Face folder with the tokenizer's files.
+// --save-model: DIR/model/, a Hugging Face folder with the tokenizer's
+// files, which model.init_from, a sweep's base and transformers all read
+// (the older DIR/model.pt is no longer written; model.init_from still reads one).
 nlohmann::json save_model(const TransformerImpl& model, const Tokenizer& tokenizer, const std::string& dir) {
-  save_parameters(model, dir + "model.pt");
   save_hf_model(model, dir + "model", tokenizer.bos_id(), tokenizer.eos_id());
   tokenizer.save_pretrained(dir + "model");
   // The record holds no path, so that identical runs in two folders record the same.
@@ -306,14 +346,47 @@ void check_vocab_fits(const Config& config, const Dataset& dataset) {
   }
 }
 
+// Resumes `job` and `s` from the run's newest valid checkpoint: its step, or
+// -1 (from scratch). Every rank of a data-parallel run reads the same
+// checkpoint (rank 0's lines alone are printed) and must arrive at rank 0's step.
+int resume(TrainJob& job, RunState& s, const TrainOptions& options) {
+  const bool main = job.dist.is_main();
+  const auto step = resume_from_checkpoint(options.out_dir, job, s, [main](const std::string& line) {
+    if (main) std::fprintf(stderr, "masklab: %s\n", line.c_str());
+  });
+  const int resumed_at = step ? *step : -1;
+  if (job.dist.world() > 1) {
+    auto rank0_step = torch::full({1}, static_cast<double>(resumed_at), torch::kFloat64);
+    job.dist.broadcast(rank0_step);
+    if (rank0_step.item<double>() != resumed_at) {
+      throw std::runtime_error(fmt::format("rank {} resumed at step {} but rank 0 at step {}", job.dist.rank(),
+                                           resumed_at, rank0_step.item<double>()));
+    }
+  }
+  if (step && main) {
+    std::fprintf(stderr, "masklab: resuming from step %d (%s)\n", *step, checkpoint_dir(options.out_dir).c_str());
+  }
+  return resumed_at;
+}
+
+// What train_run returns for a preempted run: no metrics.json, the checkpoint stays.
+nlohmann::json preempted_record(const RunState& s, const TrainOptions& options) {
+  return {{"status", "preempted"}, {"steps", s.steps_done}, {"checkpoint", checkpoint_dir(options.out_dir)}};
+}
+
 // A data-parallel rank past 0: every step's collectives, in lockstep with
-// rank 0 (it stops where rank 0 stops, at the end or at the same non-finite
-// loss: every rank holds the whole step's loss); no evaluation, no files.
-nlohmann::json follow_rank0(TrainJob& job, const Dataset& dataset) {
+// rank 0 (it stops where rank 0 stops: at the end, at the same non-finite
+// loss, since every rank holds the whole step's loss, or at the same
+// preemption boundary); no evaluation, no files.
+nlohmann::json follow_rank0(TrainJob& job, const Dataset& dataset, const TrainOptions& options) {
   const EvalSets eval(job.config, dataset, job.device);
   RunState s;
   s.loss_since_log = torch::zeros({}, torch::TensorOptions().device(job.device));
-  train_loop(job, dataset, eval, /*curve=*/nullptr, s, /*progress=*/nullptr);
+  s.resumed_at = resume(job, s, options);
+  TrainOptions quiet = options;
+  quiet.progress = nullptr;
+  train_loop(job, dataset, eval, /*curve=*/nullptr, s, quiet);
+  if (s.status == "preempted") return preempted_record(s, options);
   return {{"status", s.status}, {"rank", job.dist.rank()}};
 }
 
@@ -330,27 +403,28 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
       options.eval_sets ? std::vector<EvalSet>{} : load_eval_sets(config, *dataset.tokenizer);  // a bad set fails here
   const std::vector<EvalSet>& sets = options.eval_sets ? *options.eval_sets : own_sets;
   TrainJob job = make_train_job(config, dataset, options.dist);
-  if (!job.dist.is_main()) return follow_rank0(job, dataset);  // data-parallel: rank 0 records
+  if (!job.dist.is_main()) return follow_rank0(job, dataset, options);  // data-parallel: rank 0 records
   nlohmann::json base = base_record(config.model);  // the weights the job just loaded, hashed once
   std::filesystem::create_directories(options.out_dir);
   const std::string dir = options.out_dir + "/";
   std::filesystem::remove(dir + "metrics.json");  // a stale one would mark this run finished
   write_file_atomic(dir + "config.yaml", to_yaml(config));
-  CurveWriter curve(dir + "curve.jsonl");
   const EvalSets eval(config, dataset, job.device);
   RunState s;
   s.base = std::move(base);
   s.loss_since_log = torch::zeros({}, torch::TensorOptions().device(job.device));
+  s.resumed_at = resume(job, s, options);
+  Curve curve(dir + "curve.jsonl", s.curve);
 
   try {
-    if (tc.eval_every > 0) append_point(curve, eval.run(job.model), 0, nullptr, 0.0);
-    train_loop(job, dataset, eval, &curve, s, options.progress);
+    if (tc.eval_every > 0 && s.resumed_at < 0) curve.append(eval.run(job.model), 0, nullptr, 0.0);
+    train_loop(job, dataset, eval, &curve, s, options);
     if (options.progress) options.progress->finish();
+    if (s.status == "preempted") return preempted_record(s, options);
     if (s.status == "ok") {
       std::vector<ExampleScores> held_out_scores;
       s.final_eval = eval.run(job.model, &held_out_scores);
-      append_point(curve, s.final_eval, s.steps_done, s.last_logged_loss,
-                   learning_rate_at(tc, std::max(0, s.steps_done - 1)));
+      curve.append(s.final_eval, s.steps_done, s.last_logged_loss, learning_rate_at(tc, std::max(0, s.steps_done - 1)));
       if (options.save_model) s.saved_model = save_model(*job.model, *dataset.tokenizer, dir);
       write_samples(job.model, dataset, config.eval.samples, config.eval.batch_size, job.device, dir + "samples.jsonl");
       score_sets(job, dataset, sets, held_out_scores, s, dir);
@@ -370,6 +444,9 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
   metrics["provenance"]["world_size"] = job.dist.world();  // data-parallel ranks (1: one process)
   metrics["wall_seconds"] = seconds_since(wall_start);
   write_file_atomic(dir + "metrics.json", metrics.dump(2) + "\n");
+  // A finished run needs no checkpoint; removed after the record, so that a
+  // crash in between leaves a record (and a checkpoint that reproduces it).
+  if (!tc.keep_checkpoints) remove_checkpoints(options.out_dir);
   return metrics;
 }
 

@@ -2,6 +2,7 @@
 // One training run, as the CLI and the sweep runner see it: resolved config
 // + dataset -> run record. Free of LibTorch headers, so callers compile fast;
 // run.cpp implements it around the training step of trainer.hpp/.cpp.
+#include <functional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -26,19 +27,26 @@ void apply_thread_policy(int threads);
 
 struct TrainOptions {
   std::string out_dir;          // the run record goes here (created if missing)
-  bool save_model = false;      // write DIR/model.pt and the Hugging Face folder DIR/model/
+  bool save_model = false;      // write the Hugging Face folder DIR/model/
   Progress* progress = nullptr; // where to report; null = silent
   // config.eval.sets, loaded by a caller that must fail on a bad set before it
   // prints anything (cmd_train); null = train_run loads them itself.
   const std::vector<EvalSet>* eval_sets = nullptr;
   DistEnv dist;                 // which rank of a data-parallel run this process is (default: the only one)
+  // True once the run should stop for preemption (SIGTERM, SIGUSR1): at the
+  // next step boundary it writes a checkpoint and returns status
+  // "preempted" without a metrics.json. Null = never.
+  std::function<bool()> preempt_requested;
 };
 
 // Runs the job and writes the record. Returns the contents of metrics.json.
 // A NaN/inf loss ends the run with status "diverged"; a runtime failure
 // (out of memory, a LibTorch error) with status "failed"; both are recorded
 // in metrics.json rather than thrown. Config and data errors found before
-// training starts throw UserError and write no metrics.json.
+// training starts throw UserError and write no metrics.json. A valid
+// checkpoint in DIR/checkpoint/ is resumed from (harness/train/resume.hpp);
+// a preempted run returns {"status": "preempted", "steps": N} and leaves
+// its checkpoint, not metrics.json.
 // Data-parallel (options.dist of several ranks): rank 0 evaluates and writes
 // the record; every other rank trains its share of each step, writes nothing
 // and returns {"status", "rank"} when the steps are done (it does not wait

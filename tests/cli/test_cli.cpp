@@ -75,7 +75,8 @@ TEST_CASE("the equivalences hold through the CLI", "[slow][cli][equivalence]") {
       " --set data.train_size=32 --set data.eval_size=8 --set data.tasks=add --set train.threads=1 --save-model";
   REQUIRE(test::run_masklab("train --strategy full --out " + dir.file("full") + common).exit_code == 0);
   REQUIRE(test::run_masklab("train --strategy weighted:1 --out " + dir.file("w1") + common).exit_code == 0);
-  CHECK(test::read_text(dir.file("full/model.pt")) == test::read_text(dir.file("w1/model.pt")));
+  CHECK(test::read_text(dir.file("full/model/model.safetensors")) ==
+        test::read_text(dir.file("w1/model/model.safetensors")));
   auto m1 = test::comparable_metrics(read_json_file(dir.file("full/metrics.json")), true);
   auto m2 = test::comparable_metrics(read_json_file(dir.file("w1/metrics.json")), true);
   CHECK(m1 == m2);

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -333,4 +334,81 @@ TEST_CASE("sweep --devices cpu,cuda:7 on a CPU build retires cuda:7 and finishes
     CHECK(m["status"] == "failed");
     CHECK_THAT(m["error"].get<std::string>(), Catch::Contains("no usable device") && Catch::Contains("cuda:7"));
   }
+}
+
+namespace {
+
+// The pid of the `masklab train` child whose command line names `run_dir`, 0 while there is none.
+pid_t train_child_of(const std::string& run_dir) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = test::read_text(entry.path().string() + "/cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(" train ") != std::string::npos && cmdline.find(run_dir + "/config.yaml") != std::string::npos) {
+      return static_cast<pid_t>(std::stol(name));
+    }
+  }
+  return 0;
+}
+
+bool log_has(const std::string& path, const std::string& text) {
+  return fs::exists(path) && test::read_text(path).find(text) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("a sweep given SIGTERM exits 75 and the next sweep start resumes its runs and ends ok",
+          "[slow][sweep][resume]") {
+  test::TempDir dir;
+  test::write_text(dir.file("s.yaml"), tiny_spec(250, "grid:\n  strategy: [full, completion_only]\n"));
+  const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
+  const std::string out = dir.file("out"), first = out + "/runs/" + spec.runs[0].id;
+  // Preempt once the first run has logged training steps (log lines every 50 steps), not after a guessed delay.
+  const auto stopped = test::interrupt_masklab_when(
+      {"sweep", dir.file("s.yaml"), "--out", out}, out + ".log", [&] { return log_has(first + "/train.log", "step 50/"); },
+      SIGTERM);
+  INFO(stopped.out);
+  CHECK(stopped.exit_code == kExitPreempted);
+  CHECK_THAT(stopped.out, Catch::Contains("preempted: rerun the same command to resume"));
+  CHECK_FALSE(fs::exists(first + "/metrics.json"));
+  CHECK(fs::exists(first + "/checkpoint"));
+  CHECK_THAT(test::read_text(first + "/train.log"), Catch::Contains("preempted at step"));
+
+  const auto resumed = test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out);
+  INFO(resumed.out);
+  CHECK(resumed.exit_code == 0);
+  CHECK_THAT(test::read_text(first + "/train.log"), Catch::Contains("resuming from step"));
+  for (const auto& r : spec.runs) CHECK(read_json_file(out + "/runs/" + r.id + "/metrics.json")["status"] == "ok");
+  CHECK_FALSE(fs::exists(first + "/checkpoint"));
+}
+
+TEST_CASE("a run preempted on its own is counted as preempted, not failed, and the next start resumes it",
+          "[slow][sweep][resume]") {
+  test::TempDir dir;
+  test::write_text(dir.file("s.yaml"), tiny_spec(250, "grid:\n  strategy: [full, completion_only]\n"));
+  const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
+  const std::string out = dir.file("out"), first = out + "/runs/" + spec.runs[0].id;
+  test::CommandResult sweep{};
+  std::thread runner([&] { sweep = test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out); });
+  // The scheduler signals the run itself (Slurm signals every process of a job step).
+  pid_t child = 0;
+  const bool found = test::wait_until([&] {
+    return log_has(first + "/train.log", "step 50/") && (child = train_child_of(first)) > 0;
+  }, std::chrono::seconds(120));
+  if (found) ::kill(child, SIGTERM);
+  runner.join();
+  REQUIRE(found);
+  INFO(sweep.out);
+  CHECK(sweep.exit_code == kExitPreempted);
+  CHECK_THAT(sweep.out, Catch::Contains(spec.runs[0].id + " preempted"));
+  CHECK_THAT(sweep.out, Catch::Contains("1 runs ok, 0 not ok, 1 preempted"));
+  CHECK_FALSE(fs::exists(first + "/metrics.json"));  // no failure record
+  CHECK(read_json_file(out + "/runs/" + spec.runs[1].id + "/metrics.json")["status"] == "ok");
+
+  const auto resumed = test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out);
+  INFO(resumed.out);
+  CHECK(resumed.exit_code == 0);
+  CHECK_THAT(test::read_text(first + "/train.log"), Catch::Contains("resuming from step"));
+  CHECK(read_json_file(first + "/metrics.json")["status"] == "ok");
 }

@@ -344,3 +344,37 @@ TEST_CASE("data-parallel: a rank whose peer dies fails with a line naming the co
   CHECK(metrics["status"] == "failed");
   CHECK(metrics["error"].get<std::string>().find("rank 0: all-reduce failed") != std::string::npos);
 }
+
+TEST_CASE("data-parallel: SIGTERM to --nproc 2 stops both ranks at one step, and the rerun equals the uninterrupted run",
+          "[slow][distributed][resume]") {
+  test::TempDir dir;
+  const std::string whole = dir.file("whole"), stopped = dir.file("stopped");
+  const std::string longer = " --set train.steps=60 --nproc 2";
+  REQUIRE(test::run_masklab(ddp_args(whole, "token_count", 4) + longer).exit_code == 0);
+
+  // The signal reaches the launcher, which forwards it to both ranks; they
+  // agree on the boundary, rank 0 checkpoints, every process exits 75.
+  std::vector<std::string> args{"train"};
+  std::istringstream words(ddp_args(stopped, "token_count", 4) + longer);
+  for (std::string w; words >> w;) if (w != "train") args.push_back(w);
+  const auto first = test::interrupt_masklab_when(args, dir.file("stopped.log"), [&] {
+    if (!std::filesystem::exists(stopped + "/curve.jsonl")) return false;
+    const std::string curve = test::read_text(stopped + "/curve.jsonl");
+    return std::count(curve.begin(), curve.end(), '\n') >= 15;
+  }, SIGTERM);
+  INFO(first.out);
+  REQUIRE(first.exit_code == kExitPreempted);
+  CHECK_FALSE(std::filesystem::exists(stopped + "/metrics.json"));
+  REQUIRE(std::filesystem::exists(stopped + "/checkpoint"));
+
+  const auto second = test::run_masklab(ddp_args(stopped, "token_count", 4) + longer);
+  INFO(second.out);
+  REQUIRE(second.exit_code == 0);
+  CHECK_THAT(second.out, Catch::Contains("resuming from step"));
+  CHECK(test::read_text(stopped + "/model/model.safetensors") == test::read_text(whole + "/model/model.safetensors"));
+  CHECK(test::read_text(stopped + "/curve.jsonl") == test::read_text(whole + "/curve.jsonl"));
+  auto a = test::comparable_metrics(metrics_of(stopped), false), b = test::comparable_metrics(metrics_of(whole), false);
+  for (auto* m : {&a, &b}) m->erase("decode_seconds"), m->erase("decode_tokens_per_second");
+  CHECK(a == b);
+  CHECK_FALSE(std::filesystem::exists(stopped + "/checkpoint"));
+}

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "harness/core/errors.hpp"
+#include "harness/core/hf_config.hpp"
 #include "harness/core/run_record.hpp"
 #include "harness/train/batching.hpp"
 #include "harness/train/model.hpp"
@@ -33,7 +34,7 @@ RunOutput run(Config config, const std::string& strategy, const test::TempDir& d
   options.save_model = true;
   RunOutput out;
   out.metrics = train_run(config, ds, options);
-  out.model_bytes = test::read_text(dir.file(name + "/model.pt"));
+  out.model_bytes = test::read_text(dir.file(name + "/model/model.safetensors"));
   out.curve = test::read_text(dir.file(name + "/curve.jsonl"));
   return out;
 }
@@ -129,7 +130,8 @@ TEST_CASE("model.init_from starts every strategy from the same saved base", "[fa
   test::TempDir dir;
   Config config = test::tiny_config();
   const auto base = run(config, "full", dir, "base");
-  config.model.init_from = dir.file("base/model.pt");
+  apply_value(config, "model.init_from", dir.file("base/model"), "test");
+  resolve_init_from(config);  // as the CLI does: model.* from the folder's config.json
   config.train.steps = 0;
   const auto a = run(config, "completion_only", dir, "a");
   CHECK(a.model_bytes == base.model_bytes);  // 0 steps: the weights are the base's
