@@ -43,6 +43,9 @@ struct SweepSpec {
 // without one is then an error.
 SweepSpec load_sweep_spec(const std::string& path, const std::vector<int>& seeds = {});
 
+// "factor=value ...": a run's factors, for progress lines and messages.
+std::string describe(const SweepRun& run);
+
 // The run id of a config: every key but train.threads and train.device,
 // which change speed (and where the run trains), not results.
 std::string run_id(const Config& config);
