@@ -2,6 +2,8 @@
 """Checks that every Catch2 test case carries exactly one tier tag, [fast] or
 [slow]. CTest registers the test cases per tier (tests/CMakeLists.txt), so a
 case with no tier tag would never run and one with both would run twice.
+Also that no name holds a ';': CTest's discovery splits a name there into
+tests that match no case, and a filter that matches nothing passes.
 
 usage: check_tiers.py TEST_BINARY
 
@@ -35,6 +37,8 @@ def main() -> int:
         tags = [tier for tier in TIERS if name in tiered[tier]]
         if len(tags) != 1:
             problems.append(f"{name}: {' and '.join(tags) if tags else 'no tier tag'} (exactly one of {', '.join(TIERS)})")
+        if ";" in name:
+            problems.append(f"{name}: a ';' in a test name (CTest would split it into tests that run nothing)")
     for line in problems:
         print(line)
     counts = ", ".join(f"{len(tiered[tier])} {tier}" for tier in TIERS)

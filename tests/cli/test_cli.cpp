@@ -53,7 +53,7 @@ TEST_CASE("the CLI lists strategies and answers --help everywhere", "[slow][cli]
   }
 }
 
-TEST_CASE("masklab report --findings writes the findings page; --bootstrap must be at least 1", "[slow][cli]") {
+TEST_CASE("masklab report --findings writes the findings page, --bootstrap must be at least 1", "[slow][cli]") {
   test::TempDir dir;
   test::write_eval_sweep(dir.file("sweep"), test::EvalSweepShape{});
   const auto report = test::run_masklab("report " + dir.file("sweep") + " --findings " + dir.file("findings.md") +

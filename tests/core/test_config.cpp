@@ -138,7 +138,7 @@ TEST_CASE("enumerated settings parse from their name table and errors list the n
   for (const auto& [value, name] : EnumNames<DataFormat>::kNames) CHECK(enum_from_name<DataFormat>(name) == value);
 }
 
-TEST_CASE("eval.sets: every key read, written by to_yaml and read back; none by default", "[fast][config][eval-sets]") {
+TEST_CASE("eval.sets: every key read, written by to_yaml and read back, none by default", "[fast][config][eval-sets]") {
   CHECK(to_yaml(Config{}).find("sets") == std::string::npos);  // no sets: config.yaml as before
   test::TempDir dir;
   test::write_text(dir.file("c.yaml"),

@@ -122,7 +122,7 @@ TEST_CASE("safetensors: every damaged header is a UserError naming the file and 
   }
 }
 
-TEST_CASE("safetensors: shards are read through the index; a missing shard is named", "[fast][safetensors]") {
+TEST_CASE("safetensors: shards are read through the index, a missing shard is named", "[fast][safetensors]") {
   test::TempDir dir;
   const std::vector<float> a = {1, 2}, b = {3, 4, 5};
   write_safetensors(dir.file("s1.safetensors"), {{"a", TensorDtype::kF32, {2}, a.data()}});

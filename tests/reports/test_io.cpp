@@ -8,7 +8,7 @@
 
 using namespace masklab::reports;
 
-TEST_CASE("CSV text that begins like a formula gets a leading quote; numbers stay numbers", "[fast][reports][csv]") {
+TEST_CASE("CSV text that begins like a formula gets a leading quote, numbers stay numbers", "[fast][reports][csv]") {
   CHECK(csv_field("=HYPERLINK(\"http://x\")") == "\"'=HYPERLINK(\"\"http://x\"\")\"");
   CHECK(csv_field("+cmd") == "'+cmd");
   CHECK(csv_field("-2+3+cmd|' /C calc'!A0") == "'-2+3+cmd|' /C calc'!A0");

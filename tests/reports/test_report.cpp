@@ -518,7 +518,7 @@ TEST_CASE("λ is the recorded prompt weight of strategies on the PLW axis, and u
              Catch::Contains("--plw-transform expects log | quarter | linear, got 'cubic'"));
 }
 
-TEST_CASE("role weights come from sweep.json's run entry, else from metrics.json; a run with neither has no λ",
+TEST_CASE("role weights come from sweep.json's run entry, else from metrics.json, a run with neither has no λ",
           "[fast][reports]") {
   test::TempDir dir;
   write_sweep(dir.path(), flat_shape({"completion_only", "weighted:0.1", "full"}, {1}));

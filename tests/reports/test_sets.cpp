@@ -50,7 +50,7 @@ std::vector<ExampleScoresTable> value_tables(const test::EvalSweepShape& shape, 
 
 }  // namespace
 
-TEST_CASE("eval_examples.jsonl: scores per metric and wording; no file is none; a bad line names file:line",
+TEST_CASE("eval_examples.jsonl: scores per metric and wording, no file is none, a bad line names file:line",
           "[fast][reports]") {
   test::TempDir dir;
   const test::EvalSweepShape shape;

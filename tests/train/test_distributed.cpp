@@ -158,7 +158,7 @@ TEST_CASE("normalize_step with the step's global denominator gives each rank the
   }
 }
 
-TEST_CASE("DistContext: two ranks sum, broadcast and meet; one process is untouched", "[fast][distributed]") {
+TEST_CASE("DistContext: two ranks sum, broadcast and meet, one process is untouched", "[fast][distributed]") {
   test::TempDir dir;
   // Two ranks as two threads of this process, over one FileStore.
   std::vector<torch::Tensor> sums(2), broadcasts(2);

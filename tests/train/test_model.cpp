@@ -66,7 +66,7 @@ TEST_CASE("packed examples never see each other", "[fast][model][packing]") {
   CHECK(p1.label_role[0][first_b - 1].item<int>() == static_cast<int>(Role::kEos));
 }
 
-TEST_CASE("saved weights load back exactly; mismatches are named", "[fast][model]") {
+TEST_CASE("saved weights load back exactly, mismatches are named", "[fast][model]") {
   test::TempDir dir;
   Transformer a(tiny_model(), 259);
   a->initialize(5);

@@ -310,7 +310,7 @@ TEST_CASE("a corrupt or truncated checkpoint is refused with one line and the ru
   check_same_as(cli, "run", "ref", /*kept_checkpoints=*/true);
 }
 
-TEST_CASE("a checkpoint from another config is refused; one that differs only in threads resumes",
+TEST_CASE("a checkpoint from another config is refused, one that differs only in threads resumes",
           "[slow][train][resume]") {
   Config config = resume_config(12);
   config.train.checkpoint_every = 4;

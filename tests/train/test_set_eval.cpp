@@ -78,7 +78,7 @@ TEST_CASE("the default held-out set's per-example lines reproduce metrics.json's
   CHECK_FALSE(m.contains("eval_sets"));
 }
 
-TEST_CASE("a set with two wordings reports both and their mean; sets never change the run's numbers",
+TEST_CASE("a set with two wordings reports both and their mean, sets never change the run's numbers",
           "[fast][eval-sets][record]") {
   test::TempDir dir;
   Config config = test::tiny_config();
