@@ -260,7 +260,7 @@ TEST_CASE("a second sweep on the same folder never removes or rewrites a record 
   // runs[0] is slow, runs[1] quick. Sweep A (shard 2/2) runs only runs[1];
   // sweep B, started at once, finds runs[1] pending and reaches it after
   // runs[0], long after A has recorded it.
-  test::write_text(dir.file("s.yaml"), tiny_spec(3, "grid:\n  train.steps: [4000, 3]\n"));
+  test::write_text(dir.file("s.yaml"), tiny_spec(3, "grid:\n  train.steps: [1500, 3]\n"));
   const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
   const std::string out = dir.file("out"), quick = out + "/runs/" + spec.runs[1].id + "/metrics.json";
   const std::string b_log = dir.file("b.log");
@@ -273,8 +273,11 @@ TEST_CASE("a second sweep on the same folder never removes or rewrites a record 
   REQUIRE(fs::exists(quick));
   const std::string recorded = test::read_text(quick);
   const pid_t b_pid = std::stoi(test::read_text(dir.file("b.pid")));
-  // B's end, or its interrupt once it is past runs[0]: either way the record A wrote stands.
-  test::wait_until([&] { return ::kill(b_pid, 0) != 0; }, std::chrono::seconds(120));
+  // B past runs[0] (it has come to runs[1]), or B's end: either way the record A wrote stands.
+  const std::string left_to_a = spec.runs[1].id + " ok       finished by another sweep";
+  test::wait_until([&] { return ::kill(b_pid, 0) != 0 || test::read_text(b_log).find(left_to_a) != std::string::npos; },
+                   std::chrono::seconds(400));
+  test::wait_until([&] { return ::kill(b_pid, 0) != 0; }, std::chrono::seconds(30));
   INFO(test::read_text(b_log));
   CHECK(test::read_text(quick) == recorded);
   CHECK(read_json_file(out + "/runs/" + spec.runs[0].id + "/metrics.json")["status"] == "ok");
