@@ -61,4 +61,17 @@ void write_file_atomic(const std::string& path, std::string_view content) {
   }
 }
 
+AppendFile::AppendFile(const std::string& path) : path_(path) {
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw_os_error("write", path, errno);
+}
+
+AppendFile::~AppendFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void AppendFile::append(std::string_view content) {
+  if (const int error = write_all(fd_, content); error != 0) throw_os_error("write", path_, error);
+}
+
 }  // namespace masklab

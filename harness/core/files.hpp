@@ -17,4 +17,21 @@ std::optional<std::string> read_file(const std::string& path);
 // "No space left on device") when the write or the rename fails.
 void write_file_atomic(const std::string& path, std::string_view content);
 
+// A file written a piece at a time and read while it grows (curve.jsonl):
+// created or truncated when opened; every append is checked, and a failed
+// one throws std::runtime_error naming the path and the OS error, so that a
+// disk that fills mid-run fails the run instead of silently shortening it.
+class AppendFile {
+ public:
+  explicit AppendFile(const std::string& path);
+  AppendFile(const AppendFile&) = delete;
+  AppendFile& operator=(const AppendFile&) = delete;
+  ~AppendFile();
+  void append(std::string_view content);
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
 }  // namespace masklab

@@ -49,15 +49,6 @@ nlohmann::json provenance(const std::string& device, int threads) {
   return out;
 }
 
-CurveWriter::CurveWriter(const std::string& path) : out_(path, std::ios::trunc) {
-  if (!out_) throw std::runtime_error("cannot write " + path);
-}
-
-void CurveWriter::append(const nlohmann::json& point) {
-  out_ << point.dump() << '\n';
-  out_.flush();
-}
-
 nlohmann::json lookup_dotted(const nlohmann::json& root, const std::string& dotted) {
   if (root.is_object() && root.contains(dotted)) return root.at(dotted);
   const nlohmann::json* node = &root;

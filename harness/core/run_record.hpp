@@ -3,7 +3,6 @@
 // atomically: its presence means the run finished), samples.jsonl and, with
 // --save-model, model.pt. Nothing is lost (docs/design.md, invariant 8): every file is
 // written to a temporary name and renamed into place.
-#include <fstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -21,14 +20,15 @@ nlohmann::json build_provenance();
 // Where and with what this run ran: build_provenance(), device, threads, host.
 nlohmann::json provenance(const std::string& device, int threads);
 
-// curve.jsonl: one JSON object per eval point, each line flushed as written.
+// curve.jsonl: one JSON object per eval point, each line written as it
+// comes; a failed write throws, naming the path and the OS error.
 class CurveWriter {
  public:
-  explicit CurveWriter(const std::string& path);
-  void append(const nlohmann::json& point);
+  explicit CurveWriter(const std::string& path) : out_(path) {}
+  void append(const nlohmann::json& point) { out_.append(point.dump() + "\n"); }
 
  private:
-  std::ofstream out_;
+  AppendFile out_;
 };
 
 // Looks up "a.b.c" in nested objects, or the literal key "a.b.c"; null if absent.

@@ -64,3 +64,35 @@ TEST_CASE("a failed write names the path and the OS error", "[fast][files][error
            error.find(std::strerror(ENOTEMPTY)) != std::string::npos));
   }
 }
+
+TEST_CASE("an append that fails (a disk that fills mid-run) names the path and the OS error", "[fast][files][errors]") {
+  test::TempDir dir;
+  const std::string path = dir.file("curve.jsonl");
+  fs::create_symlink("/dev/full", path);
+  AppendFile file(path);
+  std::string error;
+  try {
+    file.append("{\"step\": 1}\n");
+  } catch (const std::runtime_error& e) {
+    error = e.what();
+  }
+  CHECK_THAT(error, Catch::Contains("cannot write " + path) && Catch::Contains(std::strerror(ENOSPC)));
+
+  // A healthy file gets every byte, in order.
+  const std::string ok = dir.file("ok.jsonl");
+  {
+    AppendFile lines(ok);
+    lines.append("a\n");
+    lines.append("b\n");
+  }
+  CHECK(test::read_text(ok) == "a\nb\n");
+  CHECK_THAT(std::string([&] {
+               try {
+                 AppendFile missing(dir.file("gone") + "/x.jsonl");
+               } catch (const std::runtime_error& e) {
+                 return std::string(e.what());
+               }
+               return std::string();
+             }()),
+             Catch::Contains(dir.file("gone")) && Catch::Contains(std::strerror(ENOENT)));
+}

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 #include "harness/core/errors.hpp"
@@ -124,6 +125,25 @@ TEST_CASE("a diverging run is recorded as diverged, not crashed", "[fast][traine
   CHECK(r.metrics["status"] == "diverged");
   CHECK(r.metrics["steps"].get<int>() < 20);
   CHECK_THAT(r.metrics["error"].get<std::string>(), Catch::Contains("non-finite loss"));
+}
+
+TEST_CASE("a curve write that fails (disk full) records the run failed, naming curve.jsonl and the OS error",
+          "[fast][trainer][errors]") {
+  test::TempDir dir;
+  Config config = test::tiny_config();
+  config.train.steps = 4;
+  config.train.eval_every = 2;
+  // Every write to curve.jsonl fails with ENOSPC, as on a full disk.
+  std::filesystem::create_directories(dir.file("full"));
+  std::filesystem::create_symlink("/dev/full", dir.file("full/curve.jsonl"));
+  const Dataset ds = build_dataset(config);
+  TrainOptions options;
+  options.out_dir = dir.file("full");
+  const auto metrics = train_run(config, ds, options);
+  CHECK(metrics["status"] == "failed");
+  CHECK_THAT(metrics["error"].get<std::string>(),
+             Catch::Contains("cannot write " + dir.file("full/curve.jsonl")) && Catch::Contains(std::strerror(ENOSPC)));
+  CHECK(read_json_file(dir.file("full/metrics.json"))["status"] == "failed");
 }
 
 TEST_CASE("model.init_from starts every strategy from the same saved base", "[fast][trainer][init-from]") {
