@@ -483,14 +483,18 @@ nlohmann::json run_numbers(const std::string& path) {
   return m;
 }
 
+// False, with one WARN line saying why, where this machine cannot start a controller.
+bool can_start_slurm() {
+  const std::string why = LocalSlurm::unavailable();
+  if (!why.empty()) WARN("skipped: this machine cannot start a Slurm controller: " + why);
+  return why.empty();
+}
+
 }  // namespace
 
 TEST_CASE("a sweep submitted as a Slurm array of 3 tasks reports what the same sweep run locally reports",
           "[slow][slurm]") {
-  if (const std::string why = LocalSlurm::unavailable(); !why.empty()) {
-    WARN("skipped: this machine cannot start a Slurm controller: " + why);
-    return;
-  }
+  if (!can_start_slurm()) return;
   LocalSlurm slurm;
   slurm.start();
   test::TempDir dir;
@@ -528,10 +532,7 @@ TEST_CASE("a sweep submitted as a Slurm array of 3 tasks reports what the same s
 
 TEST_CASE("a preempted array task (its sweep exits 75) is requeued and its rerun skips the finished runs",
           "[slow][slurm][preempt]") {
-  if (const std::string why = LocalSlurm::unavailable(); !why.empty()) {
-    WARN("skipped: this machine cannot start a Slurm controller: " + why);
-    return;
-  }
+  if (!can_start_slurm()) return;
   LocalSlurm slurm;
   slurm.start();
   test::TempDir dir;
