@@ -138,7 +138,11 @@ ChatTemplate load_template(const std::string& name_or_path) {
     throw UserError("data.template: '" + path + "' is neither a built-in template (" + names +
                     ") nor a readable file");
   }
-  const YAML::Node root = parse_yaml(*text, path);
+  return parse_template(*text, path);
+}
+
+ChatTemplate parse_template(const std::string& text, const std::string& path) {
+  const YAML::Node root = parse_yaml(text, path);
   if (!root.IsMap()) throw error_at(path, 1, "a template must be a mapping");
   ChatTemplate t;
   t.name = path;

@@ -55,6 +55,8 @@ std::vector<std::string> builtin_template_names();
 // input, assistant (each {prefix, suffix}), assistant_end, turn_start,
 // system_in_user.
 ChatTemplate load_template(const std::string& name_or_path);
+// A template file's YAML text; `path` names it in errors and is the template's default name.
+ChatTemplate parse_template(const std::string& text, const std::string& path);
 
 // The built-in template of the family a Jinja chat template belongs to,
 // recognised by its markers: "chatml" (<|im_start|>), "llama3"

@@ -205,7 +205,13 @@ std::vector<Example> load_jsonl(const std::string& path, DataFormat format, bool
                                 DataFormat* detected) {
   const auto text = read_file(path);
   if (!text) throw UserError(path + ": cannot read data file");
-  std::istringstream in(*text);
+  return parse_jsonl(*text, path, format, skip_invalid, default_task, stats, detected);
+}
+
+std::vector<Example> parse_jsonl(const std::string& text, const std::string& path, DataFormat format,
+                                 bool skip_invalid, const std::string& default_task, LoadStats* stats,
+                                 DataFormat* detected) {
+  std::istringstream in(text);
   std::vector<Example> out;
   LoadStats local;
   std::string line;

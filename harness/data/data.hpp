@@ -40,6 +40,10 @@ struct LoadStats {
 std::vector<Example> load_jsonl(const std::string& path, DataFormat format, bool skip_invalid,
                                 const std::string& default_task, LoadStats* stats,
                                 DataFormat* detected = nullptr);
+// As load_jsonl, on the bytes of a file: `path` names it in errors and origins.
+std::vector<Example> parse_jsonl(const std::string& text, const std::string& path, DataFormat format,
+                                 bool skip_invalid, const std::string& default_task, LoadStats* stats,
+                                 DataFormat* detected = nullptr);
 
 struct TokenizeStats {
   long truncated = 0;                  // examples shortened from the left of their prompt

@@ -159,12 +159,14 @@ bool read_examples(Reader& r, int vocab_size, size_t n_tasks, std::vector<Tokeni
   return !out.empty();
 }
 
-// Fills everything but the tokenizer and template; false when the bytes are
-// not a valid entry (the caller rebuilds). A damaged file must never reach
-// training: the checksum catches damage, and should it miss, every count is
-// still checked against the bytes left, every index against what it indexes,
-// and the examples against their stored fingerprint.
-bool deserialize(const std::string& bytes, Dataset& ds) {
+}  // namespace
+
+// A damaged file must never reach training: the checksum catches damage, and
+// should it miss, every count is still checked against the bytes left, every
+// index against what it indexes, and the examples against their stored
+// fingerprint.
+
+bool deserialize_dataset(const std::string& bytes, Dataset& ds) {
   std::uint64_t sum = 0;
   if (bytes.size() < sizeof(sum)) return false;
   const size_t body = bytes.size() - sizeof(sum);
@@ -196,8 +198,6 @@ bool deserialize(const std::string& bytes, Dataset& ds) {
   }
 }
 
-}  // namespace
-
 std::string dataset_cache_key(const Config& config) {
   Fnv1a h;
   h.add_value(kCacheVersion);
@@ -222,7 +222,7 @@ Dataset load_dataset(const Config& config, const std::string& cache_dir, bool* f
     ds.tokenizer = make_tokenizer(config.data.tokenizer);
     ds.chat_template = load_template(config.data.template_name, *ds.tokenizer);
     const auto bytes = read_file(path);
-    if (bytes && deserialize(*bytes, ds)) {
+    if (bytes && deserialize_dataset(*bytes, ds)) {
       if (from_cache) *from_cache = true;
       return ds;
     }

@@ -246,11 +246,15 @@ std::vector<int> seed_values(std::vector<Factor>& factors, const std::vector<int
 }  // namespace
 
 SweepSpec load_sweep_spec(const std::string& path, const std::vector<int>& seeds) {
-  SweepSpec spec;
-  spec.path = path;
   const auto text = read_file(path);
   if (!text) throw UserError(path + ": cannot read sweep spec");
-  spec.text = *text;
+  return parse_sweep_spec(*text, path, seeds);
+}
+
+SweepSpec parse_sweep_spec(const std::string& text, const std::string& path, const std::vector<int>& seeds) {
+  SweepSpec spec;
+  spec.path = path;
+  spec.text = text;
   spec.name = std::filesystem::path(path).stem().string();
   const YAML::Node root = parse_yaml(spec.text, path);
   if (!root.IsMap()) throw error_at(path, 1, "a sweep spec is a mapping with base, grid and conditions");

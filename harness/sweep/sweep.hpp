@@ -42,6 +42,8 @@ struct SweepSpec {
 // grid's `seed` factor (`sweep --until-ci` adds seeds in rounds); a spec
 // without one is then an error.
 SweepSpec load_sweep_spec(const std::string& path, const std::vector<int>& seeds = {});
+// As load_sweep_spec, on the text of a spec: `path` names it in errors and gives the default name.
+SweepSpec parse_sweep_spec(const std::string& text, const std::string& path, const std::vector<int>& seeds = {});
 
 // "factor=value ...": a run's factors, for progress lines and messages.
 std::string describe(const SweepRun& run);
