@@ -6,11 +6,13 @@
 #   make cuda    a second build, build-cuda/, against LibTorch 2.x with CUDA
 #                (the PyPI torch wheel of scripts/python-env.sh)
 #   make check-cuda  the fast tier against that build, on whatever device is here
+#   make asan    the fast tier built with ASan + UBSan (clang-14), build-asan/
+#   make fuzz    every libFuzzer target of fuzz/ for FUZZ_SECONDS each, same build
 BUILD_DIR ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 MASKLAB := $(BUILD_DIR)/masklab
 
-.PHONY: all deps test-deps build check test cuda check-cuda demo bench clean
+.PHONY: all deps test-deps build check test cuda check-cuda asan fuzz demo bench clean
 
 all: build
 
@@ -58,6 +60,28 @@ cuda: deps
 check-cuda: test-deps cuda
 	ctest --test-dir $(CUDA_BUILD_DIR) $(CTEST_ARGS) -L '^fast$$'
 
+# One sanitizer build (cmake/sanitize.cmake) serves `make asan` and `make fuzz`.
+# LibTorch is not instrumented; what that needs from the sanitizers, and every
+# leak suppression with its reason, is in cmake/lsan.supp and SANITIZER_ENV.
+# The environment applies to the build too: test discovery runs masklab_tests.
+ASAN_BUILD_DIR ?= build-asan
+ASAN_CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=Release -DMASKLAB_SANITIZE=ON -DCMAKE_CXX_COMPILER=clang++-14
+SANITIZER_ENV := ASAN_OPTIONS=halt_on_error=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/cmake/lsan.supp:print_suppressions=0
+FUZZ_SECONDS ?= 60
+
+$(ASAN_BUILD_DIR)/build.ninja: | deps
+	cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja $(ASAN_CMAKE_FLAGS)
+
+asan: test-deps $(ASAN_BUILD_DIR)/build.ninja
+	$(SANITIZER_ENV) cmake --build $(ASAN_BUILD_DIR) --target masklab masklab_spm masklab_tests
+	$(SANITIZER_ENV) ctest --test-dir $(ASAN_BUILD_DIR) $(CTEST_ARGS) -L '^fast$$'
+
+fuzz: deps $(ASAN_BUILD_DIR)/build.ninja
+	cmake --build $(ASAN_BUILD_DIR) --target masklab_fuzz
+	$(SANITIZER_ENV) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(ASAN_BUILD_DIR)
+
 # The quickstart sweep (full, completion_only, weighted:0.1 x 3 seeds) and its
 # report. Rerunning resumes: finished runs are kept. The headline and the CSVs
 # are copied to docs/results/quickstart/, the files the README quotes.
@@ -75,4 +99,4 @@ bench: build
 	bench/run.sh
 
 clean:
-	rm -rf $(BUILD_DIR) $(CUDA_BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(CUDA_BUILD_DIR) $(ASAN_BUILD_DIR)

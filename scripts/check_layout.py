@@ -17,8 +17,9 @@ ALLOWED = {
     "harness/train": {"harness/core", "harness/data", "strategies"},
     "harness/sweep": {"harness/core", "harness/data", "harness/train", "strategies"},
     "harness/cli": {"harness/core", "harness/data", "harness/train", "harness/sweep", "strategies", "reports"},
+    "fuzz": {"harness/core", "harness/data", "harness/sweep", "strategies"},
 }
-TORCH_FREE = {"harness/core", "harness/data", "harness/sweep", "reports"}
+TORCH_FREE = {"harness/core", "harness/data", "harness/sweep", "reports", "fuzz"}
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 
 
