@@ -15,7 +15,9 @@ namespace {
 // looking one up finds the first. Either way one of the two silently loses
 // (two condition levels of one name become one run, a factor given twice
 // labels a run with both values but trains with one), so a repeat is an
-// error wherever it is. `open` holds the collections being walked, so that an
+// error wherever it is. A key that is a list or a mapping names no setting of
+// any masklab file and would escape the readers as a bad conversion, so it is
+// an error here too. `open` holds the collections being walked, so that an
 // alias to an enclosing anchor ends the walk instead of looping.
 void reject_duplicate_keys(const YAML::Node& node, const std::string& path, std::vector<YAML::Node>& open) {
   if (!node.IsMap() && !node.IsSequence()) return;
@@ -28,6 +30,9 @@ void reject_duplicate_keys(const YAML::Node& node, const std::string& path, std:
   } else {
     std::vector<std::string> seen;
     for (const auto& kv : node) {
+      if (kv.first.IsMap() || kv.first.IsSequence()) {
+        throw error_at(path, kv.first.Mark().line + 1, "a key must be a name, not a list or a mapping");
+      }
       if (kv.first.IsScalar()) {
         const std::string& key = kv.first.Scalar();
         if (std::find(seen.begin(), seen.end(), key) != seen.end()) {

@@ -14,7 +14,8 @@ namespace masklab {
 // "PATH:LINE: duplicate key 'K'" as parse_yaml.
 YAML::Node load_yaml_file(const std::string& path, const std::string& what);
 // Parses YAML text read from `path`: UserError "PATH:LINE: invalid YAML: ...",
-// or "PATH:LINE: duplicate key 'K'" when a mapping at any depth repeats a key.
+// or "PATH:LINE: duplicate key 'K'" when a mapping at any depth repeats a key,
+// or "PATH:LINE: a key must be a name, ..." when a key is a list or a mapping.
 YAML::Node parse_yaml(const std::string& text, const std::string& path);
 
 // "ORIGIN:LINE" for a node read from a file, ORIGIN alone for one built in code.

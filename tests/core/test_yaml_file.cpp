@@ -27,3 +27,13 @@ TEST_CASE("a repeated key at any depth is an error naming file:line and the key"
   CHECK(test::user_error_of([&] { load_yaml_file(dir.file("t.yaml"), "template"); }) ==
         dir.file("t.yaml") + ":2: duplicate key 'name'");
 }
+
+TEST_CASE("a list or a mapping as a key is an error naming file:line", "[fast][yaml][errors]") {
+  auto error_of = [](const std::string& text) { return test::user_error_of([&] { parse_yaml(text, "f.yaml"); }); };
+  const std::string why = ": a key must be a name, not a list or a mapping";
+  CHECK(error_of("[a, b]: 1\n") == "f.yaml:1" + why);
+  CHECK(error_of("top:\n  ? {x: 1}\n  : 2\n") == "f.yaml:2" + why);
+  // A stray comma turns the list after it into a key of the flow mapping.
+  CHECK(error_of("model: {n_layers: 2}\ndata: {tasks: ,[lookup, reverse], train_size: 300}\n") == "f.yaml:2" + why);
+  CHECK(error_of("- a\n- {[x]: 1}\n") == "f.yaml:2" + why);
+}
