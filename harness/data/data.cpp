@@ -156,11 +156,12 @@ json parse_json_line(const std::string& line) {
   if (auto bad = find_invalid_utf8(line)) throw LineError{fmt::format("invalid UTF-8 at byte {}", *bad + 1)};
   try {
     return json::parse(line);
-  } catch (const json::parse_error& e) {
-    // nlohmann's message starts with "[json.exception.parse_error.101] parse error at ...".
+  } catch (const json::exception& e) {
+    // nlohmann's message starts with "[json.exception.parse_error.101] parse error at ...";
+    // a number too large for a double is an out_of_range error ("number overflow parsing '1e400'").
     const std::string what = e.what();
-    const size_t colon = what.find("parse error");
-    throw LineError{"invalid JSON: " + (colon == std::string::npos ? what : what.substr(colon))};
+    const size_t tag_end = what.find("] ");
+    throw LineError{"invalid JSON: " + (tag_end == std::string::npos ? what : what.substr(tag_end + 2))};
   }
 }
 

@@ -207,3 +207,13 @@ TEST_CASE("a dataset with no trainable completion token is an error naming the f
   test::write_text(dir.file("masked.jsonl"), all_masked + trained);
   CHECK_NOTHROW(build_dataset(c));
 }
+
+TEST_CASE("a number too large for a double is a malformed line, not a crash", "[fast][data][errors]") {
+  test::TempDir dir;
+  test::write_text(dir.file("big.jsonl"), "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\", \"completion\": \"b\", \"n\": 1e400}\n");
+  CHECK(test::user_error_of([&] { load_jsonl(dir.file("big.jsonl"), DataFormat::kAuto, false, "x", nullptr); }) ==
+        dir.file("big.jsonl") + ":2: invalid JSON: number overflow parsing '1e400'");
+  LoadStats stats;
+  CHECK(load_jsonl(dir.file("big.jsonl"), DataFormat::kAuto, true, "x", &stats).size() == 1);
+  CHECK(stats.invalid_skipped == 1);
+}
