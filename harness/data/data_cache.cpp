@@ -79,6 +79,7 @@ class Reader {
  private:
   void take(void* dst, size_t n) {
     if (n > data_.size() - pos_) throw std::runtime_error("truncated dataset cache");
+    if (n == 0) return;  // an empty vector's data() may be null, which memcpy must never get
     std::memcpy(dst, data_.data() + pos_, n);
     pos_ += n;
   }

@@ -122,6 +122,21 @@ TEST_CASE("a damaged dataset cache file is rebuilt, never trusted or crashed on"
   CHECK(hit);
 }
 
+TEST_CASE("a cached dataset with an empty train-eval subset reads back", "[fast][cache]") {
+  // An empty vector in the entry is a read of zero bytes into a null
+  // data(): memcpy must not be handed it (UBSan's nonnull check).
+  test::TempDir dir;
+  Config c = chat_config(dir);
+  c.data.train_eval_size = 0;
+  const Dataset first = load_dataset(c, dir.file("cache"), nullptr);
+  REQUIRE(first.train_eval.empty());
+  bool hit = false;
+  const Dataset second = load_dataset(c, dir.file("cache"), &hit);
+  CHECK(hit);
+  CHECK(second.train.size() == first.train.size());
+  CHECK(second.train_eval.empty());
+}
+
 TEST_CASE("the dataset cache key follows every file of a tokenizer folder", "[fast][cache][tokenizer]") {
   test::TempDir dir;
   Config c = chat_config(dir);
