@@ -34,7 +34,7 @@ void add_if_split(std::vector<std::string>& out, const std::vector<std::pair<std
                   const std::string& what) {
   std::vector<std::pair<std::string, std::vector<std::string>>> groups;  // value -> run ids
   for (const auto& [id, value] : run_values) {
-    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == value; });
+    auto it = std::find_if(groups.begin(), groups.end(), [&value = value](const auto& g) { return g.first == value; });
     if (it == groups.end()) {
       groups.push_back({value, {}});
       it = groups.end() - 1;

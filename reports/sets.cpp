@@ -21,14 +21,15 @@ using WordingScores = std::map<long, std::map<long, std::pair<double, double>>>;
 std::pair<std::vector<long>, std::vector<long>> shared_keys(const std::vector<const WordingScores*>& scores) {
   std::vector<long> wordings;
   for (const auto& [wording, examples] : *scores[0]) {
-    if (std::all_of(scores.begin(), scores.end(), [&](const WordingScores* s) { return s->count(wording) > 0; })) {
+    const auto has_wording = [&wording = wording](const WordingScores* s) { return s->count(wording) > 0; };
+    if (std::all_of(scores.begin(), scores.end(), has_wording)) {
       wordings.push_back(wording);
     }
   }
   std::vector<long> examples;
   if (wordings.empty()) return {wordings, examples};
   for (const auto& [example, score] : scores[0]->at(wordings[0])) {
-    const bool everywhere = std::all_of(scores.begin(), scores.end(), [&](const WordingScores* s) {
+    const bool everywhere = std::all_of(scores.begin(), scores.end(), [&, &example = example](const WordingScores* s) {
       return std::all_of(wordings.begin(), wordings.end(), [&](long w) { return s->at(w).count(example) > 0; });
     });
     if (everywhere) examples.push_back(example);
