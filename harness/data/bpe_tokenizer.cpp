@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <queue>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <utf8proc.h>
 
@@ -16,6 +17,19 @@ using json = nlohmann::json;
 // Words kept in the cache at most; `tokenizers` keeps 10,000, a dataset of
 // 100k examples has far more distinct words, and each costs ~100 bytes.
 constexpr size_t kCacheCapacity = 1 << 20;
+
+// Token ids index tables sized by the largest one: a negative id would index
+// before them, and one far past any real vocabulary (the largest hold a few
+// hundred thousand tokens) would size them from a damaged file.
+constexpr std::int64_t kMaxTokenId = 1 << 22;
+
+int checked_token_id(const json& id, const std::string& where, const std::string& token) {
+  if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::int64_t>() >= kMaxTokenId) {
+    throw UserError(fmt::format("{}: token {} has id {}, not an integer from 0 to {}", where, json(token).dump(),
+                                id.dump(), kMaxTokenId - 1));
+  }
+  return static_cast<int>(id.get<std::int64_t>());
+}
 
 // Rust's char::is_whitespace (the White_Space property), which lstrip/rstrip use.
 bool is_white_space(std::int32_t cp) {
@@ -147,7 +161,7 @@ void BpeEncoder::load_model(const json& model, const std::string& where) {
     end_suffix_ = model["end_of_word_suffix"].get<std::string>();
   }
   for (const auto& [token, id] : model.at("vocab").items()) {
-    const int i = id.get<int>();
+    const int i = checked_token_id(id, where, token);
     vocab_.emplace(token, i);
     if (i >= static_cast<int>(id_to_token_.size())) id_to_token_.resize(static_cast<size_t>(i) + 1);
     id_to_token_[static_cast<size_t>(i)] = token;
@@ -188,7 +202,7 @@ void BpeEncoder::load_added_tokens(const json& added, const std::string& where) 
   for (const auto& a : added) {
     auto t = std::make_unique<AddedToken>();
     t->content = a.at("content").get<std::string>();
-    t->id = a.at("id").get<int>();
+    t->id = checked_token_id(a.at("id"), where, t->content);
     t->special = a.value("special", false);
     t->lstrip = a.value("lstrip", false);
     t->rstrip = a.value("rstrip", false);

@@ -116,3 +116,25 @@ TEST_CASE("BPE merges by rank, ignore_merges, lstrip and rstrip, by hand", "[fas
   CHECK(strip.vocab_size() == 10);
   CHECK(strip.decode({0, 8, 3, 6}) == "a<m> bc");
 }
+
+TEST_CASE("a token id outside 0 to 4194303 is one line naming the file and the token", "[fast][tokenizer]") {
+  auto error_of = [](const std::string& json) {
+    return test::user_error_of([&] { BpeEncoder(json, "tok/tokenizer.json"); });
+  };
+  const std::string tiny = tiny_tokenizer_json(false, "");
+  auto with_vocab = [&](const std::string& from, const std::string& to) {
+    std::string json = tiny;
+    json.replace(json.find(from), from.size(), to);
+    return json;
+  };
+  // A negative id once indexed before the id table; a huge one sized it.
+  CHECK(error_of(with_vocab("\"Ġa\": 7", "\"Ġa\": -900")) ==
+        "tok/tokenizer.json: token \"Ġa\" has id -900, not an integer from 0 to 4194303");
+  CHECK(error_of(with_vocab("\"Ġa\": 7", "\"Ġa\": 3000000000")) ==
+        "tok/tokenizer.json: token \"Ġa\" has id 3000000000, not an integer from 0 to 4194303");
+  CHECK(error_of(with_vocab("\"Ġa\": 7", "\"Ġa\": 7.5")) ==
+        "tok/tokenizer.json: token \"Ġa\" has id 7.5, not an integer from 0 to 4194303");
+  CHECK(error_of(tiny_tokenizer_json(false, R"({"id": -1, "content": "<m>"})")) ==
+        "tok/tokenizer.json: token \"<m>\" has id -1, not an integer from 0 to 4194303");
+  CHECK(error_of(tiny).empty());
+}
