@@ -22,13 +22,19 @@ namespace masklab {
 namespace {
 
 // A factor's text as the reports show it: scalars as written, lists joined by commas.
-std::string value_text(const YAML::Node& v) {
+std::string value_text(const YAML::Node& v, const std::string& path) {
+  const auto scalar_text = [&](const YAML::Node& item) {
+    if (item.IsMap() || item.IsSequence()) {
+      throw UserError(yaml_location(path, item) + ": a grid value must be a value or a list of values");
+    }
+    return item.as<std::string>();
+  };
   if (v.IsSequence()) {
     std::string out;
-    for (const auto& item : v) out += (out.empty() ? "" : ",") + item.as<std::string>();
+    for (const auto& item : v) out += (out.empty() ? "" : ",") + scalar_text(item);
     return out;
   }
-  return v.IsNull() ? "" : v.as<std::string>();
+  return v.IsNull() ? "" : scalar_text(v);
 }
 
 struct Level {
@@ -58,9 +64,9 @@ void add_grid_factor(std::vector<Factor>& factors, const std::string& key, const
   Factor f{key, key, {}};
   if (values.IsSequence()) {
     if (values.size() == 0) throw UserError(yaml_location(path, values) + ": grid factor '" + key + "' has no values");
-    for (const auto& v : values) f.levels.push_back({value_text(v), v, yaml_location(path, v)});
+    for (const auto& v : values) f.levels.push_back({value_text(v, path), v, yaml_location(path, v)});
   } else {
-    f.levels.push_back({value_text(values), values, yaml_location(path, values)});
+    f.levels.push_back({value_text(values, path), values, yaml_location(path, values)});
   }
   factors.push_back(std::move(f));
 }

@@ -91,6 +91,21 @@ TEST_CASE("bad specs fail before anything runs, naming the file and line", "[fas
   CHECK_THAT(test::user_error_of([&] { parse_shard("3/2"); }), Catch::Contains("--shard '3/2'"));
 }
 
+TEST_CASE("a grid value that is a mapping or a nested list is an error naming file:line", "[fast][sweep][errors]") {
+  test::TempDir dir;
+  const std::vector<std::string> grids = {
+      "grid:\n  strategy: [full, \"weighted\" :0]\n",  // a stray colon makes a one-pair mapping
+      "grid:\n  data.tasks: [[lookup, [sort]]]\n",
+      "grid:\n  train: {lr: {fast: 1}}\n",
+  };
+  for (const auto& grid : grids) {
+    INFO(grid);
+    test::write_text(dir.file("g.yaml"), tiny_spec(2, grid));
+    CHECK(test::user_error_of([&] { load_sweep_spec(dir.file("g.yaml")); }) ==
+          dir.file("g.yaml") + ":7: a grid value must be a value or a list of values");
+  }
+}
+
 TEST_CASE("a key given twice anywhere in a spec is an error naming file:line and the key", "[fast][sweep][errors]") {
   test::TempDir dir;
   auto error_of = [&](const std::string& name, const std::string& rest) {
