@@ -80,7 +80,8 @@ TEST_CASE("the headline says an underpowered comparison is underpowered", "[fast
   INFO(two);
   CHECK_THAT(two, Catch::Contains("nothing is resolved"));
   CHECK_THAT(two, Catch::Contains("Underpowered: full against completion_only: with their seeds"));
-  const ComparisonRow& row = analyze(two_strategies({0.1, 0.3})).comparisons.at(0);
+  const auto analysis = analyze(two_strategies({0.1, 0.3}));  // the row lives as long as its analysis
+  const ComparisonRow& row = analysis.comparisons.at(0);
   CHECK(row.underpowered());
   CHECK(row.mde > 1.5);
   // One seed: nothing can be tested at all.
@@ -112,7 +113,8 @@ TEST_CASE("a metric on which every paired difference is 0 is said to have no var
   INFO(sentence);
   CHECK(sentence == "On eval.exact_match, every strategy scores exactly as completion_only does on every seed: there is "
                     "no difference to test.");
-  const ComparisonRow& row = analyze(flat).comparisons.at(0);
+  const auto analysis = analyze(flat);
+  const ComparisonRow& row = analysis.comparisons.at(0);
   CHECK(row.no_variation());
   CHECK_FALSE(row.underpowered());
   CHECK(row.power_label() == "no variation");
