@@ -12,7 +12,7 @@ BUILD_DIR ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 MASKLAB := $(BUILD_DIR)/masklab
 
-.PHONY: all deps test-deps build check test cuda check-cuda asan fuzz demo bench clean
+.PHONY: all deps test-deps test-packages build check test cuda check-cuda asan fuzz demo bench clean
 
 all: build
 
@@ -22,8 +22,11 @@ deps:
 # After deps, so that two apt runs never overlap under make -j.
 # The PyPI reference environment (scripts/python-env.sh) lives outside the
 # clone, under ~/.cache/masklab/, and is reused by every later run.
-test-deps: deps
+# test-packages: the Debian packages alone, enough for `make fuzz`.
+test-packages: deps
 	@scripts/install-deps.sh --test
+
+test-deps: test-packages
 	@scripts/python-env.sh > /dev/null
 
 $(BUILD_DIR)/build.ninja: | deps
@@ -61,9 +64,10 @@ check-cuda: test-deps cuda
 	ctest --test-dir $(CUDA_BUILD_DIR) $(CTEST_ARGS) -L '^fast$$'
 
 # One sanitizer build (cmake/sanitize.cmake) serves `make asan` and `make fuzz`.
-# LibTorch is not instrumented; what that needs from the sanitizers, and every
-# leak suppression with its reason, is in cmake/lsan.supp and SANITIZER_ENV.
-# The environment applies to the build too: test discovery runs masklab_tests.
+# LibTorch is not instrumented; the fast tier runs clean without any ASan
+# option for it, and a leak suppression would go in cmake/lsan.supp with its
+# reason. The environment applies to the build too: test discovery runs
+# masklab_tests.
 ASAN_BUILD_DIR ?= build-asan
 ASAN_CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=Release -DMASKLAB_SANITIZE=ON -DCMAKE_CXX_COMPILER=clang++-14
 SANITIZER_ENV := ASAN_OPTIONS=halt_on_error=1 \
@@ -71,14 +75,15 @@ SANITIZER_ENV := ASAN_OPTIONS=halt_on_error=1 \
   LSAN_OPTIONS=suppressions=$(CURDIR)/cmake/lsan.supp:print_suppressions=0
 FUZZ_SECONDS ?= 60
 
-$(ASAN_BUILD_DIR)/build.ninja: | deps
+# clang-14 and its sanitizer runtimes are test-only packages.
+$(ASAN_BUILD_DIR)/build.ninja: | test-packages
 	cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja $(ASAN_CMAKE_FLAGS)
 
 asan: test-deps $(ASAN_BUILD_DIR)/build.ninja
 	$(SANITIZER_ENV) cmake --build $(ASAN_BUILD_DIR) --target masklab masklab_spm masklab_tests
 	$(SANITIZER_ENV) ctest --test-dir $(ASAN_BUILD_DIR) $(CTEST_ARGS) -L '^fast$$'
 
-fuzz: deps $(ASAN_BUILD_DIR)/build.ninja
+fuzz: test-packages $(ASAN_BUILD_DIR)/build.ninja
 	cmake --build $(ASAN_BUILD_DIR) --target masklab_fuzz
 	$(SANITIZER_ENV) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(ASAN_BUILD_DIR)
 

@@ -6,7 +6,9 @@
 # usage: install-deps.sh [--test]
 #   --test  also the packages only the slow tests use (chromium for the
 #           report screenshot test, slurm-wlm and munge for the Slurm
-#           array test); `make test` passes it. Tests never
+#           array test) and the sanitizer build of `make asan` and `make fuzz`
+#           (clang-14, libclang-rt-14-dev: ASan, UBSan, libFuzzer);
+#           `make test` passes it. Tests never
 #           install anything: a missing package fails its test with one line.
 set -euo pipefail
 
@@ -17,7 +19,7 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libsentencepiece-dev libpcre2-dev libutf8proc-dev
   python3 python3-torch python3-scipy python3-pandas python3-numpy
 )
-test_packages=(chromium slurm-wlm munge)
+test_packages=(chromium slurm-wlm munge clang-14 libclang-rt-14-dev)
 
 for arg in "$@"; do
   case "$arg" in
