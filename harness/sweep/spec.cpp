@@ -113,12 +113,18 @@ struct SpecBody {
 void read_spec_key(const YAML::Node& key_node, const YAML::Node& value, const std::string& path, SweepSpec& spec,
                    SpecBody& body) {
   const std::string key = key_node.as<std::string>();
+  const auto name_value = [&] {
+    if (value.IsMap() || value.IsSequence()) {
+      throw UserError(yaml_location(path, value) + ": sweep key '" + key + "' expects a name, not a list or a mapping");
+    }
+    return value.as<std::string>();
+  };
   if (key == "name") {
-    spec.name = value.as<std::string>();
+    spec.name = name_value();
   } else if (key == "description") {
     return;  // for whoever reads the spec
   } else if (key == "baseline") {
-    spec.baseline = make_strategy(value.as<std::string>())->spec();
+    spec.baseline = make_strategy(name_value())->spec();
   } else if (key == "pretrain") {
     return;  // read first, by load_sweep_spec: the runs start from its model
   } else if (key == "base") {

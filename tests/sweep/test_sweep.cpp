@@ -106,6 +106,18 @@ TEST_CASE("a grid value that is a mapping or a nested list is an error naming fi
   }
 }
 
+TEST_CASE("a spec name or baseline that is a list or a mapping is an error naming file:line", "[fast][sweep][errors]") {
+  test::TempDir dir;
+  for (const std::string key : {"name", "baseline"}) {
+    for (const std::string value : {"{full: 1}", "[full]"}) {
+      INFO(key << ": " << value);
+      test::write_text(dir.file("n.yaml"), tiny_spec(2, key + ": " + value + "\ngrid:\n  seed: [1]\n"));
+      CHECK(test::user_error_of([&] { load_sweep_spec(dir.file("n.yaml")); }) ==
+            dir.file("n.yaml") + ":6: sweep key '" + key + "' expects a name, not a list or a mapping");
+    }
+  }
+}
+
 TEST_CASE("a key given twice anywhere in a spec is an error naming file:line and the key", "[fast][sweep][errors]") {
   test::TempDir dir;
   auto error_of = [&](const std::string& name, const std::string& rest) {
