@@ -166,7 +166,6 @@ bool read_examples(Reader& r, int vocab_size, size_t n_tasks, std::vector<Tokeni
 // should it miss, every count is still checked against the bytes left, every
 // index against what it indexes, and the examples against their stored
 // fingerprint.
-
 bool deserialize_dataset(const std::string& bytes, Dataset& ds) {
   std::uint64_t sum = 0;
   if (bytes.size() < sizeof(sum)) return false;

@@ -12,14 +12,14 @@ namespace masklab {
 // The cache key for `config`'s data: hex digits.
 std::string dataset_cache_key(const Config& config);
 
-// The dataset for `config`: read from cache_dir/<key>.mlds when present and
-// valid, otherwise built and then stored there (atomically). An empty
-// cache_dir means no caching. *from_cache says which happened.
 // Fills `ds` (all but its tokenizer, which must be set, and its template)
 // from the bytes of a cache entry; false when they are not a valid entry for
 // that tokenizer, and the caller rebuilds.
 bool deserialize_dataset(const std::string& bytes, Dataset& ds);
 
+// The dataset for `config`: read from cache_dir/<key>.mlds when present and
+// valid, otherwise built and then stored there (atomically). An empty
+// cache_dir means no caching. *from_cache says which happened.
 Dataset load_dataset(const Config& config, const std::string& cache_dir, bool* from_cache = nullptr);
 
 }  // namespace masklab

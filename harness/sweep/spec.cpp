@@ -21,20 +21,24 @@
 namespace masklab {
 namespace {
 
+// A scalar's text; a list or a mapping where a scalar belongs is a UserError
+// "FILE:LINE: <problem>", not a bad conversion escaping the reader.
+std::string scalar_text(const YAML::Node& node, const std::string& path, const std::string& problem) {
+  if (node.IsMap() || node.IsSequence()) throw UserError(yaml_location(path, node) + ": " + problem);
+  return node.as<std::string>();
+}
+
 // A factor's text as the reports show it: scalars as written, lists joined by commas.
 std::string value_text(const YAML::Node& v, const std::string& path) {
-  const auto scalar_text = [&](const YAML::Node& item) {
-    if (item.IsMap() || item.IsSequence()) {
-      throw UserError(yaml_location(path, item) + ": a grid value must be a value or a list of values");
-    }
-    return item.as<std::string>();
+  const auto item_text = [&](const YAML::Node& item) {
+    return scalar_text(item, path, "a grid value must be a value or a list of values");
   };
   if (v.IsSequence()) {
     std::string out;
-    for (const auto& item : v) out += (out.empty() ? "" : ",") + scalar_text(item);
+    for (const auto& item : v) out += (out.empty() ? "" : ",") + item_text(item);
     return out;
   }
-  return v.IsNull() ? "" : scalar_text(v);
+  return v.IsNull() ? "" : item_text(v);
 }
 
 struct Level {
@@ -114,10 +118,7 @@ void read_spec_key(const YAML::Node& key_node, const YAML::Node& value, const st
                    SpecBody& body) {
   const std::string key = key_node.as<std::string>();
   const auto name_value = [&] {
-    if (value.IsMap() || value.IsSequence()) {
-      throw UserError(yaml_location(path, value) + ": sweep key '" + key + "' expects a name, not a list or a mapping");
-    }
-    return value.as<std::string>();
+    return scalar_text(value, path, "sweep key '" + key + "' expects a name, not a list or a mapping");
   };
   if (key == "name") {
     spec.name = name_value();
