@@ -28,6 +28,7 @@ test-packages: deps
 
 test-deps: test-packages
 	@scripts/python-env.sh > /dev/null
+	@scripts/python-env.sh bench > /dev/null
 
 $(BUILD_DIR)/build.ninja: | deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS)

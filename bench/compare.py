@@ -7,8 +7,11 @@ best round) and prints the ratio lines:
   ratio@32k completion_only=X full=Y weighted=Z
   memory@32k completion_only masklab=A MB reference=B MB (A/B)
   mfu@512 completion_only=X full=Y
+  ratio-trl completion_only=X full=Y weighted=Z   (masklab over TRL's SFTTrainer, 135M shape; bench/trl.sh)
+  memory-trl completion_only masklab=A MB trl=B MB
+  parity-trl completion_only=X full=Y weighted=Z  (largest relative per-step loss difference)
 
-and writes bench/results.json.
+and writes bench/results.json. The TRL lines need WORK_DIR/trl (bench/trl.sh).
 
 usage: compare.py WORK_DIR OUT_JSON
 """
@@ -30,6 +33,36 @@ def label(spec):
 
 def best(runs):
     return max(runs, key=lambda r: r["tokens_per_second"])
+
+
+def trl_lines(work, lines):
+    """masklab against TRL's SFTTrainer (bench/trl.sh): best round of each
+    side for tokens/s, peak RSS of those rounds, and the loss agreement of
+    every round (each round is the same job)."""
+    rounds = sorted(d for d in os.listdir(work) if d.startswith("round"))
+    runs = [load(os.path.join(work, r, "masklab.json")) for r in rounds]
+    entry = {"rounds": len(rounds), "masklab": {}, "trl": {}, "ratio": {}}
+    ratios, parity = [], []
+    for spec, short in NAMES.items():
+        pairs = [(run["strategies"][spec], load(os.path.join(work, r, "export", label(spec), "trl.json")))
+                 for r, run in zip(rounds, runs)]
+        mine, peer = best([m for m, _ in pairs]), best([p for _, p in pairs])
+        worst = max(abs(a - b) / max(abs(b), 1e-12) for m, p in pairs for a, b in zip(m["losses"], p["losses"]))
+        ratio = mine["tokens_per_second"] / peer["tokens_per_second"]
+        entry["masklab"][spec], entry["trl"][spec] = mine, peer
+        entry["ratio"][spec] = {"tokens_per_second": ratio, "max_relative_loss_difference": worst,
+                                "peak_memory": mine["peak_memory_mb"] / max(peer["peak_memory_mb"], 1e-9)}
+        ratios.append(f"{short}={ratio:.2f}")
+        parity.append(f"{short}={worst:.1e}")
+    lines.append("ratio-trl " + " ".join(ratios))
+    mine, peer = entry["masklab"]["completion_only"], entry["trl"]["completion_only"]
+    lines.append(f"memory-trl completion_only masklab={mine['peak_memory_mb']:.0f} MB trl={peer['peak_memory_mb']:.0f} MB "
+                 f"({mine['peak_memory_mb'] / max(peer['peak_memory_mb'], 1e-9):.2f}x, peak RSS of the timed steps)")
+    steps = len(pairs[0][0]["losses"])
+    lines.append("parity-trl " + " ".join(parity) + f" (largest relative per-step loss difference, {steps} steps)")
+    settings = pairs[0][1]["settings"]
+    entry["trl_settings"] = settings
+    return entry
 
 
 def main():
@@ -72,6 +105,8 @@ def main():
     results["configs"]["d512"] = {"masklab": mfu}
     lines.append("mfu@512 " + " ".join(f"{NAMES.get(s, s)}={100 * r['mfu']:.1f}%" for s, r in mfu["strategies"].items())
                  + f" (matmul peak {mfu['matmul_peak_flops'] / 1e9:.0f} GFLOP/s)")
+    if os.path.isdir(os.path.join(work, "trl")):
+        results["configs"]["trl"] = trl_lines(os.path.join(work, "trl"), lines)
     results["summary"] = lines
     with open(out_path, "w") as f:
         json.dump(results, f, indent=2)

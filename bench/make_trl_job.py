@@ -1,7 +1,7 @@
 """The data of the TRL comparison (bench/trl.sh): seeded prompt/completion
 pairs of real lengths, prompt 10-40 words and completion 8-30, as JSONL.
 
-usage: make_trl_job.py OUT_DIR [--train N] [--eval N] [--seed S]
+usage: make_trl_job.py OUT_DIR [--train N] [--eval N] [--seed S] [--prompt-words LO,HI] [--completion-words LO,HI]
 Writes OUT_DIR/train.jsonl and OUT_DIR/eval.jsonl ({"prompt", "completion"}).
 """
 import argparse
@@ -26,11 +26,15 @@ def main():
     parser.add_argument("--train", type=int, default=256)
     parser.add_argument("--eval", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prompt-words", default="10,40", help="LO,HI: words of a prompt")
+    parser.add_argument("--completion-words", default="8,30", help="LO,HI: words of a completion")
     args = parser.parse_args()
+    prompt = [int(x) for x in args.prompt_words.split(",")]
+    completion = [int(x) for x in args.completion_words.split(",")]
     rng = random.Random(args.seed)
     os.makedirs(args.out_dir, exist_ok=True)
     for name, n in (("train", args.train), ("eval", args.eval)):
-        lines = [json.dumps({"prompt": text(rng, 10, 40), "completion": " " + text(rng, 8, 30)}) for _ in range(n)]
+        lines = [json.dumps({"prompt": text(rng, *prompt), "completion": " " + text(rng, *completion)}) for _ in range(n)]
         path = os.path.join(args.out_dir, f"{name}.jsonl")
         with open(path + ".tmp", "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -127,9 +127,10 @@ nlohmann::json export_steps(const Config& config, const Dataset& ds, const Strat
   return out;
 }
 
-// What bench/reference_train.py needs to train the identical job: the
-// initial weights (the same for every strategy: same seed), the model and
-// optimizer settings, and every step's examples and weights.
+// What bench/reference_train.py and bench/trl_peer.py need to train the
+// identical job: the initial weights (the same for every strategy: same
+// seed; the checkpoint folder too when the model starts from one), the model
+// and optimizer settings, and every step's examples and weights.
 void export_job(const TrainJob& job, const Dataset& ds, const BenchOptions& o) {
   const Config& c = job.config;
   const std::string dir = o.export_dir + "/" + file_label(job.strategy->spec());
@@ -143,9 +144,10 @@ void export_job(const TrainJob& job, const Dataset& ds, const BenchOptions& o) {
                                 {"weight_decay", c.train.weight_decay}, {"beta1", c.train.beta1},
                                 {"beta2", c.train.beta2}, {"eps", c.train.eps},
                                 {"grad_clip", c.train.grad_clip}, {"warmup_steps", o.warmup_steps},
-                                {"steps", o.steps}};
+                                {"steps", o.steps}, {"threads", resolve_threads(c)}};
   const nlohmann::json meta = {{"strategy", job.strategy->spec()},
                                {"normalization", name_of(c.loss.normalization)},
+                               {"init_from", c.model.init_from},  // a Hugging Face folder: bench/trl_peer.py trains it
                                {"vocab_size", job.model->vocab_size},
                                {"pad_id", ds.tokenizer->pad_id()},
                                {"model", model},

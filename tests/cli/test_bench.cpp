@@ -1,5 +1,6 @@
-// The benchmark's peer: bench/reference_train.py trains the identical job in
-// PyTorch (HF-style batches) and must see the same losses.
+// The benchmark's peers: bench/reference_train.py trains the identical job in
+// PyTorch (HF-style batches), bench/trl_peer.py with TRL's SFTTrainer from the
+// same Hugging Face checkpoint; both must see the same losses.
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -59,4 +60,58 @@ TEST_CASE("bench times greedy decoding with and without the KV cache on the same
   INFO(skipped.out);
   REQUIRE(skipped.exit_code == 0);
   CHECK_FALSE(read_json_file(dir.file("none.json")).contains("decode"));
+}
+
+namespace {
+
+// The python of the benchmark peers' environment, from its one home
+// (scripts/python-env.sh --path bench); the test fails naming the build step
+// when it is missing.
+std::string bench_python() {
+  auto r = test::run_shell(MASKLAB_SOURCE_DIR "/scripts/python-env.sh --path bench");
+  REQUIRE(r.exit_code == 0);
+  const std::string python = r.out.substr(0, r.out.find('\n'));
+  if (!std::filesystem::exists(python)) {
+    FAIL("missing the PyPI bench environment " + python + ": `make test-deps` (scripts/python-env.sh bench) builds it");
+  }
+  return python;
+}
+
+}  // namespace
+
+TEST_CASE("TRL's SFTTrainer matches masklab's loss over 10 steps from a tiny Llama checkpoint",
+          "[slow][bench][python][parity]") {
+  const std::string python = bench_python();
+  test::TempDir dir;
+  // An untied Llama with llama3 RoPE scaling and GQA, weights spread wide so
+  // that every part of the forward moves the loss (tests/python/hf_make_checkpoints.py).
+  const auto made = test::run_shell(python + " " MASKLAB_SOURCE_DIR "/tests/python/hf_make_checkpoints.py " + dir.file("hf"));
+  INFO(made.out);
+  REQUIRE(made.exit_code == 0);
+  const auto data = test::run_shell(python + " " MASKLAB_SOURCE_DIR "/bench/make_trl_job.py " + dir.file("data") +
+                                    " --train 48 --eval 4 --prompt-words 3,12 --completion-words 2,8");
+  REQUIRE(data.exit_code == 0);
+  const auto bench = test::run_masklab(
+      "bench --steps 8 --warmup 2 --decode-tokens 0 --export " + dir.file("export") + " --set model.init_from=" +
+      dir.file("hf/llama") + " --set data.tokenizer=byte --set data.train=" + dir.file("data/train.jsonl") +
+      " --set data.eval=" + dir.file("data/eval.jsonl") +
+      " --set train.batch_size=4 --set train.threads=1 --set train.lr=1e-3 --set train.warmup_steps=1");
+  INFO(bench.out);
+  REQUIRE(bench.exit_code == 0);
+  for (const char* strategy : {"completion_only", "full", "weighted_0.1"}) {
+    INFO(strategy);
+    const std::string sdir = dir.file("export/") + strategy;
+    const auto peer = test::run_shell(python + " " MASKLAB_SOURCE_DIR "/bench/trl_peer.py " + sdir + " --out " + sdir +
+                                      "/trl.json --threads 1");
+    INFO(peer.out);
+    REQUIRE(peer.exit_code == 0);
+    const auto mine = read_json_file(sdir + "/masklab.json")["losses"];
+    const auto theirs = read_json_file(sdir + "/trl.json")["losses"];
+    REQUIRE(mine.size() == 10);
+    REQUIRE(theirs.size() == 10);
+    for (size_t i = 0; i < 10; ++i) {
+      INFO("step " << i << ": masklab " << mine[i].get<double>() << " TRL " << theirs[i].get<double>());
+      CHECK(std::abs(mine[i].get<double>() - theirs[i].get<double>()) <= 1e-4 * std::abs(theirs[i].get<double>()));
+    }
+  }
 }
