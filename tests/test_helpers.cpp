@@ -174,17 +174,23 @@ const char* const kThreeTurns =
     " {\"role\": \"user\", \"content\": \"你好\"}, {\"role\": \"assistant\", \"content\": \"A2 🙂\"},"
     " {\"role\": \"user\", \"content\": \"bye\"}, {\"role\": \"assistant\", \"content\": \"A3\"}]}\n";
 
+std::vector<char*> masklab_argv(const std::vector<std::string>& masklab_args, std::vector<std::string>& storage) {
+  storage = {MASKLAB_BINARY};
+  storage.insert(storage.end(), masklab_args.begin(), masklab_args.end());
+  std::vector<char*> argv;
+  for (auto& a : storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  return argv;
+}
+
 CommandResult interrupt_masklab_when(const std::vector<std::string>& masklab_args, const std::string& log,
                                     const std::function<bool()>& ready, int signal) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  std::vector<std::string> args = {MASKLAB_BINARY};
-  args.insert(args.end(), masklab_args.begin(), masklab_args.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  std::vector<std::string> storage;
+  std::vector<char*> argv = masklab_argv(masklab_args, storage);
   pid_t pid = 0;
   const int spawned = posix_spawn(&pid, MASKLAB_BINARY, &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);

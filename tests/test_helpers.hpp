@@ -34,6 +34,10 @@ class TempDir {
 void write_text(const std::string& path, const std::string& content);
 std::string read_text(const std::string& path);
 
+// posix_spawn's argv for MASKLAB_BINARY with `masklab_args`; `storage`
+// holds the strings the pointers point into and must outlive them.
+std::vector<char*> masklab_argv(const std::vector<std::string>& masklab_args, std::vector<std::string>& storage);
+
 struct CommandResult {
   int exit_code;
   std::string out;  // stdout and stderr together

@@ -56,27 +56,33 @@ namespace {
 // This process's environment without the variables that would make a
 // `masklab train` child a rank of a data-parallel run (harness/train/
 // distributed.hpp): a sweep started by srun or torchrun runs each of its runs
-// as one process. Built before fork, so the child only calls execve.
-std::vector<char*> environment_of_a_single_process() {
+// as one process; `extra` ("NAME=value") replaces a variable of the same
+// name. Built before fork, so the child only calls execve.
+std::vector<char*> environment_of_a_single_process(const std::vector<std::string>& extra) {
   static const char* const kRankVariables[] = {"RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "MASKLAB_DIST_STORE=",
                                                "SLURM_NTASKS=", "SLURM_PROCID=", "SLURM_LOCALID="};
   std::vector<char*> env;
   for (char** e = environ; *e != nullptr; ++e) {
     bool rank_variable = false;
     for (const char* prefix : kRankVariables) rank_variable |= std::strncmp(*e, prefix, std::strlen(prefix)) == 0;
+    for (const auto& variable : extra) {
+      const size_t name_end = variable.find('=') + 1;
+      rank_variable |= std::strncmp(*e, variable.c_str(), name_end) == 0;
+    }
     if (!rank_variable) env.push_back(*e);
   }
+  for (const auto& variable : extra) env.push_back(const_cast<char*>(variable.c_str()));
   env.push_back(nullptr);
   return env;
 }
 
 }  // namespace
 
-pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log) {
+pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log, const std::vector<std::string>& extra_env) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  const std::vector<char*> env = environment_of_a_single_process();
+  const std::vector<char*> env = environment_of_a_single_process(extra_env);
   // Opened here, not in the child, so a log that cannot be written is an
   // error naming it and why, instead of a run with no output.
   const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -130,6 +136,10 @@ RunClaim& RunClaim::operator=(RunClaim&& other) noexcept {
 
 RunClaim::~RunClaim() {
   if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
+}
+
+std::vector<std::string> thread_environment(int threads) {
+  return {"OPENBLAS_NUM_THREADS=" + std::to_string(threads)};
 }
 
 bool was_preempted(int wstatus) {

@@ -25,9 +25,17 @@ void install_preemption_handler();
 bool preempted();
 
 // Starts argv[0] with argv in a child process whose stdout and stderr go to
-// `log` (truncated). Throws std::runtime_error when fork fails; a child that
-// cannot exec exits with status 127.
-pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log);
+// `log` (truncated), with `extra_env` ("NAME=value") added to or replacing
+// this process's environment. Throws std::runtime_error when fork fails; a
+// child that cannot exec exits with status 127.
+pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log,
+                   const std::vector<std::string>& extra_env = {});
+
+// The environment of a `masklab train` child given `threads` threads:
+// OpenBLAS starts that many threads when it loads, not one per core (each
+// maps a buffer: under a memory limit a sweep's runs would spend it on
+// threads they never use).
+std::vector<std::string> thread_environment(int threads);
 
 // Whether a child's wait status says it was preempted: it exited 75
 // (kExitPreempted: it checkpointed), or SIGTERM/SIGUSR1 ended it before it

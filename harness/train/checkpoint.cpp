@@ -136,9 +136,8 @@ nlohmann::json base_record(const ModelConfig& model) {
             {"architecture", model.architecture},
             {"hash", SafetensorsCheckpoint(model.init_from).content_hash()}};
   }
-  const auto bytes = read_file(model.init_from);
-  if (!bytes) throw UserError("model.init_from: cannot read '" + model.init_from + "'");
-  return {{"init_from", model.init_from}, {"architecture", "masklab model.pt"}, {"hash", Fnv1a().add(bytes->data(), bytes->size()).hex()}};
+  const std::string bytes = read_file_for("model.init_from", model.init_from);
+  return {{"init_from", model.init_from}, {"architecture", "masklab model.pt"}, {"hash", Fnv1a().add(bytes.data(), bytes.size()).hex()}};
 }
 
 }  // namespace masklab

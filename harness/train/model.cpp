@@ -397,9 +397,8 @@ void load_parameters(torch::nn::Module& module, const std::string& path) {
     load_hf_weights(*transformer, path);
     return;
   }
-  const auto text = read_file(path);
-  if (!text) throw UserError("model.init_from: cannot read '" + path + "'");
-  const std::vector<char> bytes(text->begin(), text->end());
+  const std::string text = read_file_for("model.init_from", path);
+  const std::vector<char> bytes(text.begin(), text.end());
   auto read = [&] {
     try {
       return torch::pickle_load(bytes).toGenericDict();

@@ -293,18 +293,26 @@ void save_checkpoint(const std::string& run_dir, const TrainJob& job, const Loop
   const std::string name = step_name(loop.steps_done), pid = std::to_string(::getpid());
   const std::string tmp = root + "/." + name + ".tmp." + pid, target = root + "/" + name;
   fs::remove_all(tmp);
-  fs::create_directory(tmp);
-  const ExampleOrder::State order = job.order->state();
-  const std::map<std::string, std::string> files = {{kTensors, tensors_bytes(job, loop, order)},
-                                                    {kOptimizer, optimizer_bytes(job)},
-                                                    {kState, state_json(job, loop, order).dump(1) + "\n"}};
-  nlohmann::json manifest = {{"format", kCheckpointFormat}, {"files", nlohmann::json::object()}};
-  for (const auto& [file, bytes] : files) {
-    write_synced(tmp + "/" + file, bytes);
-    manifest["files"][file] = {{"bytes", bytes.size()}, {"fnv1a", fnv1a_hex(bytes)}};
+  try {
+    fs::create_directory(tmp);
+    const ExampleOrder::State order = job.order->state();
+    const std::map<std::string, std::string> files = {{kTensors, tensors_bytes(job, loop, order)},
+                                                      {kOptimizer, optimizer_bytes(job)},
+                                                      {kState, state_json(job, loop, order).dump(1) + "\n"}};
+    nlohmann::json manifest = {{"format", kCheckpointFormat}, {"files", nlohmann::json::object()}};
+    for (const auto& [file, bytes] : files) {
+      write_synced(tmp + "/" + file, bytes);
+      manifest["files"][file] = {{"bytes", bytes.size()}, {"fnv1a", fnv1a_hex(bytes)}};
+    }
+    write_synced(tmp + "/" + kManifest, manifest.dump(1) + "\n");  // last: its presence means the rest is whole
+    sync_dir(tmp);
+  } catch (...) {
+    // A write that failed (a full disk) leaves no partial copy to fill the disk
+    // further; the error already names the file and the OS error.
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw;
   }
-  write_synced(tmp + "/" + kManifest, manifest.dump(1) + "\n");  // last: its presence means the rest is whole
-  sync_dir(tmp);
   // The same step written again (preempted again before a step): the old copy
   // steps aside, so that some checkpoint of this step is always in place.
   const std::string old = root + "/." + name + ".old." + pid;

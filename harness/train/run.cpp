@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -18,10 +19,12 @@
 #include "harness/train/checkpoint.hpp"
 #include "harness/train/evaluator.hpp"
 #include "harness/train/generate.hpp"
+#include "harness/train/memory_estimate.hpp"
 #include "harness/train/model.hpp"
 #include "harness/train/resume.hpp"
 #include "harness/train/set_eval.hpp"
 #include "harness/train/trainer.hpp"
+#include "strategies/registry.hpp"
 
 namespace masklab {
 
@@ -145,6 +148,7 @@ class EvalSets {
 struct RunState : LoopState {
   std::string status = "ok";  // ok | diverged | failed | preempted (checkpointed, no metrics.json)
   std::string error;
+  std::string phase;           // what the run is doing, for the line of an allocation failure
   int resumed_at = -1;         // the step of the checkpoint this process resumed from (-1: none)
   nlohmann::json final_eval;
   nlohmann::json base;         // the checkpoint the run started from, hashed at setup (null: random init)
@@ -242,6 +246,7 @@ void train_loop(TrainJob& job, const Dataset& dataset, const EvalSets& eval, Cur
                                 step < tc.steps && step != s.resumed_at;
     if ((preempt || checkpoint_due) && job.dist.is_main()) {
       s.train_seconds = seconds_before + seconds_since(train_start);
+      s.phase = "checkpoint";
       save_checkpoint(options.out_dir, job, s);
     }
     if (preempt) {
@@ -249,6 +254,7 @@ void train_loop(TrainJob& job, const Dataset& dataset, const EvalSets& eval, Cur
       break;
     }
     if (step == tc.steps) break;
+    s.phase = "training step";
     const StepResult result = train_step(job, dataset, step);
     s.tokens_trained += result.tokens_trained;
     s.tokens_seen += result.tokens_seen;
@@ -262,7 +268,10 @@ void train_loop(TrainJob& job, const Dataset& dataset, const EvalSets& eval, Cur
     const bool log_now = job.device.is_cpu() || last || s.steps_done % tc.log_every == 0;
     const bool eval_now = tc.eval_every > 0 && s.steps_done % tc.eval_every == 0 && !last;
     if ((log_now || eval_now) && !log_loss(s, tc, step, train_start, progress)) break;
-    if (eval_now && curve) eval_point(s, tc, job.model, eval, *curve, progress);
+    if (eval_now && curve) {
+      s.phase = "evaluation";
+      eval_point(s, tc, job.model, eval, *curve, progress);
+    }
   }
   s.train_seconds = seconds_before + seconds_since(train_start);
 }
@@ -390,43 +399,93 @@ nlohmann::json follow_rank0(TrainJob& job, const Dataset& dataset, const TrainOp
   return {{"status", s.status}, {"rank", job.dist.rank()}};
 }
 
+// metrics.json, with when and how long, written atomically: the run is finished.
+nlohmann::json write_record(nlohmann::json metrics, const std::string& dir, const std::string& start_time,
+                            Clock::time_point wall_start, int world) {
+  constexpr double kMB = 1024.0 * 1024.0;
+  // Per process, so beside the timings: what the estimate said and what the process reached (VmHWM).
+  metrics["provenance"]["memory"] = {{"estimated_peak_mb", std::round(estimated_peak_bytes() / kMB)},
+                                     {"peak_resident_mb", std::round(peak_resident_bytes() / kMB)}};
+  metrics["provenance"]["start_time"] = start_time;
+  metrics["provenance"]["end_time"] = iso_time_now();
+  metrics["provenance"]["world_size"] = world;  // data-parallel ranks (1: one process)
+  metrics["wall_seconds"] = seconds_since(wall_start);
+  write_file_atomic(dir + "metrics.json", metrics.dump(2) + "\n");
+  return metrics;
+}
+
+// The record of a run whose model or optimizer could not be built (out of
+// memory): what was asked for, nothing trained.
+nlohmann::json unbuilt_run_metrics(const Config& config, const Dataset& dataset, const std::string& error) {
+  const auto strategy = make_strategy(config.strategy);
+  nlohmann::json m;
+  m["status"] = "failed";
+  m["error"] = error;
+  m["strategy"] = strategy->spec();
+  m["role_weights"] = role_weights_record(*strategy);
+  m["seed"] = config.seed;
+  m["steps"] = 0;
+  m["steps_planned"] = config.train.steps;
+  m["data"] = data_record(dataset);
+  m["provenance"] = provenance(device_name(config.train.device), resolve_threads(config));
+  return m;
+}
+
 }  // namespace
 
 nlohmann::json train_run(const Config& config, const Dataset& dataset, const TrainOptions& options) {
   const auto wall_start = Clock::now();
   const std::string start_time = iso_time_now();
   const TrainConfig& tc = config.train;
+  const std::string dir = options.out_dir + "/";
 
   // Setup: everything that can fail because of the config fails here, before any file is written.
   check_vocab_fits(config, dataset);
   const std::vector<EvalSet> own_sets =
       options.eval_sets ? std::vector<EvalSet>{} : load_eval_sets(config, *dataset.tokenizer);  // a bad set fails here
   const std::vector<EvalSet>& sets = options.eval_sets ? *options.eval_sets : own_sets;
-  TrainJob job = make_train_job(config, dataset, options.dist);
+  std::optional<TrainJob> built;
+  try {
+    built.emplace(make_train_job(config, dataset, options.dist));
+  } catch (const std::exception& e) {
+    // A model that cannot be allocated is a recorded failure, not an internal error.
+    const auto oom = out_of_memory_message(e, "model build");
+    if (!oom || options.dist.rank != 0) throw;
+    std::filesystem::create_directories(options.out_dir);
+    std::filesystem::remove(dir + "metrics.json");
+    write_file_atomic(dir + "config.yaml", to_yaml(config));
+    return write_record(unbuilt_run_metrics(config, dataset, *oom), dir, start_time, wall_start, options.dist.world);
+  }
+  TrainJob& job = *built;
   if (!job.dist.is_main()) return follow_rank0(job, dataset, options);  // data-parallel: rank 0 records
   nlohmann::json base = base_record(config.model);  // the weights the job just loaded, hashed once
   std::filesystem::create_directories(options.out_dir);
-  const std::string dir = options.out_dir + "/";
   std::filesystem::remove(dir + "metrics.json");  // a stale one would mark this run finished
   write_file_atomic(dir + "config.yaml", to_yaml(config));
   const EvalSets eval(config, dataset, job.device);
   RunState s;
   s.base = std::move(base);
   s.loss_since_log = torch::zeros({}, torch::TensorOptions().device(job.device));
-  s.resumed_at = resume(job, s, options);
-  Curve curve(dir + "curve.jsonl", s.curve);
 
   try {
+    s.phase = "resume";
+    s.resumed_at = resume(job, s, options);
+    Curve curve(dir + "curve.jsonl", s.curve);
+    s.phase = "evaluation";
     if (tc.eval_every > 0 && s.resumed_at < 0) curve.append(eval.run(job.model), 0, nullptr, 0.0);
     train_loop(job, dataset, eval, &curve, s, options);
     if (options.progress) options.progress->finish();
     if (s.status == "preempted") return preempted_record(s, options);
     if (s.status == "ok") {
       std::vector<ExampleScores> held_out_scores;
+      s.phase = "evaluation";
       s.final_eval = eval.run(job.model, &held_out_scores);
       curve.append(s.final_eval, s.steps_done, s.last_logged_loss, learning_rate_at(tc, std::max(0, s.steps_done - 1)));
+      s.phase = "saving the model";
       if (options.save_model) s.saved_model = save_model(*job.model, *dataset.tokenizer, dir);
+      s.phase = "samples";
       write_samples(job.model, dataset, config.eval.samples, config.eval.batch_size, job.device, dir + "samples.jsonl");
+      s.phase = "set scoring";
       score_sets(job, dataset, sets, held_out_scores, s, dir);
     }
   } catch (const UserError&) {
@@ -434,16 +493,15 @@ nlohmann::json train_run(const Config& config, const Dataset& dataset, const Tra
   } catch (const std::exception& e) {
     // A runtime failure (out of memory, a LibTorch error): record it, keep going.
     s.status = "failed";
-    const std::string what = e.what();
-    s.error = what.substr(0, what.find('\n'));
+    if (const auto oom = out_of_memory_message(e, s.phase)) {
+      s.error = *oom;
+    } else {
+      const std::string what = e.what();
+      s.error = what.substr(0, what.find('\n'));
+    }
   }
 
-  nlohmann::json metrics = run_metrics(job, dataset, s);
-  metrics["provenance"]["start_time"] = start_time;
-  metrics["provenance"]["end_time"] = iso_time_now();
-  metrics["provenance"]["world_size"] = job.dist.world();  // data-parallel ranks (1: one process)
-  metrics["wall_seconds"] = seconds_since(wall_start);
-  write_file_atomic(dir + "metrics.json", metrics.dump(2) + "\n");
+  nlohmann::json metrics = write_record(run_metrics(job, dataset, s), dir, start_time, wall_start, job.dist.world());
   // A finished run needs no checkpoint; removed after the record, so that a
   // crash in between leaves a record (and a checkpoint that reproduces it).
   if (!tc.keep_checkpoints) remove_checkpoints(options.out_dir);

@@ -178,12 +178,32 @@ StepLoss forward_backward(Transformer& model, const std::vector<Batch>& micro_ba
   return out;
 }
 
+void require_trained_tokens(const Strategy& strategy, const Config& config, const Dataset& dataset) {
+  // A schedule can weigh nothing at the start and something later, so the
+  // first, middle and last steps are all asked; chunks keep the padded rows small.
+  constexpr size_t kChunk = 256;
+  const int pad_id = dataset.tokenizer->pad_id();
+  for (const int step : {0, config.train.steps / 2, std::max(0, config.train.steps - 1)}) {
+    const double progress = training_progress(config.train, step);
+    for (size_t start = 0; start < dataset.train.size(); start += kChunk) {
+      std::vector<const TokenizedExample*> chunk;
+      for (size_t i = start; i < std::min(dataset.train.size(), start + kChunk); ++i) chunk.push_back(&dataset.train[i]);
+      const Batch b = make_padded_batch(chunk, pad_id);
+      if (strategy.weights(LabelView{b.label_role, b.label_flags, progress}).gt(0).any().item<bool>()) return;
+    }
+  }
+  const std::string data = config.data.train.empty() ? std::string("data.tasks") : config.data.train;
+  throw UserError("strategy '" + strategy.spec() + "': no training token of " + data +
+                  " has a weight above 0 under it (nothing to train on)");
+}
+
 TrainJob make_train_job(const Config& config, const Dataset& dataset, const DistEnv& dist_env) {
   validate(config);
   check_world_fits(config.train, dist_env.world);
   TrainJob job;
   job.config = config;
   job.strategy = make_strategy(config.strategy);
+  require_trained_tokens(*job.strategy, config, dataset);
   job.normalization = config.loss.normalization;
   job.device = resolve_device(config.train.device);
   if (job.device.is_cuda() && dist_env.world > 1) {

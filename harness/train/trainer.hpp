@@ -41,6 +41,12 @@ struct TrainJob {
   DistContext dist;       // the data-parallel group; world 1: none
 };
 
+// Throws UserError naming the strategy and the data when no training token
+// has a weight above 0 under it at any point of training (every assistant
+// turn "weight": 0, wit:0,0, last_turn_only where every final turn is
+// masked): such a run would train on nothing (loss 0) and be recorded ok.
+void require_trained_tokens(const Strategy& strategy, const Config& config, const Dataset& dataset);
+
 // Validates the config, resolves the device and threads, seeds, builds and
 // initializes the model (or loads model.init_from), the optimizer and the
 // example order. Throws UserError for config problems. With `dist_env` of

@@ -18,7 +18,7 @@
 #include "harness/train/resume.hpp"
 #include "harness/train/run.hpp"
 #include "harness/train/trainer.hpp"
-#include "tests/test_helpers.hpp"
+#include "tests/system_helpers.hpp"
 
 using namespace masklab;
 namespace fs = std::filesystem;
@@ -39,8 +39,9 @@ Config resume_config(int steps) {
   return c;
 }
 
-// metrics.json without the fields that measure time (and nothing else):
-// the one list of what may differ between an interrupted run and an uninterrupted one.
+// metrics.json without the fields that measure time or the process (the
+// measured peak memory): the one list of what may differ between an
+// interrupted run and an uninterrupted one.
 nlohmann::json timeless(nlohmann::json m) {
   for (const char* key : {"train_seconds", "wall_seconds", "tokens_per_second", "decode_seconds",
                           "decode_tokens_per_second"}) {
@@ -48,6 +49,7 @@ nlohmann::json timeless(nlohmann::json m) {
   }
   m["provenance"].erase("start_time");
   m["provenance"].erase("end_time");
+  m["provenance"].erase("memory");
   return m;
 }
 
@@ -365,4 +367,28 @@ TEST_CASE("a checkpoint's tensors load in PyTorch and hold the weights model.saf
   CHECK(got["order_dtype"] == "torch.int32");
   CHECK(got["order_len"] == dataset.train.size());
   CHECK(got["rng_cpu_bytes"].get<int>() > 0);
+}
+
+TEST_CASE("a checkpoint that does not fit on the disk leaves no partial copy and the run is recorded failed, naming it",
+          "[slow][train][resume][errors]") {
+  test::SmallDisk disk(96);  // room for the record, not for the weights and AdamW state of a checkpoint
+  if (!disk.mounted()) {
+    WARN("skipped: mounting a tmpfs needs root");
+    return;
+  }
+  test::TempDir cache;
+  const std::string out = disk.path() + "/run";
+  const auto r = test::run_masklab(
+      "train --strategy full --out " + out + " --cache " + cache.path() +
+      " --set model.n_layers=1 --set model.d_model=64 --set model.n_heads=2 --set model.max_seq_len=96"
+      " --set train.steps=4 --set train.checkpoint_every=2 --set train.eval_every=0 --set train.threads=1"
+      " --set data.tasks=count --set data.train_size=16 --set data.eval_size=4 --set data.train_eval_size=4"
+      " --set eval.samples=0");
+  INFO(r.out);
+  CHECK(r.exit_code == 1);
+  const auto m = read_json_file(out + "/metrics.json");
+  CHECK(m["status"] == "failed");
+  CHECK_THAT(m["error"].get<std::string>(), Catch::Matches("cannot write " + out + "/checkpoint/\\..*: No space left on device"));
+  // Nothing of the failed copy is left behind in checkpoint/.
+  if (fs::exists(out + "/checkpoint")) CHECK(fs::is_empty(out + "/checkpoint"));
 }
