@@ -4,6 +4,7 @@
 #include "harness/sweep/sweep.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -210,10 +211,19 @@ void attach_base(SweepBase& base, std::vector<SweepRun>& runs, const std::string
 std::vector<SweepRun> expand_runs(const SpecBody& body, const std::string& path) {
   std::vector<SweepRun> runs;
   std::vector<size_t> index(body.factors.size(), 0);
-  std::set<std::string> seen;  // run ids already expanded
+  // Two spellings of one point (weighted:0.1, Weighted:0.10) are one run.
+  // Two points with different labels that resolve to one config would be one
+  // run under the first label, the second silently missing: an error.
+  std::map<std::string, std::string> seen;  // run id -> the point that made it
   do {
     SweepRun run = resolve_run(body, index, path);
-    if (seen.insert(run.id).second) runs.push_back(std::move(run));
+    const auto [it, fresh] = seen.emplace(run.id, describe(run));
+    if (!fresh && it->second == describe(run)) continue;
+    if (!fresh) {
+      throw UserError(path + ": runs (" + it->second + ") and (" + describe(run) + ") resolve to the same config (run " +
+                      run.id + "); give the levels settings that differ (train.threads is not part of a run)");
+    }
+    runs.push_back(std::move(run));
   } while (next_point(index, body.factors));
   return runs;
 }
@@ -259,8 +269,9 @@ std::vector<int> seed_values(std::vector<Factor>& factors, const std::vector<int
 }  // namespace
 
 SweepSpec load_sweep_spec(const std::string& path, const std::vector<int>& seeds) {
-  const auto text = read_file(path);
-  if (!text) throw UserError(path + ": cannot read sweep spec");
+  std::string why;
+  const auto text = read_file(path, &why);
+  if (!text) throw UserError(path + ": cannot read sweep spec: " + why);
   return parse_sweep_spec(*text, path, seeds);
 }
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -110,7 +111,7 @@ pid_t launch_run(const SweepSpec& spec, const SweepRun& r, const SweepOptions& o
   std::vector<std::string> argv = {options.masklab_binary, "train", "--config", config_path,
                                    "--out", rdir, "--cache", cache};
   if (!device.empty()) argv.insert(argv.end(), {"--device", device});
-  return spawn_logged(argv, rdir + "/train.log");
+  return spawn_logged(argv, rdir + "/train.log", thread_environment(threads));
 }
 
 // The record of a run that died before writing its own (bad input, crash,
@@ -348,7 +349,13 @@ class SweepRunner {
                                preempted_ ? fmt::format("{} preempted (rerun to resume), ", preempted_) : "",
                                claimed_elsewhere_ ? fmt::format("{} left to another sweep, ", claimed_elsewhere_) : "",
                                seconds_since(start_)));
-    if (bad > 0) return 1;
+    if (bad > 0) {
+      // The result lines are progress, on stdout; that some runs failed is
+      // also said where errors go, for a caller that keeps stderr only.
+      std::fprintf(stderr, "masklab: sweep %s: %d of %zu runs not ok; each one's error is in its metrics.json under %s/runs\n",
+                   spec_.name.c_str(), bad, plan_.runs.size(), options_.out_dir.c_str());
+      return 1;
+    }
     if (preempted_ > 0) return kExitPreempted;
     return claimed_elsewhere_ == 0 ? 0 : 1;
   }

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 
 #include "harness/core/errors.hpp"
 #include "harness/core/run_record.hpp"
+#include "harness/sweep/process.hpp"
 #include "harness/sweep/sweep.hpp"
 #include "tests/test_helpers.hpp"
 
@@ -39,6 +41,21 @@ std::string tiny_spec(int steps, const std::string& rest) {
 fs::file_time_type mtime(const std::string& p) { return fs::last_write_time(p); }
 
 }  // namespace
+
+TEST_CASE("two differently labelled points that resolve to one config are an error naming both", "[fast][sweep]") {
+  test::TempDir dir;
+  test::write_text(dir.file("s.yaml"), tiny_spec(2,
+      "conditions:\n  regime:\n    a: {data: {train_size: 10}}\n    b: {data: {train_size: 10}}\n"
+      "grid:\n  strategy: [full]\n"));
+  const std::string error = test::user_error_of([&] { load_sweep_spec(dir.file("s.yaml")); });
+  CHECK_THAT(error, Catch::StartsWith(dir.file("s.yaml") + ": runs (regime=a strategy=full) and (regime=b strategy=full) "
+                                      "resolve to the same config (run "));
+  // The same point spelled twice stays one run (the test above); levels that differ stay two runs.
+  test::write_text(dir.file("t.yaml"), tiny_spec(2,
+      "conditions:\n  regime:\n    a: {data: {train_size: 10}}\n    b: {data: {train_size: 11}}\n"
+      "grid:\n  strategy: [full]\n"));
+  CHECK(load_sweep_spec(dir.file("t.yaml")).runs.size() == 2);
+}
 
 TEST_CASE("a spec expands into a stable, deduplicated list of runs", "[fast][sweep]") {
   test::TempDir dir;
@@ -233,6 +250,41 @@ TEST_CASE("a failing run is recorded with its error and the sweep goes on", "[sl
              Catch::Contains("(0 pending)"));
   CHECK_THAT(test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out + " --retry-failed").out,
              Catch::Contains("1 to run"));
+}
+
+TEST_CASE("a run whose config cannot fit in memory is refused with the figures and the other runs finish",
+          "[slow][sweep][failures][memory]") {
+  test::TempDir dir;
+  // ~51 G parameters: no machine's limit holds their AdamW state, so the run is refused before it builds anything.
+  test::write_text(dir.file("s.yaml"), tiny_spec(2,
+      "conditions:\n  size:\n    small: {}\n    huge: {model: {d_model: 16384, n_heads: 32, n_layers: 16}}\n"
+      "grid:\n  strategy: [full]\n"));
+  const std::string out = dir.file("out");
+  const auto r = test::run_masklab("sweep " + dir.file("s.yaml") + " --out " + out);
+  INFO(r.out);
+  CHECK(r.exit_code == 1);
+  const SweepSpec spec = load_sweep_spec(dir.file("s.yaml"));
+  const auto small = read_json_file(out + "/runs/" + spec.runs[0].id + "/metrics.json");
+  const auto huge = read_json_file(out + "/runs/" + spec.runs[1].id + "/metrics.json");
+  CHECK(small["status"] == "ok");
+  CHECK(huge["status"] == "failed");
+  CHECK_THAT(huge["error"].get<std::string>(),
+             Catch::Matches("masklab: error: memory: estimated peak [0-9]+ MB exceeds the limit of [0-9]+ MB \\(.*"));
+  CHECK_FALSE(fs::exists(out + "/runs/" + spec.runs[1].id + "/curve.jsonl"));  // refused before anything was written
+}
+
+TEST_CASE("a sweep's child gets OPENBLAS_NUM_THREADS of its thread count, replacing the sweep's own",
+          "[fast][sweep]") {
+  test::TempDir dir;
+  ::setenv("OPENBLAS_NUM_THREADS", "7", 1);
+  const pid_t pid = spawn_logged({"/usr/bin/env"}, dir.file("env.log"), thread_environment(3));
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  ::unsetenv("OPENBLAS_NUM_THREADS");
+  const std::string env = test::read_text(dir.file("env.log"));
+  INFO(env);
+  CHECK_THAT(env, Catch::Contains("\nOPENBLAS_NUM_THREADS=3\n") || Catch::StartsWith("OPENBLAS_NUM_THREADS=3\n"));
+  CHECK_THAT(env, !Catch::Contains("OPENBLAS_NUM_THREADS=7"));
 }
 
 TEST_CASE("a resumed sweep gives its last run the threads an uninterrupted sweep gives it", "[slow][sweep][resume]") {
