@@ -37,3 +37,17 @@ TEST_CASE("a list or a mapping as a key is an error naming file:line", "[fast][y
   CHECK(error_of("model: {n_layers: 2}\ndata: {tasks: ,[lookup, reverse], train_size: 300}\n") == "f.yaml:2" + why);
   CHECK(error_of("- a\n- {[x]: 1}\n") == "f.yaml:2" + why);
 }
+
+TEST_CASE("a quoted string left open to the end of the file is an error naming its line", "[fast][yaml][errors]") {
+  auto error_of = [](const std::string& text) { return test::user_error_of([&] { parse_yaml(text, "f.yaml"); }); };
+  // yaml-cpp itself loads these, the string swallowing every later line.
+  CHECK(error_of("bos: \"<bos>\nuser: {prefix: a}\n") == "f.yaml:1: invalid YAML: a double-quoted string is never closed");
+  CHECK(error_of("a: 1\nb: 'x\nc: 2\n") == "f.yaml:2: invalid YAML: a single-quoted string is never closed");
+  CHECK(error_of("k: [\"a\", \"b\nc: 1\n").find("f.yaml:") == 0);
+  // Closed strings, with escapes and doubled quotes inside, and keys that are quoted.
+  const auto ok = parse_yaml("a: \"x \\\" y\"\nb: 'it''s'\n\"c\": \"multi\n  line\"\n'd': [\"e\", 'f']\n", "f.yaml");
+  CHECK(ok["a"].as<std::string>() == "x \" y");
+  CHECK(ok["b"].as<std::string>() == "it's");
+  CHECK(ok["c"].as<std::string>() == "multi line");
+  CHECK(ok["d"][1].as<std::string>() == "f");
+}
