@@ -6,6 +6,7 @@
 
 #include "harness/core/errors.hpp"
 #include "harness/core/files.hpp"
+#include "harness/core/text.hpp"
 #include "reports/report.hpp"
 
 namespace masklab::reports {
@@ -36,9 +37,9 @@ void load_metrics(RunRow& run, const fs::path& run_dir) {
   json metrics;
   try {
     metrics = json::parse(read_file(path.string()).value_or(""));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     run.status = "failed";
-    run.error = path.string() + ": invalid JSON (" + e.what() + ")";
+    run.error = path.string() + ": " + invalid_json(e.what());
     return;
   }
   if (!metrics.is_object() || !metrics.contains("status") || !metrics["status"].is_string()) {
@@ -177,8 +178,8 @@ json read_sweep_json(const std::string& dir, const std::string& sweep_path) {
   json sweep;
   try {
     sweep = json::parse(*text);
-  } catch (const json::parse_error& e) {
-    throw UserError(sweep_path + ": invalid JSON (" + std::string(e.what()) + ")");
+  } catch (const json::exception& e) {
+    throw UserError(sweep_path + ": " + invalid_json(e.what()));
   }
   if (!sweep.is_object()) throw UserError(sweep_path + ": expected a JSON object");
   if (!sweep.contains("runs") || !sweep["runs"].is_array()) {

@@ -37,7 +37,9 @@
 #include "harness/core/progress.hpp"
 #include "harness/core/text.hpp"
 #include "harness/data/tasks.hpp"
+#include "harness/train/memory_estimate.hpp"
 #include "harness/train/run.hpp"
+#include "harness/train/trainer.hpp"
 #include "masklab_version.hpp"
 #include "strategies/registry.hpp"
 
@@ -196,8 +198,13 @@ int cmd_train(const std::vector<std::string>& args) {
   Progress progress(Progress::stdout_is_terminal() && dist.rank == 0);
   const Dataset dataset = load_dataset(config, vm.count("cache") ? vm["cache"].as<std::string>() : "");
   const std::vector<EvalSet> eval_sets = load_eval_sets(config, *dataset.tokenizer);  // a bad set: one line, exit 2
+  require_trained_tokens(*make_strategy(config.strategy), config, dataset);  // before any rank is spawned
   // The launcher has checked the config, the data (and filled the cache) once; the ranks do the training.
   if (nproc > 1) return launch_ranks(without_option(args, "--nproc"), nproc, std::max(1, resolve_threads(config) / nproc));
+  // Before the model exists: a config that cannot fit is refused, with the figures, instead of running out mid-run.
+  check_memory_fits(config, dataset, resolve_threads(config), [&](const std::string& line) {
+    if (dist.rank == 0) progress.line(line);
+  });
   if (dist.rank > 0) return train_follower(config, dataset, eval_sets, dist, vm["out"].as<std::string>());
   progress.line(fmt::format("masklab train: strategy {}  seed {}  {} train / {} held-out examples  tasks {}",
                             make_strategy(config.strategy)->spec(), config.seed, dataset.train.size(),
@@ -343,6 +350,8 @@ int cmd_inspect(const std::vector<std::string>& args) {
   for (const auto& s : o.strategies) make_strategy(s);  // a bad spec fails before any output
   o.n = vm["n"].as<int>();
   o.max_len = vm["max-len"].as<int>();
+  if (o.n < 0) throw UserError("--n must be a number of examples >= 0, got " + std::to_string(o.n));
+  if (o.max_len < 0) throw UserError("--max-len must be a number of tokens >= 0 (0: no limit), got " + std::to_string(o.max_len));
   o.truncation = parse_enum<Truncation>(vm["truncation"].as<std::string>(), "--truncation");
   o.skip_invalid = vm.count("skip-invalid") > 0;
   if (vm.count("html")) o.html_path = vm["html"].as<std::string>();
@@ -580,11 +589,16 @@ int cli_main(int argc, char** argv) {
     std::fprintf(stderr, "masklab: error: %s\n", e.what());
     return e.exit_code();
   } catch (const c10::Error& e) {
+    if (const auto oom = out_of_memory_message(e, command)) {
+      std::fprintf(stderr, "masklab: error: %s\n", oom->c_str());
+      return 1;
+    }
     const std::string what = e.what_without_backtrace();
     std::fprintf(stderr, "masklab: internal error: %s\n", what.substr(0, what.find('\n')).c_str());
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "masklab: error: %s\n", e.what());
+    const auto oom = out_of_memory_message(e, command);
+    std::fprintf(stderr, "masklab: error: %s\n", oom ? oom->c_str() : e.what());
     return 1;
   }
 }

@@ -9,6 +9,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "harness/core/errors.hpp"
+#include "harness/core/text.hpp"
 #include "harness/core/yaml_file.hpp"
 
 namespace masklab {
@@ -47,13 +48,22 @@ struct Convert<bool> {
   static bool from(const YAML::Node& n) { return n.as<bool>(); }
   static YAML::Node to(bool v) { return YAML::Node(v); }
 };
+// A path or name that is not UTF-8 would be written into config.yaml, run
+// ids and reports as bytes no reader of them accepts; the error gives the
+// byte's position, never the byte.
+struct NotUtf8 {
+  size_t byte;
+};
+
 template <>
 struct Convert<std::string> {
   static constexpr const char* kType = "string";
   static std::string from(const YAML::Node& n) {
     if (n.IsNull()) return "";
     if (!n.IsScalar()) throw YAML::BadConversion(n.Mark());
-    return n.as<std::string>();
+    std::string s = n.as<std::string>();
+    if (const auto bad = find_invalid_utf8(s)) throw NotUtf8{*bad};
+    return s;
   }
   static YAML::Node to(const std::string& v) { return YAML::Node(v); }
 };
@@ -272,6 +282,8 @@ void set_field(Config& config, const std::string& key, const YAML::Node& value,
     if (!config.was_set(key)) config.explicit_keys.push_back(key);
   } catch (const NotAFiniteNumber&) {
     throw wrong("a finite number");
+  } catch (const NotUtf8& e) {
+    throw UserError(fmt::format("{}: config key '{}': invalid UTF-8 at byte {}", origin, key, e.byte + 1));
   } catch (const YAML::Exception&) {
     throw wrong(f->type);
   }
@@ -428,6 +440,9 @@ void validate(const Config& c) {
   non_negative("train.checkpoint_every", c.train.checkpoint_every);
   if (c.train.beta1 < 0 || c.train.beta1 >= 1) throw bad("train.beta1", "must be in [0, 1)");
   if (c.train.beta2 < 0 || c.train.beta2 >= 1) throw bad("train.beta2", "must be in [0, 1)");
+  if (!c.data.eval.empty() && c.data.train.empty()) {
+    throw bad("data.eval", "needs data.train (the built-in tasks hold out their own examples)");
+  }
   if (c.data.train.empty() && c.data.tasks.empty()) {
     throw bad("data.tasks", "no data: list built-in tasks or set data.train");
   }

@@ -1,6 +1,7 @@
 #include "harness/core/files.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include "harness/core/errors.hpp"
 
 namespace masklab {
 namespace {
@@ -33,12 +36,44 @@ int write_all(int fd, std::string_view content) {
 
 }  // namespace
 
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
+std::optional<std::string> read_file(const std::string& path, std::string* error) {
+  // An ifstream opens a directory and then reads nothing: it would hand
+  // back "" as if the file were empty.
+  auto fail = [&](int os_error) -> std::optional<std::string> {
+    if (error) *error = std::strerror(os_error);
+    return std::nullopt;
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(errno);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+    const int os_error = S_ISDIR(st.st_mode) ? EISDIR : errno;
+    ::close(fd);
+    return fail(os_error);
+  }
+  std::string bytes;
+  if (S_ISREG(st.st_mode)) bytes.reserve(static_cast<size_t>(st.st_size));
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int os_error = errno;
+      ::close(fd);
+      return fail(os_error);
+    }
+    if (n == 0) break;
+    bytes.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return bytes;
+}
+
+std::string read_file_for(const std::string& key, const std::string& path) {
+  std::string why;
+  auto bytes = read_file(path, &why);
+  if (!bytes) throw UserError(key + ": " + path + ": " + why);
+  return std::move(*bytes);
 }
 
 void write_file_atomic(const std::string& path, std::string_view content) {

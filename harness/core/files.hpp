@@ -9,9 +9,15 @@
 
 namespace masklab {
 
-// The file's bytes, or nullopt when it cannot be opened; callers say what
-// the file was for in their own error.
-std::optional<std::string> read_file(const std::string& path);
+// The file's bytes, or nullopt when it cannot be read: missing, a
+// directory, no permission. `error`, when given, receives the OS's reason
+// ("Is a directory"); callers say what the file was for in their own error.
+std::optional<std::string> read_file(const std::string& path, std::string* error = nullptr);
+
+// The file's bytes; otherwise throws UserError "KEY: PATH: <OS error>"
+// ("data.template: tpl/: Is a directory"), KEY naming the setting or flag
+// that gave the path.
+std::string read_file_for(const std::string& key, const std::string& path);
 
 // Throws std::runtime_error naming the path and the OS error (strerror:
 // "No space left on device") when the write or the rename fails.

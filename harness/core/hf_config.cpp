@@ -124,8 +124,9 @@ bool is_hf_model_dir(const std::string& path) {
 
 ModelConfig read_hf_config(const std::string& dir) {
   HfJson c{dir + "/config.json", {}};
-  const auto text = read_file(c.path);
-  if (!text) throw c.error("cannot read the model's config.json");
+  std::string why;
+  const auto text = read_file(c.path, &why);
+  if (!text) throw c.error("cannot read the model's config.json: " + why);
   try {
     c.j = nlohmann::json::parse(*text);
   } catch (const nlohmann::json::exception&) {

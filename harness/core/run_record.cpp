@@ -10,17 +10,19 @@
 
 
 #include "harness/core/errors.hpp"
+#include "harness/core/text.hpp"
 #include "masklab_version.hpp"
 
 namespace masklab {
 
 nlohmann::json read_json_file(const std::string& path) {
-  const auto text = read_file(path);
-  if (!text) throw UserError(path + ": cannot read");
+  std::string why;
+  const auto text = read_file(path, &why);
+  if (!text) throw UserError(path + ": cannot read: " + why);
   try {
     return nlohmann::json::parse(*text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw UserError(path + ": invalid JSON (" + std::string(e.what()) + ")");
+  } catch (const nlohmann::json::exception& e) {
+    throw UserError(path + ": " + invalid_json(e.what()));
   }
 }
 

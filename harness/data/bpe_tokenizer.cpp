@@ -8,6 +8,7 @@
 #include <utf8proc.h>
 
 #include "harness/core/errors.hpp"
+#include "harness/core/text.hpp"
 
 namespace masklab {
 namespace {
@@ -128,7 +129,7 @@ BpeEncoder::BpeEncoder(const std::string& json_text, const std::string& path) {
   try {
     root = json::parse(json_text);
   } catch (const json::exception& e) {
-    throw UserError(path + ": not valid JSON (" + std::string(e.what()) + ")");
+    throw UserError(path + ": " + invalid_json(e.what()));
   }
   if (!root.is_object() || !root.contains("model") || !root["model"].is_object()) {
     throw UserError(path + ": not a tokenizer.json (no \"model\" object)");

@@ -33,14 +33,23 @@ const std::vector<ChatTemplate>& builtin_templates() {
   return templates;
 }
 
+// A template text: a string, or nothing (an empty text). A list or a mapping
+// is an error naming file:line; yaml-cpp's as<std::string>(fallback) would
+// silently turn it into the fallback, and the template would lose a piece.
+std::string read_text(const YAML::Node& node, const std::string& path, const std::string& key) {
+  if (!node || node.IsNull()) return "";
+  if (!node.IsScalar()) throw UserError(yaml_location(path, node) + ": template key '" + key + "' must be a string");
+  return node.Scalar();
+}
+
 Wrap read_wrap(const YAML::Node& node, const std::string& path, const std::string& key) {
   Wrap w;
   if (!node) return w;
   if (!node.IsMap()) throw UserError(yaml_location(path, node) + ": " + key + " must be {prefix, suffix}");
   for (const auto& kv : node) {
     const auto k = kv.first.as<std::string>();
-    if (k == "prefix") w.prefix = kv.second.as<std::string>("");
-    else if (k == "suffix") w.suffix = kv.second.as<std::string>("");
+    if (k == "prefix") w.prefix = read_text(kv.second, path, key + "." + k);
+    else if (k == "suffix") w.suffix = read_text(kv.second, path, key + "." + k);
     else throw UserError(yaml_location(path, kv.first) + ": unknown template key '" + key + "." + k + "'");
   }
   return w;
@@ -131,12 +140,13 @@ ChatTemplate load_template(const std::string& name_or_path) {
     if (t.name == name_or_path) return t;
   }
   const std::string& path = name_or_path;
-  const auto text = read_file(path);
+  std::string why;
+  const auto text = read_file(path, &why);
   if (!text) {
     std::string names;
     for (const auto& name : builtin_template_names()) names += (names.empty() ? "" : ", ") + name;
     throw UserError("data.template: '" + path + "' is neither a built-in template (" + names +
-                    ") nor a readable file");
+                    ") nor a readable file: " + why);
   }
   return parse_template(*text, path);
 }
@@ -150,15 +160,15 @@ ChatTemplate parse_template(const std::string& text, const std::string& path) {
     const auto key = kv.first.as<std::string>();
     const auto& v = kv.second;
     try {
-      if (key == "bos") t.bos = v.as<std::string>("");
+      if (key == "bos") t.bos = read_text(v, path, key);
       else if (key == "system") t.system = read_wrap(v, path, key);
       else if (key == "user") t.user = read_wrap(v, path, key);
       else if (key == "input") t.input = read_wrap(v, path, key);
       else if (key == "assistant") t.assistant = read_wrap(v, path, key);
-      else if (key == "assistant_end") t.assistant_end = v.as<std::string>("");
-      else if (key == "turn_start") t.turn_start = v.as<std::string>("");
+      else if (key == "assistant_end") t.assistant_end = read_text(v, path, key);
+      else if (key == "turn_start") t.turn_start = read_text(v, path, key);
       else if (key == "system_in_user") t.system_in_user = v.as<bool>();
-      else if (key == "name") t.name = v.as<std::string>();
+      else if (key == "name") t.name = read_text(v, path, key);
       else throw UserError(yaml_location(path, kv.first) + ": unknown template key '" + key + "'");
     } catch (const YAML::Exception&) {
       throw UserError(yaml_location(path, v) + ": template key '" + key + "' has the wrong type");

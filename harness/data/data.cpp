@@ -143,7 +143,11 @@ Example parse_example(const json& obj, DataFormat format) {
   }
   // Plain text trains every token: it has no completion to require.
   if (!ex.plain_text) require_completion(ex.messages);
-  if (auto t = obj.find("task"); t != obj.end() && t->is_string()) ex.task = t->get<std::string>();
+  if (auto t = obj.find("task"); t != obj.end() && !t->is_null()) {
+    // A number or list here would silently fall back to the file's name.
+    if (!t->is_string()) throw LineError{"field 'task' must be a string"};
+    ex.task = t->get<std::string>();
+  }
   // Metric keys nest at dots (per_task.<task>.<metric>), so a dotted task
   // name would read as a deeper metric.
   if (ex.task.find('.') != std::string::npos) {
@@ -157,11 +161,7 @@ json parse_json_line(const std::string& line) {
   try {
     return json::parse(line);
   } catch (const json::exception& e) {
-    // nlohmann's message starts with "[json.exception.parse_error.101] parse error at ...";
-    // a number too large for a double is an out_of_range error ("number overflow parsing '1e400'").
-    const std::string what = e.what();
-    const size_t tag_end = what.find("] ");
-    throw LineError{"invalid JSON: " + (tag_end == std::string::npos ? what : what.substr(tag_end + 2))};
+    throw LineError{invalid_json(e.what())};
   }
 }
 
@@ -176,36 +176,13 @@ Example parse_line(const std::string& line, DataFormat& format) {
 
 }  // namespace
 
-std::optional<size_t> find_invalid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    int extra;
-    std::uint32_t code;
-    if (c < 0x80) { ++i; continue; }
-    if ((c & 0xe0) == 0xc0) { extra = 1; code = c & 0x1f; }
-    else if ((c & 0xf0) == 0xe0) { extra = 2; code = c & 0x0f; }
-    else if ((c & 0xf8) == 0xf0) { extra = 3; code = c & 0x07; }
-    else return i;
-    if (i + extra >= s.size()) return i;  // truncated sequence
-    for (int k = 1; k <= extra; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return i;
-      code = (code << 6) | (cc & 0x3f);
-    }
-    // Overlong forms, surrogates and code points past U+10FFFF are invalid too.
-    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (code < kMin[extra] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return i;
-    i += extra + 1;
-  }
-  return std::nullopt;
-}
 
 std::vector<Example> load_jsonl(const std::string& path, DataFormat format, bool skip_invalid,
                                 const std::string& default_task, LoadStats* stats,
                                 DataFormat* detected) {
-  const auto text = read_file(path);
-  if (!text) throw UserError(path + ": cannot read data file");
+  std::string why;
+  const auto text = read_file(path, &why);
+  if (!text) throw UserError(path + ": cannot read data file: " + why);
   return parse_jsonl(*text, path, format, skip_invalid, default_task, stats, detected);
 }
 
@@ -459,9 +436,11 @@ TaskSplit file_examples(const DataConfig& dc, LoadStats* stats) {
   // (x.train.jsonl -> x_train).
   std::string stem = std::filesystem::path(dc.train).stem().string();
   std::replace(stem.begin(), stem.end(), '.', '_');
-  std::vector<Example> train = load_jsonl(dc.train, dc.format, dc.skip_invalid, stem, stats);
+  std::vector<Example> train =
+      parse_jsonl(read_file_for("data.train", dc.train), dc.train, dc.format, dc.skip_invalid, stem, stats);
   if (dc.eval.empty()) return hold_out_fraction(std::move(train), dc);
-  return {std::move(train), load_jsonl(dc.eval, dc.format, dc.skip_invalid, stem, stats)};
+  return {std::move(train),
+          parse_jsonl(read_file_for("data.eval", dc.eval), dc.eval, dc.format, dc.skip_invalid, stem, stats)};
 }
 
 std::int32_t task_index(std::vector<std::string>& tasks, const std::string& name) {

@@ -94,8 +94,4 @@ std::vector<Example> held_out_examples(const DataConfig& data);
 // (Dataset::fingerprint); the dataset cache checks a loaded entry against it.
 std::string dataset_fingerprint(const Dataset& ds);
 
-// Checks that `bytes` is valid UTF-8; returns the byte offset of the first
-// bad sequence, or nullopt.
-std::optional<size_t> find_invalid_utf8(std::string_view bytes);
-
 }  // namespace masklab

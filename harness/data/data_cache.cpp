@@ -9,6 +9,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "harness/core/hashing.hpp"
+#include "harness/core/errors.hpp"
 #include "harness/core/files.hpp"
 #include "harness/core/roles.hpp"
 
@@ -216,7 +217,15 @@ std::string dataset_cache_key(const Config& config) {
 Dataset load_dataset(const Config& config, const std::string& cache_dir, bool* from_cache) {
   if (from_cache) *from_cache = false;
   if (cache_dir.empty()) return build_dataset(config);
+  // Checked before the build, so that a file given for the folder fails at
+  // once, with its name, instead of after tokenizing everything.
+  if (std::filesystem::exists(cache_dir) && !std::filesystem::is_directory(cache_dir)) {
+    throw UserError("--cache: " + cache_dir + ": Not a directory");
+  }
   const std::string path = cache_dir + "/" + dataset_cache_key(config) + ".mlds";
+  // A folder in an entry's place can be neither read nor replaced by rename:
+  // named before the build, like a file given for the folder.
+  if (std::filesystem::is_directory(path)) throw UserError("--cache: " + path + ": Is a directory, not a cache entry");
   if (std::filesystem::exists(path)) {
     Dataset ds;
     ds.tokenizer = make_tokenizer(config.data.tokenizer);

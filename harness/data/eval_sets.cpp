@@ -35,8 +35,8 @@ EvalSetItem parse_choice_line(const std::string& line, const std::string& defaul
   json obj;
   try {
     obj = json::parse(line);
-  } catch (const json::parse_error&) {
-    throw std::runtime_error("not a JSON object");
+  } catch (const json::exception& e) {
+    throw std::runtime_error(invalid_json(e.what()));
   }
   if (!obj.is_object()) throw std::runtime_error("not a JSON object");
   auto prompt = obj.find("prompt");
@@ -69,8 +69,9 @@ EvalSetItem parse_choice_line(const std::string& line, const std::string& defaul
 }
 
 std::vector<EvalSetItem> load_choice_file(const EvalSetConfig& set) {
-  const auto text = read_file(set.file);
-  if (!text) throw set_error(set, "file", "cannot read '" + set.file + "'");
+  std::string why;
+  const auto text = read_file(set.file, &why);
+  if (!text) throw set_error(set, "file", "cannot read '" + set.file + "': " + why);
   std::istringstream in(*text);
   std::vector<EvalSetItem> items;
   long line_no = 0;

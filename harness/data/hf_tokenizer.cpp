@@ -9,6 +9,7 @@
 #include "harness/core/hashing.hpp"
 #include "harness/data/bpe_tokenizer.hpp"
 #include "harness/data/pre_tokenizer.hpp"
+#include "harness/core/text.hpp"
 #include "harness/data/sentencepiece.hpp"
 
 namespace masklab {
@@ -20,16 +21,14 @@ using json = nlohmann::json;
 std::string existing(const fs::path& p) { return fs::is_regular_file(p) ? p.string() : std::string(); }
 
 std::string must_read(const std::string& path) {
-  const auto bytes = read_file(path);
-  if (!bytes) throw UserError("data.tokenizer: cannot read '" + path + "'");
-  return *bytes;
+  return read_file_for("data.tokenizer", path);
 }
 
 json read_json(const std::string& path) {
   try {
     return json::parse(must_read(path));
   } catch (const json::exception& e) {
-    throw UserError(path + ": not valid JSON (" + std::string(e.what()) + ")");
+    throw UserError(path + ": " + invalid_json(e.what()));
   }
 }
 
@@ -280,7 +279,7 @@ std::unique_ptr<Tokenizer> make_hf_tokenizer(const HfTokenizerFiles& files) {
 std::unique_ptr<Tokenizer> make_sentencepiece_tokenizer(const std::string& model_path) {
   HfTokenizerFiles files;
   files.tokenizer_model = model_path;
-  if (!read_file(model_path)) throw UserError("data.tokenizer: cannot read SentencePiece model '" + model_path + "'");
+  read_file_for("data.tokenizer", model_path);  // missing, a directory: one line naming the OS's reason
   return std::make_unique<SentencePieceTokenizer>(files);
 }
 

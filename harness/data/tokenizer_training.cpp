@@ -4,11 +4,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 
 #include "harness/data/data.hpp"
 #include "harness/core/errors.hpp"
+#include "harness/core/files.hpp"
+#include "harness/core/text.hpp"
 #include "harness/data/sentencepiece.hpp"
 
 namespace masklab {
@@ -21,30 +24,32 @@ std::string train_tokenizer(const TokenizerTrainOptions& o) {
     throw UserError("--out must name a .model file, got '" + out + "'");
   }
   // SentencePiece reads sentences from a text file: one message per line.
-  const fs::path corpus = fs::temp_directory_path() / fmt::format("masklab-tok-{}.txt", ::getpid());
+  // The corpus is gathered in memory first, so that a bad DATA leaves no
+  // temporary file behind.
+  std::string sentences;
   long lines = 0;
-  {
-    std::ofstream text(corpus);
-    auto put = [&](std::string s) {
-      for (auto& c : s) c = (c == '\n' || c == '\r') ? ' ' : c;
-      if (!s.empty()) {
-        text << s << '\n';
-        ++lines;
-      }
-    };
-    if (fs::path(o.data).extension() == ".jsonl") {
-      for (const auto& ex : load_jsonl(o.data, DataFormat::kAuto, false, "data", nullptr)) {
-        for (const auto& m : ex.messages) {
-          put(m.content);
-          put(m.input);
-        }
-      }
-    } else {
-      std::ifstream in(o.data);
-      if (!in) throw UserError(o.data + ": cannot read data file");
-      for (std::string line; std::getline(in, line);) put(line);
+  auto put = [&](std::string s) {
+    for (auto& c : s) c = (c == '\n' || c == '\r') ? ' ' : c;
+    if (!trim(s).empty()) {
+      sentences += s + '\n';
+      ++lines;
     }
+  };
+  if (fs::path(o.data).extension() == ".jsonl") {
+    for (const auto& ex : load_jsonl(o.data, DataFormat::kAuto, false, "data", nullptr)) {
+      for (const auto& m : ex.messages) {
+        put(m.content);
+        put(m.input);
+      }
+    }
+  } else {
+    std::istringstream in(read_file_for("DATA", o.data));
+    for (std::string line; std::getline(in, line);) put(line);
   }
+  if (lines == 0) throw UserError(o.data + ": no text to train a tokenizer on");
+  const fs::path corpus = fs::temp_directory_path() / fmt::format("masklab-tok-{}.txt", ::getpid());
+  // Checked: a corpus cut short by a full disk would train a different tokenizer without a word.
+  write_file_atomic(corpus.string(), sentences);
   const std::string prefix = out.substr(0, out.size() - 6);
   std::string flags = fmt::format(
       "--input={} --model_prefix={} --vocab_size={} --model_type={} --character_coverage=1.0 "

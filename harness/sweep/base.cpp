@@ -337,7 +337,7 @@ int train_stage(const SweepBase& base, const BaseRunOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   const pid_t pid = spawn_logged({options.masklab_binary, "train", "--config", partial + "/config.yaml", "--out", partial,
                                   "--cache", options.out_dir + "/cache", "--save-model"},
-                                 partial + "/train.log");
+                                 partial + "/train.log", thread_environment(options.threads));
   if (wait_for_stage(pid) < 0) return 130;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::string status;

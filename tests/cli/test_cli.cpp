@@ -8,7 +8,7 @@
 
 #include "harness/core/run_record.hpp"
 #include "tests/reports/eval_sweep.hpp"
-#include "tests/test_helpers.hpp"
+#include "tests/system_helpers.hpp"
 
 using namespace masklab;
 
@@ -180,4 +180,23 @@ TEST_CASE("bad evaluation sets: one line naming file:line or the key, exit 2, no
     CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
     CHECK_FALSE(std::filesystem::exists(dir.file("run")));
   }
+}
+
+TEST_CASE("tokenizer train on a full temporary disk fails naming the corpus file and the OS error", "[slow][cli][errors]") {
+  test::SmallDisk disk(16);
+  if (!disk.mounted()) {
+    WARN("skipped: mounting a tmpfs needs root");
+    return;
+  }
+  test::TempDir dir;
+  std::string text;
+  for (int i = 0; i < 2000; ++i) text += "line " + std::to_string(i) + " of the corpus, with some words in it\n";
+  test::write_text(dir.file("data.txt"), text);  // ~100 KB: more than the 16 KB disk holds
+  const auto r = test::run_shell("TMPDIR=" + disk.path() + " " + MASKLAB_BINARY + " tokenizer train " +
+                                 dir.file("data.txt") + " --vocab 64 --out " + dir.file("tok.model"));
+  INFO(r.out);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.out, Catch::Matches("masklab: error: cannot write " + disk.path() + "/masklab-tok-[0-9]+\\.txt.*: No space left on device\n"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("tok.model")));
+  CHECK(std::filesystem::is_empty(disk.path()));
 }

@@ -128,7 +128,7 @@ TEST_CASE("unsupported tokenizer files and folders are one line naming the file"
   };
   const std::vector<Case> cases = {
       {kWordPiece, "model type 'WordPiece' is not supported"},
-      {"{not json", "not valid JSON"},
+      {"{not json", "invalid JSON"},
       {with("\"normalizer\": null", "\"normalizer\": {\"type\": \"Lowercase\"}"), "normalizer 'Lowercase' is not supported"},
       {with("\"type\": \"ByteLevel\", \"use_regex\": true", "\"type\": \"Metaspace\""), "pre_tokenizer 'Metaspace' is not supported"},
       {with("\"merges\": []", "\"merges\": [], \"byte_fallback\": true"), "byte_fallback is not supported"},
