@@ -76,11 +76,27 @@ void start_blas_single_threaded_under_a_limit(int, char** argv, char** envp) {
   std::free(env);
 }
 
+void before_libraries(int argc, char** argv, char** envp) {
+  start_blas_single_threaded_under_a_limit(argc, argv, envp);
+  install_startup_terminate_handler(argc, argv, envp);
+}
+
 }  // namespace
 
-// .preinit_array runs before any shared library's initialiser, in this order.
-__attribute__((section(".preinit_array"), used)) static void (*const kPreinit[])(int, char**, char**) = {
-    start_blas_single_threaded_under_a_limit, install_startup_terminate_handler};
+// .preinit_array runs before any shared library's initialiser. One pointer:
+// the section's other entries (the sanitizer runtime's) are pointers too,
+// and an array of ours could be aligned past them, leaving a null entry.
+// AddressSanitizer would also pad an instrumented global with a redzone.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MASKLAB_NO_REDZONE __attribute__((no_sanitize("address")))
+#endif
+#endif
+#ifndef MASKLAB_NO_REDZONE
+#define MASKLAB_NO_REDZONE
+#endif
+__attribute__((section(".preinit_array"), used)) MASKLAB_NO_REDZONE static void (*const kPreinit)(int, char**, char**) =
+    before_libraries;
 
 int main(int argc, char** argv) {
   g_in_main = true;
