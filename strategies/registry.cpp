@@ -186,7 +186,15 @@ std::unique_ptr<Strategy> StrategyRegistry::parse(std::string_view spec_text) co
   const size_t colon = spec.text.find(':');
   const std::string name = to_lower(trim(spec.text.substr(0, colon)));
   const StrategyEntry* entry = find(name);
-  if (!entry) throw spec.fail("unknown strategy '" + name + "'");
+  if (!entry) {
+    // completion_only,eos=last: a known name, then options without the colon.
+    const size_t comma = name.find(',');
+    if (comma != std::string::npos && find(trim(name.substr(0, comma)))) {
+      throw spec.fail("unknown strategy '" + name + "'; arguments follow a colon: write " +
+                      trim(name.substr(0, comma)) + ":" + trim(name.substr(comma + 1)));
+    }
+    throw spec.fail("unknown strategy '" + name + "'");
+  }
 
   StrategyArgs args;
   std::vector<std::string> option_parts;  // non-default options, canonical, in the order given

@@ -116,6 +116,7 @@ TEST_CASE("bad specs name the problem and list the valid strategies", "[fast][st
       {"weighted:-1", "lambda must be a non-negative number, got '-1'"},
       {"weighted:nan", "non-negative number"},
       {"nosuch", "unknown strategy 'nosuch'"},
+      {"completion_only,eos=last", "arguments follow a colon: write completion_only:eos=last"},
       {"weighted", "weighted needs weighted:<lambda>"},
       {"wit:1", "wit needs"},
       {"wit:1,2,3", "wit takes at most 2 argument"},
