@@ -90,16 +90,24 @@ struct FusedLinearCrossEntropy : public torch::autograd::Function<FusedLinearCro
       const auto h = hidden.narrow(0, start, n);                       // (n, C)
       const auto y = targets.narrow(0, start, n).unsqueeze(1);         // (n, 1)
       const auto c = coeff.narrow(0, start, n).to(torch::kFloat);      // (n)
-      const auto logits = torch::matmul(h, head_c.t()).to(torch::kFloat);  // (n, V)
-      const auto lse = torch::logsumexp(logits, 1, /*keepdim=*/true);       // (n, 1)
-      const auto nll = (lse - logits.gather(1, y)).squeeze(1);              // (n)
+      auto logits = torch::mm(h, head_c.t());                          // (n, V)
+      if (logits.scalar_type() != torch::kFloat) logits = logits.to(torch::kFloat);
+      const auto lse = torch::logsumexp(logits, 1, /*keepdim=*/true);  // (n, 1)
+      const auto nll = (lse - logits.gather(1, y)).squeeze(1);         // (n)
       loss.add_((c * nll).sum());
-      auto g = torch::exp(logits - lse);                               // softmax (n, V)
+      // The logits become the gradient in place: softmax, minus the one-hot
+      // target, times the row's coefficient. One (n, V) buffer per chunk.
+      auto& g = logits.sub_(lse).exp_();
       g.scatter_add_(1, y, torch::full({n, 1}, -1.0f, g.options()));
       g.mul_(c.unsqueeze(1));
       const auto gc = g.to(cdt);
-      grad_hidden.narrow(0, start, n).copy_(torch::matmul(gc, head_c));
-      grad_head.add_(torch::matmul(gc.t(), h).to(torch::kFloat));
+      auto grad_rows = grad_hidden.narrow(0, start, n);                // rows of a contiguous (N, C): written in place
+      torch::mm_out(grad_rows, gc, head_c);
+      if (gc.scalar_type() == torch::kFloat) {
+        grad_head.addmm_(gc.t(), h);                                   // accumulated in place: no (V, C) temporary
+      } else {
+        grad_head.add_(torch::mm(gc.t(), h).to(torch::kFloat));
+      }
     }
     ctx->saved_data["grad_hidden"] = grad_hidden;
     ctx->saved_data["grad_head"] = grad_head.to(head.scalar_type());

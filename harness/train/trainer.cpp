@@ -6,6 +6,7 @@
 
 #include "harness/core/errors.hpp"
 #include "harness/core/hashing.hpp"
+#include "harness/train/adamw.hpp"
 #include "harness/train/batching.hpp"
 #include "harness/train/loss.hpp"
 #include "harness/train/model.hpp"
@@ -271,7 +272,7 @@ StepResult train_step(TrainJob& job, const Dataset& dataset, int step) {
   // 4. sum over the ranks, clip, update.
   sum_over_ranks(job.dist, job.params, out);
   if (tc.grad_clip > 0) clip_gradients(job.params, tc.grad_clip);
-  job.optimizer->step();
+  adamw_step(*job.optimizer);
   return out;
 }
 
