@@ -1,5 +1,6 @@
 #include "harness/train/model.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -81,7 +82,72 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
 #endif
 }
 
+#if TORCH_VERSION_MAJOR < 2
+// Packed rows on LibTorch 1.13, which has no fused attention: each example
+// attends within itself only, one causal attention per example run, rather
+// than a (T, T) score matrix per row whose cross-example blocks are masked
+// away. Σ L² instead of T² scores (about half at two examples a row), no mask
+// to apply or to back-propagate, and grouped-query attention without
+// repeating k and v: the G query heads of a key/value head are one batch
+// entry of G·L rows. q (B, H, T, D), k and v (B, K, T, D); runs (S, 4) int64
+// rows of (row, start, length, is_padding) covering every position in order.
+// Returns (B*T, H*D); padding positions are zero (no real position attends
+// to them, and they carry no loss).
+torch::Tensor attend_runs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                          const torch::Tensor& runs, double dropout) {
+  const int64_t H = q.size(1), D = q.size(3), K = k.size(1), G = H / K;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  const auto table = runs.accessor<int64_t, 2>();
+  std::vector<torch::Tensor> pieces;
+  pieces.reserve(static_cast<size_t>(runs.size(0)));
+  std::vector<std::pair<int64_t, torch::Tensor>> causal_bias;  // by length: 0 on and below the diagonal, -inf above
+  for (int64_t r = 0; r < runs.size(0); ++r) {
+    const int64_t b = table[r][0], start = table[r][1], L = table[r][2];
+    if (table[r][3] != 0) {
+      pieces.push_back(torch::zeros({L, H * D}, q.options()));
+      continue;
+    }
+    const auto qs = q[b].narrow(1, start, L).reshape({K, G * L, D});  // (K, G*L, D): G query heads per kv head
+    const auto ks = k[b].narrow(1, start, L);                         // (K, L, D)
+    const auto vs = v[b].narrow(1, start, L);
+    auto found = std::find_if(causal_bias.begin(), causal_bias.end(), [&](const auto& e) { return e.first == L; });
+    if (found == causal_bias.end()) {
+      const auto bias = torch::full({L, L}, -std::numeric_limits<float>::infinity(), q.options()).triu(1);
+      found = causal_bias.insert(causal_bias.end(), {L, bias.repeat({G, 1})});  // (G*L, L)
+    }
+    // The scale and the causal bias ride on the score GEMM; neither needs a backward pass of its own.
+    auto att = torch::softmax(torch::baddbmm(found->second, qs, ks.transpose(1, 2), 1.0, scale), -1);  // (K, G*L, L)
+    if (dropout > 0) att = torch::dropout(att, dropout, /*train=*/true);
+    pieces.push_back(torch::bmm(att, vs).view({H, L, D}).transpose(0, 1).reshape({L, H * D}));  // (L, H*D)
+  }
+  return torch::cat(pieces, 0);
+}
+#endif
+
 }  // namespace
+
+torch::Tensor attention_layout(const torch::Tensor& segment_ids) {
+#if TORCH_VERSION_MAJOR < 2
+  if (segment_ids.device().is_cpu()) {
+    const auto seg = segment_ids.to(torch::kLong).contiguous();
+    const auto ids = seg.accessor<int64_t, 2>();
+    std::vector<int64_t> flat;
+    for (int64_t b = 0; b < seg.size(0); ++b) {
+      for (int64_t t = 0; t < seg.size(1);) {
+        int64_t end = t + 1;
+        while (end < seg.size(1) && ids[b][end] == ids[b][t]) ++end;
+        flat.insert(flat.end(), {b, t, end - t, ids[b][t] < 0 ? 1 : 0});
+        t = end;
+      }
+    }
+    return torch::tensor(flat, torch::kLong).view({-1, 4});  // (S, 4)
+  }
+#endif
+  const int64_t T = segment_ids.size(1);
+  const auto same = segment_ids.unsqueeze(2).eq(segment_ids.unsqueeze(1));  // (B, T, T)
+  const auto causal = torch::ones({T, T}, torch::dtype(torch::kBool).device(segment_ids.device())).tril();
+  return same.logical_and(causal).unsqueeze(1);  // (B, 1, T, T)
+}
 
 std::array<torch::Tensor, 3> AttentionImpl::project(const torch::Tensor& x, const torch::Tensor& cos,
                                                     const torch::Tensor& sin) {
@@ -111,12 +177,18 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
                                      const torch::Tensor& mask, const torch::Tensor& rows) {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = n_heads, K = n_kv_heads, D = head_dim;
   auto [q, k, v] = project(x, cos, sin);
-  if (K != H) {  // grouped-query attention: query head h reads key/value head h / (H/K)
-    k = k.repeat_interleave(H / K, /*dim=*/1);
-    v = v.repeat_interleave(H / K, /*dim=*/1);
-  }
   const double p = is_training() ? dropout : 0.0;
-  auto y = attend(q, k, v, mask, p).transpose(1, 2).reshape({B * T, H * D});  // (B*T, H*D)
+  torch::Tensor y;  // (B*T, H*D)
+#if TORCH_VERSION_MAJOR < 2
+  if (mask.defined() && mask.scalar_type() == torch::kLong) y = attend_runs(q, k, v, mask, p);
+#endif
+  if (!y.defined()) {
+    if (K != H) {  // grouped-query attention: query head h reads key/value head h / (H/K)
+      k = k.repeat_interleave(H / K, /*dim=*/1);
+      v = v.repeat_interleave(H / K, /*dim=*/1);
+    }
+    y = attend(q, k, v, mask, p).transpose(1, 2).reshape({B * T, H * D});
+  }
   if (rows.defined()) y = y.index_select(0, rows);                             // (N, H*D)
   y = output(y);
   if (p > 0) y = torch::dropout(y, p, /*train=*/true);
@@ -285,12 +357,8 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, const tor
   const auto pos = position_ids.flatten();
   const auto cos = rope_cos.index_select(0, pos).view({B, 1, T, -1}).to(compute_dtype);  // (B, 1, T, D/2)
   const auto sin = rope_sin.index_select(0, pos).view({B, 1, T, -1}).to(compute_dtype);
-  torch::Tensor mask;  // packed rows: attend only within the same example, causally
-  if (segment_ids.defined()) {
-    const auto same = segment_ids.unsqueeze(2).eq(segment_ids.unsqueeze(1));  // (B, T, T)
-    const auto causal = torch::ones({T, T}, torch::dtype(torch::kBool).device(x.device())).tril();
-    mask = same.logical_and(causal).unsqueeze(1);  // (B, 1, T, T)
-  }
+  // Packed rows: attend only within the same example, causally.
+  const auto mask = segment_ids.defined() ? attention_layout(segment_ids) : torch::Tensor();
   // With rows, the last block keeps only what the loss needs: attention runs
   // over every position (the keys and values are needed anyway), then its
   // output projection and the MLP only at the selected rows.

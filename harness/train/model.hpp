@@ -39,7 +39,8 @@ struct AttentionImpl : torch::nn::Module {
   // The output projection of y (N, H*D) -> (N, C).
   torch::Tensor output(const torch::Tensor& y);
   // x (B, T, C); cos/sin (B, 1, T, D/2); mask: undefined = plain causal, else
-  // (B, 1, T, T) bool where true means "may attend". Returns (B, T, C), or
+  // attention_layout(segment_ids): a (B, 1, T, T) bool where true means "may
+  // attend", or on LibTorch 1.13 the (S, 4) table of example runs. Returns (B, T, C), or
   // (N, C) at `rows` ((N) flat positions into B*T) when given.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask, const torch::Tensor& rows = {});
@@ -83,6 +84,12 @@ struct BlockImpl : torch::nn::Module {
   Mlp mlp;
 };
 TORCH_MODULE(Block);
+
+// What attention reads of packed rows whose segment_ids (B, T) name each
+// position's example (-1: padding): the (B, 1, T, T) bool mask, or on
+// LibTorch 1.13 on the CPU the (S, 4) table of example runs (row, start,
+// length, is_padding), attended one example at a time.
+torch::Tensor attention_layout(const torch::Tensor& segment_ids);
 
 // block(x, ...) without keeping the block's activations: only its input is
 // saved, and backward runs the block again (with the dropout RNG state of

@@ -66,6 +66,53 @@ TEST_CASE("packed examples never see each other", "[fast][model][packing]") {
   CHECK(p1.label_role[0][first_b - 1].item<int>() == static_cast<int>(Role::kEos));
 }
 
+TEST_CASE("a packed row computes, and back-propagates, what each example computes alone",
+          "[fast][model][packing]") {
+  // Grouped-query heads (4 query heads on 2 key/value heads) and a padded
+  // tail: the packed layout (attention_layout: one attention per example on
+  // LibTorch 1.13, the block mask on 2.x) against each example run by itself
+  // as a plain causal sequence, where neither is used.
+  ModelConfig mc = tiny_model();
+  mc.n_layers = 2;
+  mc.n_heads = 4;
+  mc.n_kv_heads = 2;
+  Transformer m(mc, 259);
+  m->initialize(8);
+  const auto a = test::byte_example("reverse abcdef", "fedcba");
+  const auto b = test::byte_example("add 12+5", "17");
+  const auto c = test::byte_example("count 3 to 9", "3 4 5 6 7 8 9");
+  const std::vector<const TokenizedExample*> examples{&a, &b, &c};
+  const Batch packed = make_packed_batch(examples, 256, 64);
+  REQUIRE(packed.segment_ids.eq(-1).any().item<bool>());  // some padding
+  REQUIRE(packed.input_ids.size(0) < 3);                   // some row holds two examples
+  const auto h = m->forward(packed.input_ids, packed.position_ids, packed.segment_ids);  // (B, T, C)
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(4);
+  const auto w = torch::empty(h.sizes()).normal_(0, 1, gen);
+  const auto real = packed.segment_ids.ge(0).unsqueeze(-1).to(torch::kFloat);  // padding carries nothing
+  m->zero_grad();
+  (h * w * real).sum().backward();
+  std::vector<torch::Tensor> packed_grads;
+  for (auto& p : m->parameters()) packed_grads.push_back(p.grad().clone());
+
+  m->zero_grad();
+  const auto seg = packed.segment_ids.flatten();
+  const auto flat_h = h.detach().reshape({-1, h.size(-1)});
+  const auto flat_w = w.reshape({-1, w.size(-1)});
+  for (int64_t e = 0; e < 3; ++e) {
+    const auto at = seg.eq(e).nonzero().flatten();  // this example's flat positions, in order
+    const int64_t L = at.numel();
+    const auto ids = packed.input_ids.flatten().index_select(0, at).view({1, L});
+    const auto alone = m->forward(ids, torch::arange(L, torch::kLong).view({1, L}));  // (1, L, C)
+    CHECK(torch::allclose(alone[0].detach(), flat_h.index_select(0, at), 1e-5, 1e-5));
+    (alone[0] * flat_w.index_select(0, at)).sum().backward();  // gradients accumulate over the examples
+  }
+  size_t i = 0;
+  for (auto& p : m->parameters()) {
+    const double scale = packed_grads[i].abs().max().item<double>();
+    CHECK((p.grad() - packed_grads[i++]).abs().max().item<double>() <= 1e-5 * scale + 1e-9);
+  }
+}
+
 TEST_CASE("saved weights load back exactly, mismatches are named", "[fast][model]") {
   test::TempDir dir;
   Transformer a(tiny_model(), 259);
