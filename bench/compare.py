@@ -40,7 +40,8 @@ def trl_lines(work, lines):
     side for tokens/s, peak RSS of those rounds, and the loss agreement of
     every round (each round is the same job)."""
     rounds = sorted(d for d in os.listdir(work) if d.startswith("round"))
-    runs = [load(os.path.join(work, r, "masklab.json")) for r in rounds]
+    runs = [{"strategies": {spec: load(os.path.join(work, r, f"masklab.{label(spec)}.json"))["strategies"][spec]
+                            for spec in NAMES}} for r in rounds]
     entry = {"rounds": len(rounds), "masklab": {}, "trl": {}, "ratio": {}}
     ratios, parity = [], []
     for spec, short in NAMES.items():

@@ -8,7 +8,8 @@
 # Each side runs TRL_ROUNDS times, interleaved, and keeps its best tokens/s.
 #
 # usage: bench/trl.sh WORK_DIR      (bench/run.sh calls it; bench/compare.py reads WORK_DIR/trl)
-# TRL_STEPS timed steps after TRL_WARMUP untimed ones, TRL_BATCH examples a step.
+# TRL_STEPS timed steps after TRL_WARMUP untimed ones, TRL_BATCH examples a step,
+# TRL_STRATEGIES the strategies, TRL_FLAGS bench/trl_peer.py's settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MASKLAB=${MASKLAB:-./build/masklab}
@@ -16,6 +17,11 @@ STEPS=${TRL_STEPS:-4}
 WARMUP=${TRL_WARMUP:-2}
 ROUNDS=${TRL_ROUNDS:-2}
 BATCH=${TRL_BATCH:-8}
+STRATEGIES=${TRL_STRATEGIES:-completion_only full weighted:0.1}
+# TRL's fastest setting here that keeps the job identical (docs/performance.md,
+# "Against TRL's SFTTrainer"): padding-free batches. --compile measured slower:
+# every step's new length recompiles the model.
+TRL_FLAGS=${TRL_FLAGS---padding-free}
 work="$1/trl"
 python="$(scripts/python-env.sh bench)"
 # The checkpoint is the same bytes every time (seeded); keep it across runs.
@@ -25,15 +31,19 @@ if [ ! -f "$smol/model.safetensors" ]; then
 fi
 mkdir -p "$work"
 "$python" bench/make_trl_job.py "$work/data"
-echo "trl: SmolLM-135M shape, batch $BATCH of real-length examples, $ROUNDS rounds of $STEPS steps"
+echo "trl: SmolLM-135M shape, batch $BATCH of real-length examples, $ROUNDS rounds of $STEPS steps, TRL settings: ${TRL_FLAGS:-none}"
+# One masklab process per strategy, as TRL runs one per strategy: each peak
+# RSS is that strategy's alone, not the largest of a process that ran them all.
 for round in $(seq 1 "$ROUNDS"); do
   dir="$work/round$round"
   mkdir -p "$dir"
-  "$MASKLAB" bench --steps "$STEPS" --warmup "$WARMUP" --decode-tokens 0 --export "$dir/export" \
-    --json "$dir/masklab.json" --set model.init_from="$smol" --set data.tokenizer=byte \
-    --set data.train="$work/data/train.jsonl" --set data.eval="$work/data/eval.jsonl" \
-    --set train.batch_size="$BATCH" --set train.lr=3e-4 --set train.warmup_steps=1 | tail -n 1
-  for strategy_dir in "$dir"/export/*/; do
-    "$python" bench/trl_peer.py "$strategy_dir" --out "$strategy_dir/trl.json" > /dev/null
+  for spec in $STRATEGIES; do
+    label=$(printf '%s' "$spec" | tr -c 'A-Za-z0-9.' '_')
+    "$MASKLAB" bench --strategies "$spec" --steps "$STEPS" --warmup "$WARMUP" --decode-tokens 0 \
+      --export "$dir/export" --json "$dir/masklab.$label.json" --set model.init_from="$smol" --set data.tokenizer=byte \
+      --set data.train="$work/data/train.jsonl" --set data.eval="$work/data/eval.jsonl" \
+      --set train.batch_size="$BATCH" --set train.lr=3e-4 --set train.warmup_steps=1 | tail -n 1
+    # shellcheck disable=SC2086  # TRL_FLAGS is a list of flags
+    "$python" bench/trl_peer.py "$dir/export/$label" $TRL_FLAGS --out "$dir/export/$label/trl.json" > /dev/null
   done
 done

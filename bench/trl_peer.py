@@ -12,7 +12,7 @@ strategy as TRL expresses it:
                    the step's weight sum (masklab's step denominator)
 
 usage: trl_peer.py DIR/<strategy> [--model HF_DIR] [--out result.json]
-                   [--padding-free] [--compile] [--threads N]
+                   [--padding-free] [--compile] [--gradient-checkpointing] [--threads N]
 Run with the bench environment's python (scripts/python-env.sh bench).
 Prints a JSON result: per-step losses (unrounded), tokens/s (the tokens of
 the timed steps' examples, each counted len(ids) - 1 as masklab's bench
@@ -125,6 +125,9 @@ def main():
     parser.add_argument("--out", help="write the JSON result here too")
     parser.add_argument("--padding-free", action="store_true", help="SFTConfig(padding_free=True)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (torch_compile=True)")
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="SFTConfig(gradient_checkpointing=True), TRL's own default; off by default here, "
+                             "as masklab's model.checkpoint_activations is")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the job's train.threads)")
     args = parser.parse_args()
 
@@ -165,6 +168,7 @@ def main():
         max_grad_norm=t["grad_clip"] if t["grad_clip"] > 0 else 1e30,
         completion_only_loss=(kind == "completion_only"), padding_free=args.padding_free,
         max_length=None, packing=False, dataset_num_proc=None,
+        gradient_checkpointing=args.gradient_checkpointing,  # TRL defaults to True; the job is masklab's, without
         torch_compile=args.compile, use_cpu=True, bf16=False, fp16=False,
         train_sampling_strategy="sequential", shuffle_dataset=False,  # the job's order, not a shuffle
         remove_unused_columns=(kind != "weighted"),  # the weights column stays for the weighted loss
@@ -230,7 +234,8 @@ def main():
         "torch_threads": torch.get_num_threads(),
         "settings": {"trl": trl.__version__, "transformers": transformers.__version__, "torch": torch.__version__,
                      "attn_implementation": model.config._attn_implementation, "padding_free": args.padding_free,
-                     "torch_compile": args.compile, "loss": {"completion_only": "completion_only_loss=True",
+                     "torch_compile": args.compile,
+                     "gradient_checkpointing": args.gradient_checkpointing, "loss": {"completion_only": "completion_only_loss=True",
                                                             "full": "LM loss",
                                                             "weighted": "compute_loss override"}[kind]},
         "losses": losses,
