@@ -1,5 +1,7 @@
 // harness/train/model: the transformer's deterministic init, causality,
 // block-diagonal packing, saved weights, the last block at selected rows.
+#include <array>
+
 #include <catch2/catch.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -13,6 +15,27 @@ using namespace masklab;
 
 namespace {
 ModelConfig tiny_model() { return test::tiny_config().model; }
+
+// Three examples of different lengths, for the packing and row tests.
+std::array<TokenizedExample, 3> three_examples() {
+  return {test::byte_example("reverse abcdef", "fedcba"), test::byte_example("add 12+5", "17"),
+          test::byte_example("count 3 to 9", "3 4 5 6 7 8 9")};
+}
+
+std::vector<torch::Tensor> gradients_of(Transformer& m) {
+  std::vector<torch::Tensor> grads;
+  for (auto& p : m->parameters()) grads.push_back(p.grad().clone());
+  return grads;
+}
+
+// Another order of the same float operations: equal up to rounding, relative to each gradient's scale.
+void check_gradients_equal(Transformer& m, const std::vector<torch::Tensor>& expected) {
+  size_t i = 0;
+  for (auto& p : m->parameters()) {
+    const double scale = expected[i].abs().max().item<double>();
+    CHECK((p.grad() - expected[i++]).abs().max().item<double>() <= 1e-5 * scale + 1e-9);
+  }
+}
 }  // namespace
 
 TEST_CASE("initialization is a function of the seed alone", "[fast][model]") {
@@ -78,11 +101,8 @@ TEST_CASE("a packed row computes, and back-propagates, what each example compute
   mc.n_kv_heads = 2;
   Transformer m(mc, 259);
   m->initialize(8);
-  const auto a = test::byte_example("reverse abcdef", "fedcba");
-  const auto b = test::byte_example("add 12+5", "17");
-  const auto c = test::byte_example("count 3 to 9", "3 4 5 6 7 8 9");
-  const std::vector<const TokenizedExample*> examples{&a, &b, &c};
-  const Batch packed = make_packed_batch(examples, 256, 64);
+  const auto ex = three_examples();
+  const Batch packed = make_packed_batch({&ex[0], &ex[1], &ex[2]}, 256, 64);
   REQUIRE(packed.segment_ids.eq(-1).any().item<bool>());  // some padding
   REQUIRE(packed.input_ids.size(0) < 3);                   // some row holds two examples
   const auto h = m->forward(packed.input_ids, packed.position_ids, packed.segment_ids);  // (B, T, C)
@@ -91,8 +111,7 @@ TEST_CASE("a packed row computes, and back-propagates, what each example compute
   const auto real = packed.segment_ids.ge(0).unsqueeze(-1).to(torch::kFloat);  // padding carries nothing
   m->zero_grad();
   (h * w * real).sum().backward();
-  std::vector<torch::Tensor> packed_grads;
-  for (auto& p : m->parameters()) packed_grads.push_back(p.grad().clone());
+  const auto packed_grads = gradients_of(m);
 
   m->zero_grad();
   const auto seg = packed.segment_ids.flatten();
@@ -106,11 +125,7 @@ TEST_CASE("a packed row computes, and back-propagates, what each example compute
     CHECK(torch::allclose(alone[0].detach(), flat_h.index_select(0, at), 1e-5, 1e-5));
     (alone[0] * flat_w.index_select(0, at)).sum().backward();  // gradients accumulate over the examples
   }
-  size_t i = 0;
-  for (auto& p : m->parameters()) {
-    const double scale = packed_grads[i].abs().max().item<double>();
-    CHECK((p.grad() - packed_grads[i++]).abs().max().item<double>() <= 1e-5 * scale + 1e-9);
-  }
+  check_gradients_equal(m, packed_grads);
 }
 
 TEST_CASE("saved weights load back exactly, mismatches are named", "[fast][model]") {
@@ -141,12 +156,11 @@ TEST_CASE("the last block computed only at selected rows equals the full forward
   mc.n_layers = 2;
   Transformer m(mc, 259);
   m->initialize(9);
-  const auto a = test::byte_example("reverse abcdef", "fedcba");
-  const auto b = test::byte_example("add 12+5", "17");
-  const auto c = test::byte_example("count 3 to 9", "3 4 5 6 7 8 9");
+  const auto ex = three_examples();
+  const std::vector<const TokenizedExample*> examples{&ex[0], &ex[1], &ex[2]};
   for (bool packed : {false, true}) {
     INFO("packed " << packed);
-    const Batch batch = packed ? make_packed_batch({&a, &b, &c}, 256, 0) : make_padded_batch({&a, &b, &c}, 256);
+    const Batch batch = packed ? make_packed_batch(examples, 256, 0) : make_padded_batch(examples, 256);
     const auto seg = packed ? batch.segment_ids : torch::Tensor();
     // Completion positions, as completion_only selects them.
     const auto role = batch.label_role.flatten();
@@ -162,16 +176,10 @@ TEST_CASE("the last block computed only at selected rows equals the full forward
     const auto w = torch::empty({got.size(0), got.size(1)}).normal_(0, 1, gen);
     m->zero_grad();
     (expected * w).sum().backward();
-    std::vector<torch::Tensor> grads;
-    for (auto& p : m->parameters()) grads.push_back(p.grad().clone());
+    const auto grads = gradients_of(m);
     m->zero_grad();
     (m->forward(batch.input_ids, batch.position_ids, seg, rows) * w).sum().backward();
-    size_t i = 0;
-    for (auto& p : m->parameters()) {
-      // Another order of the same float operations: equal up to rounding, relative to the gradient's scale.
-      const double scale = grads[i].abs().max().item<double>();
-      CHECK((p.grad() - grads[i++]).abs().max().item<double>() <= 1e-5 * scale + 1e-9);
-    }
+    check_gradients_equal(m, grads);
   }
 }
 
