@@ -234,10 +234,9 @@ def main():
         "torch_threads": torch.get_num_threads(),
         "settings": {"trl": trl.__version__, "transformers": transformers.__version__, "torch": torch.__version__,
                      "attn_implementation": model.config._attn_implementation, "padding_free": args.padding_free,
-                     "torch_compile": args.compile,
-                     "gradient_checkpointing": args.gradient_checkpointing, "loss": {"completion_only": "completion_only_loss=True",
-                                                            "full": "LM loss",
-                                                            "weighted": "compute_loss override"}[kind]},
+                     "torch_compile": args.compile, "gradient_checkpointing": args.gradient_checkpointing,
+                     "loss": {"completion_only": "completion_only_loss=True", "full": "LM loss",
+                              "weighted": "compute_loss override"}[kind]},
         "losses": losses,
     }
     text = json.dumps(result, indent=2)
