@@ -116,16 +116,30 @@ std::int64_t largest_parameter(const ModelConfig& m, std::int64_t vocab) {
 }
 
 // fp32 values kept for backward per token of one block, read off
-// model.cpp's forward: the two norms (input, statistics, output), the qkv
-// projection, RoPE's halves and products for q and k, the attention output
-// and projection, the MLP's up projection and activation.
+// model.cpp's forward with the fused layers of fp32 (fused_layers.hpp): each
+// norm's input and statistic, q and k after RoPE and a copy of v, the
+// attention output (kept by attention and the output projection), and the
+// MLP's up projection (SwiGLU's input; GELU's input and output). A biased qkv
+// projection is composed (its norm's output and the projection's output kept
+// too), and so are Qwen3's per-head q/k norms.
 double block_values_per_token(const ModelConfig& m) {
   const double d = m.d_model, f = static_cast<double>(resolved_d_ff(m)), hd = static_cast<double>(resolved_head_dim(m));
   const double q = m.n_heads * hd, kv = resolved_kv_heads(m) * hd;
-  const double norms = 2 * 3 * d;
-  const double attention = (q + 2 * kv) + 3 * (q + kv) + 2 * q + 2 * d;
-  const double mlp = m.mlp == MlpKind::kSwiGLU ? 2 * f + 2 * f : 2 * f;
-  return norms + attention + mlp + d;
+  const double norms = 2 * (d + 1) + (m.attention_bias || m.qkv_bias ? 2 * d + q + 2 * kv : 0);
+  const double attention = (q + kv) + kv + q + (m.qk_norm ? 3 * (q + kv) : 0);
+  return norms + attention + 2 * f;
+}
+
+// Whether backward keeps each row's (H, T, T) attention probabilities: the
+// composed attention of LibTorch 2.x's fallback kernels, and on 1.13 the
+// per-example attention with dropout on them (without, it recomputes them).
+bool keeps_attention_probabilities(const ModelConfig& m) {
+#if TORCH_VERSION_MAJOR >= 2
+  (void)m;
+  return true;
+#else
+  return m.dropout > 0;
+#endif
 }
 
 std::int64_t round_up_8(std::int64_t n) { return (n + 7) / 8 * 8; }
@@ -167,7 +181,8 @@ MemoryEstimate estimate_peak_memory(const Config& config, const DataShape& data,
   const double tokens = config.data.packing ? std::max<double>(static_cast<double>(T), B * data.mean_train)
                                             : B * static_cast<double>(T);
   const double rows = std::ceil(tokens / static_cast<double>(T));
-  const double per_block = block_values_per_token(m) * tokens + 3 * rows * H * static_cast<double>(T * T);
+  const double probabilities = keeps_attention_probabilities(m) ? 3 * rows * H * static_cast<double>(T * T) : 0;
+  const double per_block = block_values_per_token(m) * tokens + probabilities;
   const double layers_kept = m.checkpoint_activations ? 1 : m.n_layers;
   const double head_rows = std::min<double>(tokens, static_cast<double>(resolve_chunk_size(config.loss.chunk_size, data.vocab)));
   const double lm_head = 4 * head_rows * static_cast<double>(data.vocab) + 2 * tokens * m.d_model +

@@ -14,6 +14,7 @@
 #include "harness/core/files.hpp"
 #include "harness/core/hashing.hpp"
 #include "harness/train/checkpoint.hpp"
+#include "harness/train/fused_layers.hpp"
 
 namespace masklab {
 
@@ -33,6 +34,11 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 }
 
 namespace {
+
+// fp32 activations take the fused layers (fused_layers.hpp), which compute
+// what the composed code does and keep less for backward; bf16 ones (CUDA)
+// keep the composed code, whose norms compute in fp32 from bf16 inputs.
+bool fused(const torch::Tensor& x) { return x.scalar_type() == torch::kFloat; }
 
 // RoPE, "rotate half" convention: the first and second halves of each head
 // are the real and imaginary parts. x (B, H, T, D); cos/sin (B, 1, T, D/2).
@@ -149,11 +155,16 @@ torch::Tensor attention_layout(const torch::Tensor& segment_ids) {
   return same.logical_and(causal).unsqueeze(1);  // (B, 1, T, T)
 }
 
-std::array<torch::Tensor, 3> AttentionImpl::project(const torch::Tensor& x, const torch::Tensor& cos,
-                                                    const torch::Tensor& sin) {
+std::array<torch::Tensor, 3> AttentionImpl::project(const torch::Tensor& x, RMSNormImpl& norm,
+                                                    const torch::Tensor& cos, const torch::Tensor& sin) {
   const int64_t B = x.size(0), T = x.size(1), H = n_heads, K = n_kv_heads, D = head_dim;
-  auto projected = qkv_bias.defined() ? torch::linear(x, qkv.to(x.scalar_type()), qkv_bias.to(x.scalar_type()))
-                                      : cast_linear(x, qkv);  // (B, T, H*D + 2*K*D)
+  // The bias rides on the GEMM (addmm), so a biased projection stays composed.
+  torch::Tensor projected;  // (B, T, H*D + 2*K*D)
+  if (qkv_bias.defined()) {
+    projected = torch::linear(norm.forward(x), qkv.to(x.scalar_type()), qkv_bias.to(x.scalar_type()));
+  } else {
+    projected = fused(x) ? rms_norm_linear(x, norm.weight, qkv, norm.eps) : cast_linear(norm.forward(x), qkv);
+  }
   // split (not selects): its backward is one cat, not three full-size zero tensors.
   const auto parts = projected.split_with_sizes({H * D, K * D, K * D}, -1);
   auto heads = [&](const torch::Tensor& t, int64_t n, RMSNorm& norm) {
@@ -173,14 +184,17 @@ torch::Tensor AttentionImpl::output(const torch::Tensor& y) {
                              : cast_linear(y, proj);
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                     const torch::Tensor& mask, const torch::Tensor& rows) {
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, RMSNormImpl& norm, const torch::Tensor& cos,
+                                     const torch::Tensor& sin, const torch::Tensor& mask, const torch::Tensor& rows) {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = n_heads, K = n_kv_heads, D = head_dim;
-  auto [q, k, v] = project(x, cos, sin);
+  auto [q, k, v] = project(x, norm, cos, sin);
   const double p = is_training() ? dropout : 0.0;
   torch::Tensor y;  // (B*T, H*D)
 #if TORCH_VERSION_MAJOR < 2
-  if (mask.defined() && mask.scalar_type() == torch::kLong) y = attend_runs(q, k, v, mask, p);
+  if (mask.defined() && mask.scalar_type() == torch::kLong) {
+    // Dropout on the probabilities needs them kept: the composed runs then.
+    y = fused(q) && p == 0 ? attend_runs_recomputing(q, k, v, mask) : attend_runs(q, k, v, mask, p);
+  }
 #endif
   if (!y.defined()) {
     if (K != H) {  // grouped-query attention: query head h reads key/value head h / (H/K)
@@ -195,11 +209,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   return rows.defined() ? y : y.view({B, T, C});
 }
 
-torch::Tensor AttentionImpl::forward_cached(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                            const torch::Tensor& mask, torch::Tensor& keys, torch::Tensor& values,
-                                            int64_t start) {
+torch::Tensor AttentionImpl::forward_cached(const torch::Tensor& x, RMSNormImpl& norm, const torch::Tensor& cos,
+                                            const torch::Tensor& sin, const torch::Tensor& mask, torch::Tensor& keys,
+                                            torch::Tensor& values, int64_t start) {
   const int64_t B = x.size(0), Tn = x.size(1), C = x.size(2), H = n_heads, K = n_kv_heads, D = head_dim;
-  const auto [q, k, v] = project(x, cos, sin);  // (B, H, Tn, D), (B, K, Tn, D) x2
+  const auto [q, k, v] = project(x, norm, cos, sin);  // (B, H, Tn, D), (B, K, Tn, D) x2
   keys.narrow(2, start, Tn).copy_(k);
   values.narrow(2, start, Tn).copy_(v);
   auto k_all = keys.narrow(2, 0, start + Tn);  // (B, K, S, D), S = start + Tn
@@ -218,15 +232,16 @@ MlpImpl::MlpImpl(int64_t d_model, int64_t d_ff, bool use_swiglu, double dropout_
   down = register_parameter("down", torch::empty({d_model, d_ff}));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = cast_linear(x, up);  // (B, T, 2F) or (B, T, F)
-  if (swiglu) {
+torch::Tensor MlpImpl::forward(const torch::Tensor& x, RMSNormImpl& norm) {
+  torch::Tensor h = fused(x) ? rms_norm_linear(x, norm.weight, up, norm.eps) : cast_linear(norm.forward(x), up);  // (..., 2F) or (..., F)
+  if (swiglu && fused(x)) {
+    h = swiglu_linear(h, down);  // (..., C)
+  } else if (swiglu) {
     const auto parts = h.chunk(2, -1);
-    h = torch::silu(parts[0]) * parts[1];  // (B, T, F)
+    h = cast_linear(torch::silu(parts[0]) * parts[1], down);  // (..., F) -> (..., C)
   } else {
-    h = torch::gelu(h);
+    h = cast_linear(torch::gelu(h), down);
   }
-  h = cast_linear(h, down);
   const double p = is_training() ? dropout : 0.0;
   return p > 0 ? torch::dropout(h, p, /*train=*/true) : h;
 }
@@ -240,15 +255,15 @@ BlockImpl::BlockImpl(const ModelConfig& c, int64_t d_ff)
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                  const torch::Tensor& mask, const torch::Tensor& rows) {
   const auto residual = rows.defined() ? x.reshape({-1, x.size(-1)}).index_select(0, rows) : x;  // (N, C) or (B, T, C)
-  auto h = residual + attn(norm1(x), cos, sin, mask, rows);
-  return h + mlp(norm2(h));
+  auto h = residual + attn->forward(x, *norm1, cos, sin, mask, rows);
+  return h + mlp->forward(h, *norm2);
 }
 
 torch::Tensor BlockImpl::forward_cached(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                         const torch::Tensor& mask, torch::Tensor& keys, torch::Tensor& values,
                                         int64_t start) {
-  const auto h = x + attn->forward_cached(norm1(x), cos, sin, mask, keys, values, start);
-  return h + mlp(norm2(h));
+  const auto h = x + attn->forward_cached(x, *norm1, cos, sin, mask, keys, values, start);
+  return h + mlp->forward(h, *norm2);
 }
 
 namespace {
@@ -358,7 +373,14 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, const tor
   const auto cos = rope_cos.index_select(0, pos).view({B, 1, T, -1}).to(compute_dtype);  // (B, 1, T, D/2)
   const auto sin = rope_sin.index_select(0, pos).view({B, 1, T, -1}).to(compute_dtype);
   // Packed rows: attend only within the same example, causally.
-  const auto mask = segment_ids.defined() ? attention_layout(segment_ids) : torch::Tensor();
+  auto mask = segment_ids.defined() ? attention_layout(segment_ids) : torch::Tensor();
+#if TORCH_VERSION_MAJOR < 2
+  // Unpacked rows on LibTorch 1.13: one run per row, so that they too take
+  // attend_runs (grouped-query heads without repeating k and v, and in fp32
+  // no probabilities kept for backward) rather than the composed attention.
+  // Evaluation and decoding keep the composed attention they are compared against.
+  if (!mask.defined() && input_ids.device().is_cpu() && is_training() && torch::GradMode::is_enabled()) mask = attention_layout(torch::zeros({B, T}, torch::kLong));
+#endif
   // With rows, the last block keeps only what the loss needs: attention runs
   // over every position (the keys and values are needed anyway), then its
   // output projection and the MLP only at the selected rows.

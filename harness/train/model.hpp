@@ -32,24 +32,28 @@ TORCH_MODULE(RMSNorm);
 
 struct AttentionImpl : torch::nn::Module {
   explicit AttentionImpl(const ModelConfig& config);
-  // q (B, H, T, D), k and v (B, K, T, D) of x (B, T, C): after q/k norm and
-  // RoPE, before grouped-query attention repeats k and v. Training's forward
-  // and the cached forward share it, so a cache holds exactly training's keys.
-  std::array<torch::Tensor, 3> project(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+  // q (B, H, T, D), k and v (B, K, T, D) of norm(x), x (B, T, C): after q/k
+  // norm and RoPE, before grouped-query attention repeats k and v. Training's
+  // forward and the cached forward share it, so a cache holds exactly
+  // training's keys.
+  std::array<torch::Tensor, 3> project(const torch::Tensor& x, RMSNormImpl& norm, const torch::Tensor& cos,
+                                       const torch::Tensor& sin);
   // The output projection of y (N, H*D) -> (N, C).
   torch::Tensor output(const torch::Tensor& y);
-  // x (B, T, C); cos/sin (B, 1, T, D/2); mask: undefined = plain causal, else
+  // Attention over norm(x), x (B, T, C) the block's input (the norm and the
+  // projection are one step: fused_layers.hpp); cos/sin (B, 1, T, D/2); mask: undefined = plain causal, else
   // attention_layout(segment_ids): a (B, 1, T, T) bool where true means "may
   // attend", or on LibTorch 1.13 the (S, 4) table of example runs. Returns (B, T, C), or
   // (N, C) at `rows` ((N) flat positions into B*T) when given.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+  torch::Tensor forward(const torch::Tensor& x, RMSNormImpl& norm, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask, const torch::Tensor& rows = {});
-  // Incremental decoding: x (B, Tn, C) of Tn new positions whose keys and
+  // Incremental decoding: norm(x), x (B, Tn, C), of Tn new positions whose keys and
   // values are written into slots [start, start + Tn) of keys/values
   // (B, K, capacity, D); the queries attend to slots [0, start + Tn) where
   // mask (B, 1, Tn, start + Tn) is true. Returns (B, Tn, C). No dropout.
-  torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                               const torch::Tensor& mask, torch::Tensor& keys, torch::Tensor& values, int64_t start);
+  torch::Tensor forward_cached(const torch::Tensor& x, RMSNormImpl& norm, const torch::Tensor& cos,
+                               const torch::Tensor& sin, const torch::Tensor& mask, torch::Tensor& keys,
+                               torch::Tensor& values, int64_t start);
   torch::Tensor qkv;       // (H*D + 2*K*D, C): q, k and v stacked (3C x C by default)
   torch::Tensor qkv_bias;  // (H*D + 2*K*D); undefined without model.attention_bias / model.qkv_bias
   torch::Tensor proj;      // (C, H*D)
@@ -62,7 +66,9 @@ TORCH_MODULE(Attention);
 
 struct MlpImpl : torch::nn::Module {
   MlpImpl(int64_t d_model, int64_t d_ff, bool swiglu, double dropout);
-  torch::Tensor forward(const torch::Tensor& x);  // (B, T, C) -> (B, T, C)
+  // The MLP of norm(x): (..., C) -> (..., C); in fp32 the norm with the up
+  // projection and SwiGLU with the down projection are one step each (fused_layers.hpp).
+  torch::Tensor forward(const torch::Tensor& x, RMSNormImpl& norm);
   torch::Tensor up;    // (2F, C) for SwiGLU (gate and value stacked), (F, C) for GELU
   torch::Tensor down;  // (C, F)
   bool swiglu;

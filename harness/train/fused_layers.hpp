@@ -1,0 +1,42 @@
+#pragma once
+// Pieces of a block whose backward is written out by hand, so that what they
+// keep for backward is only what cannot be recomputed for a pass or two of
+// elementwise work (docs/performance.md, "Where the memory goes at 135M").
+// Each computes the same forward, operation for operation, as the composed
+// code in model.cpp, and tests/train/test_fused_layers.cpp checks each
+// gradient against LibTorch's autograd through that composed code.
+//
+// Shape legend: N rows (tokens), C d_model, O output width, F d_ff,
+// B batch rows, T positions, H query heads, K key/value heads, D head width.
+
+namespace at {
+class Tensor;
+}
+namespace torch {
+using at::Tensor;
+}
+
+namespace masklab {
+
+// RMSNorm, then a linear layer without bias: (x · rstd(x) · gain) weightᵀ.
+// x (..., C), gain (C), weight (O, C) -> (..., O). Keeps x and one rstd per
+// row; the normalized x (the weight gradient's input) is recomputed in
+// backward, where autograd would keep it twice (the norm's output and the
+// projection's input) besides the norm's intermediates.
+torch::Tensor rms_norm_linear(const torch::Tensor& x, const torch::Tensor& gain, const torch::Tensor& weight,
+                              double eps);
+
+// SwiGLU, then the down projection: (silu(a) ⊙ u) weightᵀ where
+// gate_up = [a | u]. gate_up (..., 2F), weight (C, F) -> (..., C). Keeps
+// gate_up only; silu(a) ⊙ u is recomputed in backward.
+torch::Tensor swiglu_linear(const torch::Tensor& gate_up, const torch::Tensor& weight);
+
+// Causal attention within each example run of a packed batch, as
+// model.cpp's attend_runs computes it, keeping q, k, v and the output for
+// backward instead of every run's (H, L, L) probabilities: backward
+// recomputes one run's scores at a time. q (B, H, T, D), k and v (B, K, T, D),
+// runs attention_layout's (S, 4) table -> (B*T, H*D), zero at padding.
+torch::Tensor attend_runs_recomputing(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                      const torch::Tensor& runs);
+
+}  // namespace masklab
