@@ -34,6 +34,9 @@ mkdir -p "$work"
 echo "trl: SmolLM-135M shape, batch $BATCH of real-length examples, $ROUNDS rounds of $STEPS steps, TRL settings: ${TRL_FLAGS:-none}"
 # One masklab process per strategy, as TRL runs one per strategy: each peak
 # RSS is that strategy's alone, not the largest of a process that ran them all.
+# data.pack_len 2048 (the model's positions) is masklab's counterpart of TRL's
+# padding-free batches: a batch is one packed row, so neither side computes
+# padding (rows of the longest example would be 18% padding here).
 for round in $(seq 1 "$ROUNDS"); do
   dir="$work/round$round"
   mkdir -p "$dir"
@@ -42,7 +45,7 @@ for round in $(seq 1 "$ROUNDS"); do
     "$MASKLAB" bench --strategies "$spec" --steps "$STEPS" --warmup "$WARMUP" --decode-tokens 0 \
       --export "$dir/export" --json "$dir/masklab.$label.json" --set model.init_from="$smol" --set data.tokenizer=byte \
       --set data.train="$work/data/train.jsonl" --set data.eval="$work/data/eval.jsonl" \
-      --set train.batch_size="$BATCH" --set train.lr=3e-4 --set train.warmup_steps=1 | tail -n 1
+      --set train.batch_size="$BATCH" --set data.pack_len=2048 --set train.lr=3e-4 --set train.warmup_steps=1 | tail -n 1
     # shellcheck disable=SC2086  # TRL_FLAGS is a list of flags
     "$python" bench/trl_peer.py "$dir/export/$label" $TRL_FLAGS --out "$dir/export/$label/trl.json" > /dev/null
   done

@@ -14,7 +14,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libtorch-dev libopenblas0-pthread libgloo-dev
+  libtorch-dev libopenblas0-pthread libgloo-dev libjemalloc-dev
   libboost-program-options-dev libeigen3-dev libfmt-dev catch2
   nlohmann-json3-dev libyaml-cpp-dev libsentencepiece-dev libpcre2-dev libutf8proc-dev
   python3 python3-torch python3-scipy python3-pandas python3-numpy
