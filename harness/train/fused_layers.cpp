@@ -176,9 +176,27 @@ torch::Tensor swiglu_linear(const torch::Tensor& gate_up, const torch::Tensor& w
   return SwigluLinear::apply(gate_up, weight);
 }
 
-torch::Tensor attend_runs_recomputing(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                      const torch::Tensor& runs) {
-  return AttendRunsRecomputing::apply(q, k, v, runs);
+torch::Tensor attend_runs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                          const torch::Tensor& runs, double dropout) {
+  if (dropout == 0) return AttendRunsRecomputing::apply(q, k, v, runs);
+  // Dropout on the probabilities needs them kept: autograd through each run.
+  const int64_t H = q.size(1), D = q.size(3), K = k.size(1), G = H / K;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  const auto table = runs.accessor<int64_t, 2>();
+  CausalBiases biases(G, q.options());
+  std::vector<torch::Tensor> pieces;  // (L, H*D) per run, in order
+  for (int64_t r = 0; r < runs.size(0); ++r) {
+    const int64_t b = table[r][0], start = table[r][1], L = table[r][2];
+    if (table[r][3] != 0) {
+      pieces.push_back(torch::zeros({L, H * D}, q.options()));
+      continue;
+    }
+    const auto qs = q[b].narrow(1, start, L).reshape({K, G * L, D});
+    auto att = run_probabilities(qs, k[b].narrow(1, start, L), biases.of_length(L), scale);  // (K, G*L, L)
+    att = torch::dropout(att, dropout, /*train=*/true);
+    pieces.push_back(torch::bmm(att, v[b].narrow(1, start, L)).view({H, L, D}).transpose(0, 1).reshape({L, H * D}));
+  }
+  return torch::cat(pieces, 0);
 }
 
 }  // namespace masklab

@@ -31,12 +31,15 @@ torch::Tensor rms_norm_linear(const torch::Tensor& x, const torch::Tensor& gain,
 // gate_up only; silu(a) ⊙ u is recomputed in backward.
 torch::Tensor swiglu_linear(const torch::Tensor& gate_up, const torch::Tensor& weight);
 
-// Causal attention within each example run of a packed batch, as
-// model.cpp's attend_runs computes it, keeping q, k, v and the output for
-// backward instead of every run's (H, L, L) probabilities: backward
-// recomputes one run's scores at a time. q (B, H, T, D), k and v (B, K, T, D),
-// runs attention_layout's (S, 4) table -> (B*T, H*D), zero at padding.
-torch::Tensor attend_runs_recomputing(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                      const torch::Tensor& runs);
+// Causal attention within each example run of a packed batch (LibTorch
+// 1.13's attention: Σ L² scores instead of T² per row, no mask, the G query
+// heads of a key/value head as one batch entry of G·L rows, the scale and
+// the causal bias inside the score GEMM). Without dropout it keeps q, k, v
+// and the output for backward instead of every run's (H, L, L)
+// probabilities, recomputing one run's at a time; with dropout it keeps
+// them. q (B, H, T, D), k and v (B, K, T, D), runs attention_layout's
+// (S, 4) table -> (B*T, H*D), zero at padding.
+torch::Tensor attend_runs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                          const torch::Tensor& runs, double dropout);
 
 }  // namespace masklab

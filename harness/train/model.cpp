@@ -88,47 +88,6 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
 #endif
 }
 
-#if TORCH_VERSION_MAJOR < 2
-// Packed rows on LibTorch 1.13, which has no fused attention: each example
-// attends within itself only, one causal attention per example run, rather
-// than a (T, T) score matrix per row whose cross-example blocks are masked
-// away. Σ L² instead of T² scores (about half at two examples a row), no mask
-// to apply or to back-propagate, and grouped-query attention without
-// repeating k and v: the G query heads of a key/value head are one batch
-// entry of G·L rows. q (B, H, T, D), k and v (B, K, T, D); runs (S, 4) int64
-// rows of (row, start, length, is_padding) covering every position in order.
-// Returns (B*T, H*D); padding positions are zero (no real position attends
-// to them, and they carry no loss).
-torch::Tensor attend_runs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                          const torch::Tensor& runs, double dropout) {
-  const int64_t H = q.size(1), D = q.size(3), K = k.size(1), G = H / K;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  const auto table = runs.accessor<int64_t, 2>();
-  std::vector<torch::Tensor> pieces;
-  pieces.reserve(static_cast<size_t>(runs.size(0)));
-  std::vector<std::pair<int64_t, torch::Tensor>> causal_bias;  // by length: 0 on and below the diagonal, -inf above
-  for (int64_t r = 0; r < runs.size(0); ++r) {
-    const int64_t b = table[r][0], start = table[r][1], L = table[r][2];
-    if (table[r][3] != 0) {
-      pieces.push_back(torch::zeros({L, H * D}, q.options()));
-      continue;
-    }
-    const auto qs = q[b].narrow(1, start, L).reshape({K, G * L, D});  // (K, G*L, D): G query heads per kv head
-    const auto ks = k[b].narrow(1, start, L);                         // (K, L, D)
-    const auto vs = v[b].narrow(1, start, L);
-    auto found = std::find_if(causal_bias.begin(), causal_bias.end(), [&](const auto& e) { return e.first == L; });
-    if (found == causal_bias.end()) {
-      const auto bias = torch::full({L, L}, -std::numeric_limits<float>::infinity(), q.options()).triu(1);
-      found = causal_bias.insert(causal_bias.end(), {L, bias.repeat({G, 1})});  // (G*L, L)
-    }
-    // The scale and the causal bias ride on the score GEMM; neither needs a backward pass of its own.
-    auto att = torch::softmax(torch::baddbmm(found->second, qs, ks.transpose(1, 2), 1.0, scale), -1);  // (K, G*L, L)
-    if (dropout > 0) att = torch::dropout(att, dropout, /*train=*/true);
-    pieces.push_back(torch::bmm(att, vs).view({H, L, D}).transpose(0, 1).reshape({L, H * D}));  // (L, H*D)
-  }
-  return torch::cat(pieces, 0);
-}
-#endif
 
 }  // namespace
 
@@ -192,8 +151,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, RMSNormImpl& norm, 
   torch::Tensor y;  // (B*T, H*D)
 #if TORCH_VERSION_MAJOR < 2
   if (mask.defined() && mask.scalar_type() == torch::kLong) {
-    // Dropout on the probabilities needs them kept: the composed runs then.
-    y = fused(q) && p == 0 ? attend_runs_recomputing(q, k, v, mask) : attend_runs(q, k, v, mask, p);
+    y = attend_runs(q, k, v, mask, p);
   }
 #endif
   if (!y.defined()) {
@@ -379,7 +337,9 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, const tor
   // attend_runs (grouped-query heads without repeating k and v, and in fp32
   // no probabilities kept for backward) rather than the composed attention.
   // Evaluation and decoding keep the composed attention they are compared against.
-  if (!mask.defined() && input_ids.device().is_cpu() && is_training() && torch::GradMode::is_enabled()) mask = attention_layout(torch::zeros({B, T}, torch::kLong));
+  if (!mask.defined() && input_ids.device().is_cpu() && is_training() && torch::GradMode::is_enabled()) {
+    mask = attention_layout(torch::zeros({B, T}, torch::kLong));
+  }
 #endif
   // With rows, the last block keeps only what the loss needs: attention runs
   // over every position (the keys and values are needed anyway), then its

@@ -73,7 +73,7 @@ TEST_CASE("swiglu_linear's output and gradients are those of SwiGLU then a linea
   }
 }
 
-TEST_CASE("attend_runs_recomputing equals causal attention within each example, outputs and gradients",
+TEST_CASE("attend_runs without dropout equals causal attention within each example, outputs and gradients",
           "[fast][model]") {
   // Two rows of 9 positions: row 0 holds examples of 4 and 3 positions and
   // 2 of padding, row 1 one example of 9. 4 query heads over 2 key/value heads.
@@ -81,7 +81,7 @@ TEST_CASE("attend_runs_recomputing equals causal attention within each example, 
   const auto runs = torch::tensor({0, 0, 4, 0, 0, 4, 3, 0, 0, 7, 2, 1, 1, 0, 9, 0}, torch::kLong).view({-1, 4});
   auto leaves = random_leaves({{B, H, T, D}, {B, K, T, D}, {B, K, T, D}}, 7);
   const auto &q = leaves[0], &k = leaves[1], &v = leaves[2];
-  const auto fused = attend_runs_recomputing(q, k, v, runs);  // (B*T, H*D)
+  const auto fused = attend_runs(q, k, v, runs, /*dropout=*/0.0);  // (B*T, H*D)
   REQUIRE(fused.sizes() == torch::IntArrayRef{B * T, H * D});
 
   // Each example alone: softmax(q kᵀ / √D) v, causal, k and v repeated per
