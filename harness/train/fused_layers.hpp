@@ -3,8 +3,8 @@
 // keep for backward is only what cannot be recomputed for a pass or two of
 // elementwise work (docs/performance.md, "Where the memory goes at 135M").
 // Each computes the same forward, operation for operation, as the composed
-// code in model.cpp, and tests/train/test_fused_layers.cpp checks each
-// gradient against LibTorch's autograd through that composed code.
+// code it replaces, and tests/train/test_fused_layers.cpp checks each
+// output and gradient against LibTorch's autograd through composed code.
 //
 // Shape legend: N rows (tokens), C d_model, O output width, F d_ff,
 // B batch rows, T positions, H query heads, K key/value heads, D head width.
