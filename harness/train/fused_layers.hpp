@@ -31,8 +31,8 @@ torch::Tensor rms_norm_linear(const torch::Tensor& x, const torch::Tensor& gain,
 // gate_up only; silu(a) ⊙ u is recomputed in backward.
 torch::Tensor swiglu_linear(const torch::Tensor& gate_up, const torch::Tensor& weight);
 
-// Causal attention within each example run of a packed batch (LibTorch
-// 1.13's attention: Σ L² scores instead of T² per row, no mask, the G query
+// Causal attention within each example run of a packed batch (the CPU's
+// attention on both LibTorch versions: Σ L² scores instead of T² per row, no mask, the G query
 // heads of a key/value head as one batch entry of G·L rows, the scale and
 // the causal bias inside the score GEMM). Without dropout it keeps q, k, v
 // and the output for backward instead of every run's (H, L, L)

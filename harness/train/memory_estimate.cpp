@@ -130,16 +130,20 @@ double block_values_per_token(const ModelConfig& m) {
   return norms + attention + 2 * f;
 }
 
-// Whether backward keeps each row's (H, T, T) attention probabilities: the
-// composed attention of LibTorch 2.x's fallback kernels, and on 1.13 the
-// per-example attention with dropout on them (without, it recomputes them).
-bool keeps_attention_probabilities(const ModelConfig& m) {
+// Whether backward keeps each row's (H, T, T) attention probabilities. On
+// the CPU the per-example attention (packed rows on both LibTorch versions,
+// unpacked training rows on 1.13) keeps them only with dropout on them, and
+// recomputes them without. LibTorch 2.x's SDPA is counted as keeping them:
+// its CPU and fallback kernels may.
+bool keeps_attention_probabilities(const Config& config) {
+  const bool cpu = config.train.device.kind == DeviceKind::kCpu ||
+                   (config.train.device.kind == DeviceKind::kAuto && !torch::cuda::is_available());
 #if TORCH_VERSION_MAJOR >= 2
-  (void)m;
-  return true;
+  const bool per_example = cpu && config.data.packing;
 #else
-  return m.dropout > 0;
+  const bool per_example = cpu;
 #endif
+  return !per_example || config.model.dropout > 0;
 }
 
 std::int64_t round_up_8(std::int64_t n) { return (n + 7) / 8 * 8; }
@@ -181,7 +185,7 @@ MemoryEstimate estimate_peak_memory(const Config& config, const DataShape& data,
   const double tokens = config.data.packing ? std::max<double>(static_cast<double>(T), B * data.mean_train)
                                             : B * static_cast<double>(T);
   const double rows = std::ceil(tokens / static_cast<double>(T));
-  const double probabilities = keeps_attention_probabilities(m) ? 3 * rows * H * static_cast<double>(T * T) : 0;
+  const double probabilities = keeps_attention_probabilities(config) ? 3 * rows * H * static_cast<double>(T * T) : 0;
   const double per_block = block_values_per_token(m) * tokens + probabilities;
   const double layers_kept = m.checkpoint_activations ? 1 : m.n_layers;
   const double head_rows = std::min<double>(tokens, static_cast<double>(resolve_chunk_size(config.loss.chunk_size, data.vocab)));

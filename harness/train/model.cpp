@@ -92,7 +92,8 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
 }  // namespace
 
 torch::Tensor attention_layout(const torch::Tensor& segment_ids) {
-#if TORCH_VERSION_MAJOR < 2
+  // On the CPU both LibTorch versions attend one example at a time: Σ L²
+  // scores per row instead of the T² that 2.x's SDPA computes under a mask.
   if (segment_ids.device().is_cpu()) {
     const auto seg = segment_ids.to(torch::kLong).contiguous();
     const auto ids = seg.accessor<int64_t, 2>();
@@ -107,7 +108,6 @@ torch::Tensor attention_layout(const torch::Tensor& segment_ids) {
     }
     return torch::tensor(flat, torch::kLong).view({-1, 4});  // (S, 4)
   }
-#endif
   const int64_t T = segment_ids.size(1);
   const auto same = segment_ids.unsqueeze(2).eq(segment_ids.unsqueeze(1));  // (B, T, T)
   const auto causal = torch::ones({T, T}, torch::dtype(torch::kBool).device(segment_ids.device())).tril();
@@ -149,11 +149,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, RMSNormImpl& norm, 
   auto [q, k, v] = project(x, norm, cos, sin);
   const double p = is_training() ? dropout : 0.0;
   torch::Tensor y;  // (B*T, H*D)
-#if TORCH_VERSION_MAJOR < 2
-  if (mask.defined() && mask.scalar_type() == torch::kLong) {
-    y = attend_runs(q, k, v, mask, p);
-  }
-#endif
+  if (mask.defined() && mask.scalar_type() == torch::kLong) y = attend_runs(q, k, v, mask, p);
   if (!y.defined()) {
     if (K != H) {  // grouped-query attention: query head h reads key/value head h / (H/K)
       k = k.repeat_interleave(H / K, /*dim=*/1);

@@ -43,7 +43,7 @@ struct AttentionImpl : torch::nn::Module {
   // Attention over norm(x), x (B, T, C) the block's input (the norm and the
   // projection are one step: fused_layers.hpp); cos/sin (B, 1, T, D/2); mask: undefined = plain causal, else
   // attention_layout(segment_ids): a (B, 1, T, T) bool where true means "may
-  // attend", or on LibTorch 1.13 the (S, 4) table of example runs. Returns (B, T, C), or
+  // attend", or on the CPU the (S, 4) table of example runs. Returns (B, T, C), or
   // (N, C) at `rows` ((N) flat positions into B*T) when given.
   torch::Tensor forward(const torch::Tensor& x, RMSNormImpl& norm, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask, const torch::Tensor& rows = {});
@@ -92,9 +92,9 @@ struct BlockImpl : torch::nn::Module {
 TORCH_MODULE(Block);
 
 // What attention reads of packed rows whose segment_ids (B, T) name each
-// position's example (-1: padding): the (B, 1, T, T) bool mask, or on
-// LibTorch 1.13 on the CPU the (S, 4) table of example runs (row, start,
-// length, is_padding), attended one example at a time.
+// position's example (-1: padding): the (B, 1, T, T) bool mask, or on the
+// CPU the (S, 4) table of example runs (row, start, length, is_padding),
+// attended one example at a time.
 torch::Tensor attention_layout(const torch::Tensor& segment_ids);
 
 // block(x, ...) without keeping the block's activations: only its input is

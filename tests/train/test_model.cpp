@@ -93,8 +93,8 @@ TEST_CASE("a packed row computes, and back-propagates, what each example compute
           "[fast][model][packing]") {
   // Grouped-query heads (4 query heads on 2 key/value heads) and a padded
   // tail: the packed layout (attention_layout: one attention per example on
-  // LibTorch 1.13, the block mask on 2.x) against each example run by itself
-  // as a plain causal sequence, where neither is used.
+  // the CPU) against each example run by itself as a plain causal sequence
+  // (on LibTorch 2.x its SDPA, on 1.13 one run per row).
   ModelConfig mc = tiny_model();
   mc.n_layers = 2;
   mc.n_heads = 4;
